@@ -1,0 +1,167 @@
+"""Exact per-dimension access statistics over uniformly random positions.
+
+A box of ``extent`` elements placed at a uniformly random start ``p`` in
+``[0, n - extent]`` along one dimension of size ``n``, chunked by ``chunk`` and
+grouped into shards of ``shard`` (a multiple of ``chunk``; ``shard == chunk`` when
+unsharded), touches some chunks and shards. Everything the cost model needs is an
+expectation of a per-position count, and because the access pattern of a box only
+depends on ``p mod shard``, each expectation is a sum over one period — exact, and
+``O(shard)`` rather than ``O(n)``.
+
+Across dimensions positions are independent, and the chunks (or shards) a box
+touches are the Cartesian product of the per-dimension sets, so expectations of
+counts multiply. That is why per-dimension statistics are enough.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["DimAccess", "append_access", "dim_access", "expected_chunks_touched"]
+
+
+@dataclass(frozen=True, slots=True)
+class DimAccess:
+    """Expected counts along one dimension for a box at a random position.
+
+    Attributes
+    ----------
+    chunks
+        Chunks (inner chunks, when sharded) touched.
+    complete_chunks
+        Touched chunks that the box covers entirely (no read-modify-write on write).
+    shards
+        Shards touched (equals ``chunks`` when unsharded).
+    total_shards
+        Touched shards all of whose inner chunks are touched along this dim; zarr-python
+        reads such a shard with one request (when total along every dim).
+    chunks_in_total
+        Inner chunks that lie in total shards.
+    max_per_shard
+        The largest number of inner chunks touched in one shard: the length of
+        zarr-python's sequential chain of inner-chunk requests.
+    """
+
+    chunks: float
+    complete_chunks: float
+    shards: float
+    total_shards: float
+    chunks_in_total: float
+    max_per_shard: float
+
+
+def _floor_sum(count: int, offset: int, chunk: int) -> int:
+    """``sum(floor((q + offset) / chunk) for q in range(count))`` in O(1)."""
+
+    def prefix(m: int) -> int:  # sum of floor(q / chunk) for q in [0, m)
+        t, r = divmod(m, chunk)
+        return chunk * t * (t - 1) // 2 + r * t
+
+    return prefix(count + offset) - prefix(offset)
+
+
+def expected_chunks_touched(n: int, extent: int, chunk: int) -> float:
+    """Exact expected number of chunks a random box of ``extent`` touches along a dim.
+
+    Parameters
+    ----------
+    n
+        Dimension size, elements.
+    extent
+        Box size, elements (``1 <= extent <= n``).
+    chunk
+        Chunk size, elements.
+
+    Returns
+    -------
+    float
+        ``mean over p in [0, n - extent] of (floor((p + extent - 1) / chunk) - floor(p / chunk) + 1)``;
+        about ``1 + (extent - 1) / chunk``, and never more than the chunks in the dim.
+    """
+    _check(n, extent, chunk, chunk)
+    positions = n - extent + 1
+    total = _floor_sum(positions, extent - 1, chunk) - _floor_sum(positions, 0, chunk) + positions
+    return total / positions
+
+
+def _check(n: int, extent: int, chunk: int, shard: int) -> None:
+    if not (1 <= extent <= n):
+        raise ValueError(f"extent {extent} must lie in [1, {n}]")
+    if chunk < 1 or shard < chunk or shard % chunk:
+        raise ValueError(f"shard {shard} must be a positive multiple of chunk {chunk}")
+
+
+def _per_position(starts: np.ndarray, extent: int, chunk: int, shard: int) -> np.ndarray:
+    """Counts for boxes starting at ``starts``; rows as in :class:`DimAccess`."""
+    cps = shard // chunk
+    last = starts + extent - 1
+    first_chunk, last_chunk = starts // chunk, last // chunk
+    first_shard, last_shard = starts // shard, last // shard
+    n_chunks = last_chunk - first_chunk + 1
+    n_shards = last_shard - first_shard + 1
+    first_complete = (starts % chunk) == 0
+    last_complete = ((last + 1) % chunk) == 0
+    single = n_chunks == 1
+    partial = np.where(single, (~(first_complete & last_complete)).astype(np.int64),
+                       (~first_complete).astype(np.int64) + (~last_complete).astype(np.int64))
+    complete = n_chunks - partial
+    multi = n_shards >= 2
+    in_first = np.where(multi, (first_shard + 1) * cps - first_chunk, n_chunks)
+    in_last = np.where(multi, last_chunk - last_shard * cps + 1, 0)
+    middle = np.maximum(n_shards - 2, 0)
+    first_total = in_first == cps
+    last_total = multi & (in_last == cps)
+    total = first_total.astype(np.int64) + last_total.astype(np.int64) + middle
+    in_total = first_total * in_first + last_total * in_last + middle * cps
+    max_per = np.maximum(np.maximum(in_first, in_last), np.where(n_shards >= 3, cps, 0))
+    return np.stack([n_chunks, complete, n_shards, total, in_total, max_per]).astype(np.float64)
+
+
+@lru_cache(maxsize=65536)
+def _period_sums(extent: int, chunk: int, shard: int, count: int) -> tuple[float, ...]:
+    """Sums of the per-position counts over starts ``0 .. count-1`` (``count <= shard``)."""
+    return tuple(_per_position(np.arange(count, dtype=np.int64), extent, chunk, shard).sum(axis=1))
+
+
+@lru_cache(maxsize=65536)
+def dim_access(n: int, extent: int, chunk: int, shard: int | None = None) -> DimAccess:
+    """Exact expected access counts along one dim (see :class:`DimAccess`).
+
+    Parameters
+    ----------
+    n
+        Dimension size, elements.
+    extent
+        Box size, elements, ``1 <= extent <= n``.
+    chunk
+        Chunk (inner chunk) size, elements.
+    shard
+        Shard size, elements, a multiple of ``chunk``; ``None`` when unsharded.
+    """
+    shard = chunk if shard is None else shard
+    _check(n, extent, chunk, shard)
+    positions = n - extent + 1
+    periods, rest = divmod(positions, shard)
+    sums = np.zeros(6)
+    if periods:
+        sums += periods * np.asarray(_period_sums(extent, chunk, shard, shard))
+    if rest:
+        sums += np.asarray(_period_sums(extent, chunk, shard, rest))
+    return DimAccess(*(float(v) for v in sums / positions))
+
+
+@lru_cache(maxsize=65536)
+def append_access(size: int, chunk: int, shard: int | None = None) -> DimAccess:
+    """Expected counts along the growing dim for an append of ``size`` elements.
+
+    The current length is taken as uniformly distributed relative to the shard grid,
+    which is the long-run average over many appends.
+    """
+    shard = chunk if shard is None else shard
+    if size < 1 or chunk < 1 or shard % chunk:
+        raise ValueError("append size and chunk must be positive; shard a multiple of chunk")
+    sums = np.asarray(_period_sums(size, chunk, shard, shard))
+    return DimAccess(*(float(v) for v in sums / shard))
