@@ -1,3 +1,24 @@
-"""chunkwise: which chunks, shards and codecs should this Zarr array use?"""
+"""chunkwise: which chunks, shards and codecs should this Zarr array use?
+
+Measure first, model the cost, recommend with reasons. The public API:
+
+* :func:`advise` — ranked layouts with predicted costs and a rationale.
+"""
+
+from chunkwise.api import advise, problem
+from chunkwise.errors import ChunkwiseError, ConstraintError, MissingDependencyError, SpecError
+from chunkwise.plan.advice import Advice, Recommendation
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Advice",
+    "ChunkwiseError",
+    "ConstraintError",
+    "MissingDependencyError",
+    "Recommendation",
+    "SpecError",
+    "__version__",
+    "advise",
+    "problem",
+]

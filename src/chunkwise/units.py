@@ -93,7 +93,7 @@ def parse_bytes(value: str | int | float, *, what: str = "byte size") -> int:
     result = number * _BYTE_UNITS[unit]
     if result < 0 or not math.isfinite(result):
         raise SpecError(f"{what} {value!r} must be a finite, non-negative size.")
-    return int(round(result))
+    return round(result)
 
 
 def parse_duration(value: str | int | float, *, what: str = "duration") -> float:

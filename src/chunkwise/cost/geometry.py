@@ -105,8 +105,11 @@ def _per_position(starts: np.ndarray, extent: int, chunk: int, shard: int) -> np
     first_complete = (starts % chunk) == 0
     last_complete = ((last + 1) % chunk) == 0
     single = n_chunks == 1
-    partial = np.where(single, (~(first_complete & last_complete)).astype(np.int64),
-                       (~first_complete).astype(np.int64) + (~last_complete).astype(np.int64))
+    partial = np.where(
+        single,
+        (~(first_complete & last_complete)).astype(np.int64),
+        (~first_complete).astype(np.int64) + (~last_complete).astype(np.int64),
+    )
     complete = n_chunks - partial
     multi = n_shards >= 2
     in_first = np.where(multi, (first_shard + 1) * cps - first_chunk, n_chunks)

@@ -142,7 +142,9 @@ class OpCost:
 
     def item(self) -> dict[str, float]:
         """Scalar form (for a one-layout grid), including ``seconds``."""
-        out = {name: float(np.asarray(getattr(self, name)).reshape(-1)[0]) for name in _OPCOST_FIELDS}
+        out = {
+            name: float(np.asarray(getattr(self, name)).reshape(-1)[0]) for name in _OPCOST_FIELDS
+        }
         out["seconds"] = float(np.asarray(self.seconds).reshape(-1)[0])
         return out
 
@@ -225,9 +227,10 @@ def _read_box(t: _Terms, op: Operation) -> OpCost:
         if t.reader.sequential_inner_reads:
             # zarr-python: index, then inner chunks one after another; shards concurrently.
             chain_requests = some_partial * (1.0 + longest) + (1.0 - some_partial)
-            chain_bytes = some_partial * (t.index_bytes + longest * t.chunk_stored) + (
-                1.0 - some_partial
-            ) * t.shard_stored
+            chain_bytes = (
+                some_partial * (t.index_bytes + longest * t.chunk_stored)
+                + (1.0 - some_partial) * t.shard_stored
+            )
             waves = _waves(shards, t.conc)
             latency_s = waves * chain_requests * t.latency
             io = latency_s + waves * chain_bytes / t.stream
@@ -236,7 +239,9 @@ def _read_box(t: _Terms, op: Operation) -> OpCost:
             first = some_partial * _waves(partial, t.conc)
             second_n = total + inner
             second = _waves(second_n, t.conc)
-            mean_bytes = (total * t.shard_stored + inner * t.chunk_stored) / np.maximum(second_n, 1e-12)
+            mean_bytes = (total * t.shard_stored + inner * t.chunk_stored) / np.maximum(
+                second_n, 1e-12
+            )
             latency_s = (first + second) * t.latency
             io = latency_s + first * t.index_bytes / t.stream + second * mean_bytes / t.stream
         transfer_s = t.io_floor(io, fetched) - latency_s
@@ -268,10 +273,14 @@ def _read_points(t: _Terms, op: Operation) -> OpCost:
         fetched = distinct * t.chunk_stored
         waves = _waves(requests, t.conc)
         latency_s = waves * t.latency
-        transfer_s = t.io_floor(waves * (t.latency + t.chunk_stored / t.stream), fetched) - latency_s
+        transfer_s = (
+            t.io_floor(waves * (t.latency + t.chunk_stored / t.stream), fetched) - latency_s
+        )
         cpu = distinct * t.reader.per_chunk_cpu_s
     else:
-        shards = n_objects * -np.expm1(op.count * np.log1p(-1.0 / np.maximum(n_objects, 1.0 + 1e-12)))
+        shards = n_objects * -np.expm1(
+            op.count * np.log1p(-1.0 / np.maximum(n_objects, 1.0 + 1e-12))
+        )
         shards = np.where(n_objects <= 1, 1.0, shards)
         per_shard = distinct / shards
         requests = shards + distinct
@@ -283,7 +292,11 @@ def _read_points(t: _Terms, op: Operation) -> OpCost:
         else:
             rounds = waves + _waves(distinct, t.conc)
             latency_s = rounds * t.latency
-            io = latency_s + waves * t.index_bytes / t.stream + _waves(distinct, t.conc) * t.chunk_stored / t.stream
+            io = (
+                latency_s
+                + waves * t.index_bytes / t.stream
+                + _waves(distinct, t.conc) * t.chunk_stored / t.stream
+            )
         transfer_s = t.io_floor(io, fetched) - latency_s
         cpu = (distinct + shards) * t.reader.per_chunk_cpu_s
     decoded = distinct * t.chunk_raw
@@ -438,7 +451,9 @@ class LayoutCost:
 
 def request_usd(cost: OpCost, storage: StorageProfile) -> Array:
     """Request price of one operation, US dollars."""
-    return (cost.get_requests * storage.get_usd_per_1000 + cost.put_requests * storage.put_usd_per_1000) / 1000
+    return (
+        cost.get_requests * storage.get_usd_per_1000 + cost.put_requests * storage.put_usd_per_1000
+    ) / 1000
 
 
 def estimate_layout(
@@ -473,7 +488,9 @@ def estimate_layout(
         weighted += op.weight * scalar["seconds"]
         usd += op.weight * scalar["usd"] * 1000
     foot = grid_footprint(grid, inputs, layout.metadata_objects())
-    objects = int(round(float(np.asarray(foot.data_objects).reshape(-1)[0]))) + layout.metadata_objects()
+    objects = (
+        round(float(np.asarray(foot.data_objects).reshape(-1)[0])) + layout.metadata_objects()
+    )
     stored = float(np.asarray(foot.stored_bytes).reshape(-1)[0])
     monthly = stored / 1e9 * inputs.storage.storage_usd_per_gb_month
     if not math.isfinite(weighted):  # pragma: no cover - guards against profile mistakes

@@ -32,20 +32,29 @@ class ArraySpec:
 
     @classmethod
     def create(
-        cls, shape: tuple[int, ...] | list[int], dtype: str, dims: tuple[str, ...] | list[str] | None = None
+        cls,
+        shape: tuple[int, ...] | list[int],
+        dtype: str,
+        dims: tuple[str, ...] | list[str] | None = None,
     ) -> ArraySpec:
         """Validate and normalize user input into an :class:`ArraySpec`."""
         if not isinstance(shape, list | tuple) or len(shape) == 0:
-            raise SpecError(f"array shape {shape!r} must be a non-empty list of sizes, like [184, 630, 630].")
+            raise SpecError(
+                f"array shape {shape!r} must be a non-empty list of sizes, like [184, 630, 630]."
+            )
         sizes: list[int] = []
         for size in shape:
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise SpecError(f"array shape {list(shape)!r} has size {size!r}; every size must be a positive integer.")
+                raise SpecError(
+                    f"array shape {list(shape)!r} has size {size!r}; every size must be a positive integer."
+                )
             sizes.append(int(size))
         try:
             np_dtype = np.dtype(dtype)
         except TypeError as exc:
-            raise SpecError(f"dtype {dtype!r} is not a NumPy data type; use a name like 'float32' or 'uint16'.") from exc
+            raise SpecError(
+                f"dtype {dtype!r} is not a NumPy data type; use a name like 'float32' or 'uint16'."
+            ) from exc
         if np_dtype.kind not in "biufc" or np_dtype.itemsize == 0:
             raise SpecError(
                 f"dtype {dtype!r} is not a fixed-size numeric type; chunkwise plans numeric arrays "
@@ -61,7 +70,9 @@ class ArraySpec:
                     "give one name per dimension."
                 )
             if len(set(names)) != len(names):
-                raise SpecError(f"dims {list(names)!r} repeat a name; dimension names must be unique.")
+                raise SpecError(
+                    f"dims {list(names)!r} repeat a name; dimension names must be unique."
+                )
         return cls(shape=tuple(sizes), dtype=np_dtype.name, dims=names)
 
     @property

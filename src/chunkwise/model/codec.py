@@ -31,6 +31,7 @@ Shuffle = Literal["noshuffle", "shuffle", "bitshuffle"]
 
 BLOSC_CNAMES = ("lz4", "lz4hc", "blosclz", "zstd", "zlib", "snappy")
 _SHUFFLES: tuple[Shuffle, ...] = ("noshuffle", "shuffle", "bitshuffle")
+_SHUFFLE_NAMES: dict[str, Shuffle] = {name: name for name in _SHUFFLES}
 _LEVEL_RANGE = {"blosc": (0, 9), "zstd": (-131072, 22), "gzip": (0, 9)}
 _DEFAULT_LEVEL = {"blosc": 5, "zstd": 3, "gzip": 6}
 _FORMS = "'blosc:zstd:5:shuffle', 'blosc:lz4:1:bitshuffle', 'zstd:3', 'gzip:6' or 'none'"
@@ -106,25 +107,33 @@ class CodecSpec:
         return {"id": "gzip", "level": self.level}
 
 
-def _make(kind: str, cname: str | None, level: int | None, shuffle: str | None, source: object) -> CodecSpec:
+def _make(
+    kind: str, cname: str | None, level: int | None, shuffle: str | None, source: object
+) -> CodecSpec:
     if kind not in ("blosc", "zstd", "gzip", "none"):
-        raise SpecError(f"codec {source!r} uses unknown compressor {kind!r}; write it like {_FORMS}.")
+        raise SpecError(
+            f"codec {source!r} uses unknown compressor {kind!r}; write it like {_FORMS}."
+        )
     if kind == "none":
         return CodecSpec("none")
     lvl = _DEFAULT_LEVEL[kind] if level is None else level
     low, high = _LEVEL_RANGE[kind]
     if not low <= lvl <= high:
-        raise SpecError(f"codec {source!r} has level {lvl}; {kind} levels run from {low} to {high}.")
+        raise SpecError(
+            f"codec {source!r} has level {lvl}; {kind} levels run from {low} to {high}."
+        )
     if kind == "blosc":
         cname = cname or "zstd"
         if cname not in BLOSC_CNAMES:
             raise SpecError(
                 f"codec {source!r} names Blosc compressor {cname!r}; use one of {', '.join(BLOSC_CNAMES)}."
             )
-        shuf = shuffle or "shuffle"
-        if shuf not in _SHUFFLES:
-            raise SpecError(f"codec {source!r} has shuffle {shuf!r}; use noshuffle, shuffle or bitshuffle.")
-        return CodecSpec("blosc", cname, lvl, shuf)  # type: ignore[arg-type]
+        shuf = _SHUFFLE_NAMES.get(shuffle or "shuffle")
+        if shuf is None:
+            raise SpecError(
+                f"codec {source!r} has shuffle {shuffle!r}; use noshuffle, shuffle or bitshuffle."
+            )
+        return CodecSpec("blosc", cname, lvl, shuf)
     return CodecSpec(kind, None, lvl, None)  # type: ignore[arg-type]
 
 
@@ -142,11 +151,15 @@ def _parse_short(text: str) -> CodecSpec:
         try:
             return int(token)
         except ValueError:
-            raise SpecError(f"codec {text!r} has level {token!r}, not an integer; write it like {_FORMS}.") from None
+            raise SpecError(
+                f"codec {text!r} has level {token!r}, not an integer; write it like {_FORMS}."
+            ) from None
 
     if kind == "blosc":
         if len(parts) > 4:
-            raise SpecError(f"codec {text!r} has too many parts; write it like 'blosc:zstd:5:shuffle'.")
+            raise SpecError(
+                f"codec {text!r} has too many parts; write it like 'blosc:zstd:5:shuffle'."
+            )
         cname = parts[1] if len(parts) > 1 else None
         level = level_of(parts[2]) if len(parts) > 2 else None
         shuffle = parts[3] if len(parts) > 3 else None
@@ -180,7 +193,11 @@ def _from_json_object(obj: Mapping[str, Any], source: object) -> CodecSpec | Non
         ident = str(obj["id"]).lower()
         if ident == "blosc":
             shuffle = obj.get("shuffle", 1)
-            shuf = _SHUFFLES[shuffle] if isinstance(shuffle, int) and 0 <= shuffle < 3 else str(shuffle)
+            shuf = (
+                _SHUFFLES[shuffle]
+                if isinstance(shuffle, int) and 0 <= shuffle < 3
+                else str(shuffle)
+            )
             return _make("blosc", obj.get("cname"), obj.get("clevel"), shuf, source)
         if ident in ("zstd", "gzip", "zlib"):
             return _make("gzip" if ident == "zlib" else ident, None, obj.get("level"), None, source)
@@ -215,14 +232,20 @@ def parse_codec(value: str | Mapping[str, Any] | Sequence[Any] | CodecSpec | Non
             try:
                 decoded = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise SpecError(f"codec {value!r} looks like JSON but does not parse: {exc.msg}.") from None
+                raise SpecError(
+                    f"codec {value!r} looks like JSON but does not parse: {exc.msg}."
+                ) from None
             return parse_codec(decoded)
         return _parse_short(text)
     if isinstance(value, Mapping):
         spec = _from_json_object(value, value)
         return spec if spec is not None else CodecSpec("none")
     if isinstance(value, Sequence):
-        found = [s for s in (_from_json_object(_as_mapping(v, value), value) for v in value) if s is not None]
+        found = [
+            s
+            for s in (_from_json_object(_as_mapping(v, value), value) for v in value)
+            if s is not None
+        ]
         if len(found) > 1:
             raise SpecError(
                 f"codec list {value!r} has {len(found)} compressors; chunkwise models one compressor per array."
@@ -233,7 +256,9 @@ def parse_codec(value: str | Mapping[str, Any] | Sequence[Any] | CodecSpec | Non
 
 def _as_mapping(item: object, source: object) -> Mapping[str, Any]:
     if not isinstance(item, Mapping):
-        raise SpecError(f"codec list {source!r} contains {item!r}, which is not a codec JSON object.")
+        raise SpecError(
+            f"codec list {source!r} contains {item!r}, which is not a codec JSON object."
+        )
     return item
 
 
@@ -263,9 +288,13 @@ class CodecProfile:
 
     def __post_init__(self) -> None:
         if not self.ratio > 0:
-            raise SpecError(f"codec ratio {self.ratio!r} must be positive (uncompressed / compressed bytes).")
+            raise SpecError(
+                f"codec ratio {self.ratio!r} must be positive (uncompressed / compressed bytes)."
+            )
         if not (self.encode_Bps > 0 and self.decode_Bps > 0):
-            raise SpecError("codec encode and decode throughputs must be positive bytes per second.")
+            raise SpecError(
+                "codec encode and decode throughputs must be positive bytes per second."
+            )
 
 
 _MB = 1e6
@@ -293,11 +322,17 @@ def default_codec_profile(codec: CodecSpec) -> CodecProfile:
         gain *= 1.0 + 0.03 * (codec.level - 5)
         if codec.level == 0:
             return CodecProfile(1.0, 3000 * _MB, 3000 * _MB)
-        enc_scale = 2.0 ** ((5 - codec.level) / 2.0) if codec.cname in ("zstd", "zlib", "lz4hc") else 1.0
+        enc_scale = (
+            2.0 ** ((5 - codec.level) / 2.0) if codec.cname in ("zstd", "zlib", "lz4hc") else 1.0
+        )
         return CodecProfile(1.0 + max(gain, 0.01), enc * enc_scale, dec)
     if codec.kind == "zstd":
         level = codec.level
         gain = 0.20 * (1.0 + 0.03 * (level - 3))
-        return CodecProfile(1.0 + max(gain, 0.01), 300 * _MB * 2.0 ** ((3 - level) / 2.0), 800 * _MB)
+        return CodecProfile(
+            1.0 + max(gain, 0.01), 300 * _MB * 2.0 ** ((3 - level) / 2.0), 800 * _MB
+        )
     gain = 0.25 * (1.0 + 0.02 * (codec.level - 6))
-    return CodecProfile(1.0 + max(gain, 0.01), 40 * _MB * 2.0 ** ((6 - codec.level) / 3.0), 250 * _MB)
+    return CodecProfile(
+        1.0 + max(gain, 0.01), 40 * _MB * 2.0 ** ((6 - codec.level) / 3.0), 250 * _MB
+    )

@@ -30,7 +30,11 @@ class ByteRange:
     max_bytes: int | None = None
 
     def __post_init__(self) -> None:
-        if self.min_bytes is not None and self.max_bytes is not None and self.min_bytes > self.max_bytes:
+        if (
+            self.min_bytes is not None
+            and self.max_bytes is not None
+            and self.min_bytes > self.max_bytes
+        ):
             raise SpecError(
                 f"byte range min {format_bytes(self.min_bytes)} exceeds max {format_bytes(self.max_bytes)}; "
                 "swap them or widen the range."
@@ -122,7 +126,9 @@ class Constraints:
         if raw is None:
             return cls()
         if not isinstance(raw, Mapping):
-            raise SpecError(f"constraints {raw!r} must be a mapping like {{zarr_format: 2, max_objects: 2000}}.")
+            raise SpecError(
+                f"constraints {raw!r} must be a mapping like {{zarr_format: 2, max_objects: 2000}}."
+            )
         known = {
             "zarr_format", "max_objects", "chunk_bytes", "shard_bytes", "object_bytes",
             "memory", "memory_per_task", "align_with", "dask_chunks", "fixed", "fixed_chunks",
@@ -143,7 +149,11 @@ class Constraints:
         ):
             raise SpecError(f"constraint max_objects {max_objects!r} must be a positive integer.")
         memory_raw = raw.get("memory_per_task", raw.get("memory"))
-        memory = None if memory_raw is None else parse_bytes(memory_raw, what="constraint memory_per_task")
+        memory = (
+            None
+            if memory_raw is None
+            else parse_bytes(memory_raw, what="constraint memory_per_task")
+        )
         align_raw = raw.get("align_with", raw.get("dask_chunks")) or {}
         fixed_raw = raw.get("fixed_chunks", raw.get("fixed")) or {}
         shards = raw.get("shards", True)
@@ -155,7 +165,8 @@ class Constraints:
             chunk_bytes=ByteRange.parse(raw.get("chunk_bytes"), "constraint chunk_bytes"),
             shard_bytes=ByteRange.parse(raw.get("shard_bytes"), "constraint shard_bytes"),
             object_bytes=(
-                None if raw.get("object_bytes") is None
+                None
+                if raw.get("object_bytes") is None
                 else ByteRange.parse(raw.get("object_bytes"), "constraint object_bytes")
             ),
             memory_bytes=memory,
@@ -181,7 +192,9 @@ class Constraints:
 
 def _mapping_of_dims(raw: object, what: str, array: ArraySpec) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
-        raise SpecError(f"constraint {what} {raw!r} must map dimension names to sizes, like {{{array.dims[0]}: 24}}.")
+        raise SpecError(
+            f"constraint {what} {raw!r} must map dimension names to sizes, like {{{array.dims[0]}: 24}}."
+        )
     return raw
 
 
@@ -208,12 +221,16 @@ def _parse_align(raw: object, array: ArraySpec) -> tuple[tuple[int, tuple[int, .
         n = array.shape[axis]
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             sizes = [min(value, n - start) for start in range(0, n, value)]
-        elif isinstance(value, list | tuple) and value and all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value
+        elif (
+            isinstance(value, list | tuple)
+            and value
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
         ):
             sizes = list(value)
         else:
-            raise SpecError(f"align_with {dim}={value!r} must be a Dask chunk size or a list of chunk sizes.")
+            raise SpecError(
+                f"align_with {dim}={value!r} must be a Dask chunk size or a list of chunk sizes."
+            )
         if sum(sizes) != n:
             raise SpecError(
                 f"align_with {dim} chunks sum to {sum(sizes)} but {dim} has {n} elements; "

@@ -64,7 +64,9 @@ class Layout:
         chunk_t = _check_shape(chunks, array, "chunks")
         for c, n, d in zip(chunk_t, array.shape, array.dims, strict=True):
             if c > n:
-                raise SpecError(f"chunks {list(chunk_t)!r}: {d}={c} is larger than the array ({n}); use at most {n}.")
+                raise SpecError(
+                    f"chunks {list(chunk_t)!r}: {d}={c} is larger than the array ({n}); use at most {n}."
+                )
         shard_t: tuple[int, ...] | None = None
         if shards is not None:
             if zarr_format == 2:
@@ -170,7 +172,9 @@ class Layout:
 
 def _check_shape(value: object, array: ArraySpec, what: str) -> tuple[int, ...]:
     if not isinstance(value, list | tuple):
-        raise SpecError(f"{what} {value!r} must be a list with one size per dimension {list(array.dims)!r}.")
+        raise SpecError(
+            f"{what} {value!r} must be a list with one size per dimension {list(array.dims)!r}."
+        )
     if len(value) != array.ndim:
         raise SpecError(
             f"{what} {list(value)!r} has {len(value)} sizes but the array has {array.ndim} dims "
@@ -179,6 +183,8 @@ def _check_shape(value: object, array: ArraySpec, what: str) -> tuple[int, ...]:
     out = []
     for size in value:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise SpecError(f"{what} {list(value)!r} has size {size!r}; every size must be a positive integer.")
+            raise SpecError(
+                f"{what} {list(value)!r} has size {size!r}; every size must be a positive integer."
+            )
         out.append(int(size))
     return tuple(out)

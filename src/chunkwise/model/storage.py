@@ -136,7 +136,9 @@ class StorageProfile:
         return replace(self, reader=reader)
 
 
-def _object_store(name: str, latency_s: float, get: float, put: float, gb_month: float) -> StorageProfile:
+def _object_store(
+    name: str, latency_s: float, get: float, put: float, gb_month: float
+) -> StorageProfile:
     return StorageProfile(
         name=name,
         kind="object",
@@ -155,11 +157,17 @@ def _object_store(name: str, latency_s: float, get: float, put: float, gb_month:
 
 STORAGE_PRESETS: dict[str, StorageProfile] = {
     # NVMe/SATA SSD through a local filesystem: the open/read syscalls dominate latency.
-    "local-ssd": StorageProfile("local-ssd", "filesystem", 0.1e-3, 2000 * _MB, 1500 * _MB, 64, 4 * KiB, 16 * KiB, 2 * GiB),
+    "local-ssd": StorageProfile(
+        "local-ssd", "filesystem", 0.1e-3, 2000 * _MB, 1500 * _MB, 64, 4 * KiB, 16 * KiB, 2 * GiB
+    ),
     # Spinning disk: every file is a seek.
-    "local-hdd": StorageProfile("local-hdd", "filesystem", 8e-3, 160 * _MB, 160 * _MB, 2, 4 * KiB, 1 * MiB, 2 * GiB),
+    "local-hdd": StorageProfile(
+        "local-hdd", "filesystem", 8e-3, 160 * _MB, 160 * _MB, 2, 4 * KiB, 1 * MiB, 2 * GiB
+    ),
     # Parallel filesystem (Lustre/GPFS): metadata round trips, large allocation blocks, inode quotas.
-    "hpc": StorageProfile("hpc", "filesystem", 2e-3, 3000 * _MB, 800 * _MB, 32, 64 * KiB, 1 * MiB, 2 * GiB),
+    "hpc": StorageProfile(
+        "hpc", "filesystem", 2e-3, 3000 * _MB, 800 * _MB, 32, 64 * KiB, 1 * MiB, 2 * GiB
+    ),
     # Cloud object stores, list prices of the standard/hot tier in one region.
     "s3": _object_store("s3", 20e-3, 0.0004, 0.005, 0.023),
     "gcs": _object_store("gcs", 30e-3, 0.0004, 0.005, 0.020),

@@ -80,7 +80,7 @@ class Operation:
     def describe(self) -> str:
         """A phrase for humans: 'XY planes (dims y, x)'."""
         if self.kind == "plane":
-            return f"{'/'.join(self.dims)} planes"
+            return f"planes across {', '.join(self.dims)}"
         if self.kind == "series":
             return f"series along {self.dims[0]}"
         if self.kind == "region":
@@ -95,7 +95,12 @@ class Operation:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description."""
-        out: dict[str, Any] = {"op": self.kind, "name": self.name, "weight": self.weight, "extent": list(self.extent)}
+        out: dict[str, Any] = {
+            "op": self.kind,
+            "name": self.name,
+            "weight": self.weight,
+            "extent": list(self.extent),
+        }
         if self.dims:
             out["dims"] = list(self.dims)
         if self.kind in ("point", "append"):
@@ -126,7 +131,9 @@ class Workload:
         """Normalize weights to sum to 1 and make names unique."""
         total = sum(op.weight for op in ops)
         if total <= 0:
-            raise SpecError("workload weights sum to 0; give at least one operation a positive weight.")
+            raise SpecError(
+                "workload weights sum to 0; give at least one operation a positive weight."
+            )
         seen: dict[str, int] = {}
         out: list[Operation] = []
         for op in ops:
@@ -136,9 +143,7 @@ class Workload:
                 name = f"{name}#{seen[name]}"
             else:
                 seen[name] = 1
-            out.append(
-                Operation(op.kind, name, op.weight / total, op.extent, op.dims, op.count)
-            )
+            out.append(Operation(op.kind, name, op.weight / total, op.extent, op.dims, op.count))
         return cls(tuple(out), preset)
 
     def to_list(self) -> list[dict[str, Any]]:
@@ -170,7 +175,9 @@ def _positive_int(value: object, what: str) -> int:
 
 def _parse_op(entry: Mapping[str, Any], array: ArraySpec) -> Operation:
     if not isinstance(entry, Mapping):
-        raise SpecError(f"workload entry {entry!r} must be a mapping like {{op: plane, dims: [y, x], weight: 1}}.")
+        raise SpecError(
+            f"workload entry {entry!r} must be a mapping like {{op: plane, dims: [y, x], weight: 1}}."
+        )
     kind = entry.get("op")
     if kind not in OP_KINDS:
         raise SpecError(f"workload op {kind!r} is unknown; use one of {', '.join(OP_KINDS)}.")
@@ -182,7 +189,12 @@ def _parse_op(entry: Mapping[str, Any], array: ArraySpec) -> Operation:
             f"it takes {', '.join(sorted(allowed))}."
         )
     weight = entry.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0 or not math.isfinite(weight):
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or weight < 0
+        or not math.isfinite(weight)
+    ):
         raise SpecError(f"{kind} op weight {weight!r} must be a non-negative number.")
     shape = array.shape
     name = entry.get("name")
@@ -190,17 +202,23 @@ def _parse_op(entry: Mapping[str, Any], array: ArraySpec) -> Operation:
     dims: tuple[str, ...] = ()
     if kind == "plane":
         if "dims" not in entry:
-            raise SpecError(f"plane op needs dims, the plane's dimensions, e.g. dims: {list(array.dims[-2:])}.")
+            raise SpecError(
+                f"plane op needs dims, the plane's dimensions, e.g. dims: {list(array.dims[-2:])}."
+            )
         dims = _dims_list(entry["dims"], "dims", kind, array)
         extent = tuple(n if d in dims else 1 for n, d in zip(shape, array.dims, strict=True))
         label = f"plane[{','.join(dims)}]"
     elif kind == "series":
         raw = entry.get("dim", entry.get("dims"))
         if raw is None:
-            raise SpecError(f"series op needs dim, the dimension it runs along, e.g. dim: {array.dims[0]}.")
+            raise SpecError(
+                f"series op needs dim, the dimension it runs along, e.g. dim: {array.dims[0]}."
+            )
         dims = _dims_list(raw, "dim", kind, array)
         if len(dims) != 1:
-            raise SpecError(f"series op runs along one dim; got {list(dims)!r}. Use a plane op for several.")
+            raise SpecError(
+                f"series op runs along one dim; got {list(dims)!r}. Use a plane op for several."
+            )
         extent = tuple(n if d == dims[0] else 1 for n, d in zip(shape, array.dims, strict=True))
         label = f"series[{dims[0]}]"
     elif kind == "region":
@@ -232,7 +250,9 @@ def _parse_op(entry: Mapping[str, Any], array: ArraySpec) -> Operation:
     elif kind == "append":
         raw = entry.get("dim")
         if raw is None:
-            raise SpecError(f"append op needs dim, the dimension that grows, e.g. dim: {array.dims[array.time_axis()]}.")
+            raise SpecError(
+                f"append op needs dim, the dimension that grows, e.g. dim: {array.dims[array.time_axis()]}."
+            )
         dims = _dims_list(raw, "dim", kind, array)
         if len(dims) != 1:
             raise SpecError(f"append op grows one dim; got {list(dims)!r}.")
@@ -263,7 +283,9 @@ def _preset_entries(name: str, array: ArraySpec) -> list[dict[str, Any]]:
     if name == "point-extraction":
         # A station: a short window of time at one location.
         window = min(array.shape[array.time_axis()], 24)
-        return [{"op": "region", "extent": {time: window, **{d: 1 for d in spatial}}, "weight": 1.0}]
+        return [
+            {"op": "region", "extent": {time: window, **{d: 1 for d in spatial}}, "weight": 1.0}
+        ]
     if name == "slice-viewer":
         # Scroll through planes of the last two dims; zoomed-in viewport tiles now and then.
         tile = {d: min(array.shape[array.axis(d)], 512) for d in plane}
@@ -277,13 +299,18 @@ def _preset_entries(name: str, array: ArraySpec) -> list[dict[str, Any]]:
         return [{"op": "region", "extent": box, "weight": 1.0}]
     if name == "ml-batch":
         # One training sample per read: dim 0 indexes samples, the rest is cropped to 256.
-        box = {dims[0]: 1, **{d: min(n, 256) for d, n in zip(dims[1:], array.shape[1:], strict=True)}}
+        box = {
+            dims[0]: 1,
+            **{d: min(n, 256) for d, n in zip(dims[1:], array.shape[1:], strict=True)},
+        }
         return [{"op": "region", "extent": box, "weight": 1.0, "name": "sample"}]
     if name == "full-volume":
         return [{"op": "scan", "weight": 0.8}, {"op": "write", "weight": 0.2}]
     if name == "archival":
         return [{"op": "write", "weight": 0.5}, {"op": "scan", "weight": 0.5}]
-    raise SpecError(f"workload preset {name!r} is unknown; use one of {', '.join(WORKLOAD_PRESETS)}.")
+    raise SpecError(
+        f"workload preset {name!r} is unknown; use one of {', '.join(WORKLOAD_PRESETS)}."
+    )
 
 
 WORKLOAD_PRESETS: dict[str, str] = {

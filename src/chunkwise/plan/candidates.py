@@ -35,7 +35,9 @@ def _aligned(value: int, n: int, g: int | None) -> bool:
     return g is None or g % value == 0 or value >= n
 
 
-def chunk_candidates(array: ArraySpec, workload: Workload, constraints: Constraints, axis: int) -> list[int]:
+def chunk_candidates(
+    array: ArraySpec, workload: Workload, constraints: Constraints, axis: int
+) -> list[int]:
     """Sorted candidate chunk sizes for ``axis`` (already respecting fixed sizes)."""
     n = array.shape[axis]
     for a, size in constraints.fixed_chunks:
@@ -82,6 +84,7 @@ def thin(values: list[int], keep: int, protected: Iterable[int] = ()) -> list[in
     guard = set(protected)
     while len(out) > max(keep, 1):
         candidates = [i for i in range(len(out)) if out[i] not in guard] or list(range(len(out)))
+
         # The value closest (in log scale) to its lower neighbour is the least informative.
         def gap(i: int) -> float:
             low = math.log(out[i - 1]) if i > 0 else -math.inf
@@ -103,7 +106,7 @@ def reference_chunks(array: ArraySpec, target_bytes: int) -> tuple[int, ...]:
     order = sorted(range(array.ndim), key=lambda a: array.shape[a])
     for i, axis in enumerate(order):
         edge = budget ** (1.0 / (array.ndim - i))
-        size = max(1, min(array.shape[axis], int(round(edge))))
+        size = max(1, min(array.shape[axis], round(edge)))
         chunks[axis] = size
         budget /= size
     return tuple(chunks)

@@ -165,7 +165,9 @@ def _evaluate(grid: Grid, codec: CodecSpec, ctx: _Context) -> _Evaluated:
         return ok
 
     masks["chunk_bytes"] = within(chunk_raw, c.chunk_bytes)
-    masks["shard_bytes"] = within(object_raw, c.shard_bytes) if grid.sharded else np.ones(shape, bool)
+    masks["shard_bytes"] = (
+        within(object_raw, c.shard_bytes) if grid.sharded else np.ones(shape, bool)
+    )
     masks["object_bytes"] = within(object_raw, ctx.object_range)
     masks["max_objects"] = (
         objects <= c.max_objects if c.max_objects is not None else np.ones(shape, dtype=bool)
@@ -176,7 +178,14 @@ def _evaluate(grid: Grid, codec: CodecSpec, ctx: _Context) -> _Evaluated:
     if codec.kind == "blosc":
         masks["blosc_limit"] = chunk_raw <= BLOSC_MAX_BYTES
     return _Evaluated(
-        grid, codec, weighted, objects, np.broadcast_to(foot.stored_bytes, shape), chunk_raw, object_raw, masks
+        grid,
+        codec,
+        weighted,
+        objects,
+        np.broadcast_to(foot.stored_bytes, shape),
+        chunk_raw,
+        object_raw,
+        masks,
     )
 
 
@@ -186,12 +195,16 @@ def _layout_at(ev: _Evaluated, flat: int, ctx: _Context) -> Candidate:
     chunks = tuple(p[0] for p in pairs)
     shards = tuple(int(p[1]) for p in pairs if p[1] is not None) if ev.grid.sharded else None
     layout = Layout.create(
-        ctx.array, chunks, shards=shards, codec=ev.codec, zarr_format=3 if ev.grid.sharded else ctx.zarr_format
+        ctx.array,
+        chunks,
+        shards=shards,
+        codec=ev.codec,
+        zarr_format=3 if ev.grid.sharded else ctx.zarr_format,
     )
     return Candidate(
         layout=layout,
         weighted_s=float(ev.weighted.flat[flat]),
-        objects=int(round(float(ev.objects.flat[flat]))),
+        objects=round(float(ev.objects.flat[flat])),
         stored_bytes=float(ev.stored.flat[flat]),
         chunk_bytes=int(ev.chunk_raw.flat[flat]),
         object_bytes=int(ev.object_raw.flat[flat]),
@@ -228,7 +241,9 @@ def _optimize(
         thinned[axis] = [p for p in thinned[axis] if p[0] * 10**9 + (p[1] or 0) in kept]
     first = evaluate(Grid(tuple(tuple(pl) for pl in thinned)))
     results = [first]
-    seeds = _best_indices(first, first.feasible(), 3) or _best_indices(first, np.ones_like(first.feasible()), 1)
+    seeds = _best_indices(first, first.feasible(), 3) or _best_indices(
+        first, np.ones_like(first.feasible()), 1
+    )
     for flat in seeds:
         where = np.unravel_index(flat, first.weighted.shape)
         chosen = [lists[a].index(thinned[a][int(i)]) for a, i in enumerate(where)]
@@ -236,13 +251,17 @@ def _optimize(
     return results
 
 
-def _descend(lists: Sequence[Pairs], chosen: list[int], evaluate: Callable[[Grid], _Evaluated]) -> list[_Evaluated]:
+def _descend(
+    lists: Sequence[Pairs], chosen: list[int], evaluate: Callable[[Grid], _Evaluated]
+) -> list[_Evaluated]:
     visited: list[_Evaluated] = []
     current = math.inf
     for _ in range(8):
         improved = False
         for axis in range(len(lists)):
-            grid = Grid(tuple(lists[a] if a == axis else (lists[a][chosen[a]],) for a in range(len(lists))))
+            grid = Grid(
+                tuple(lists[a] if a == axis else (lists[a][chosen[a]],) for a in range(len(lists)))
+            )
             ev = evaluate(grid)
             visited.append(ev)
             score = np.where(ev.feasible(), ev.weighted, np.inf).ravel()
@@ -319,13 +338,22 @@ class _Table:
         self.masks = {
             name: np.concatenate(
                 [
-                    (ev.masks[name] if name in ev.masks else np.ones(ev.weighted.shape, dtype=bool)).ravel()
+                    (
+                        ev.masks[name]
+                        if name in ev.masks
+                        else np.ones(ev.weighted.shape, dtype=bool)
+                    ).ravel()
                     for ev in evaluated
                 ]
             )
             for name in names
         }
-        self.owner = np.concatenate([np.full(ev.weighted.size, i) for i, ev in enumerate(evaluated)])
+        self.sharded = np.concatenate(
+            [np.full(ev.weighted.size, ev.grid.sharded) for ev in evaluated]
+        )
+        self.owner = np.concatenate(
+            [np.full(ev.weighted.size, i) for i, ev in enumerate(evaluated)]
+        )
         self.flat = np.concatenate([np.arange(ev.weighted.size) for ev in evaluated])
 
     def feasible(self, skip: str | None = None) -> Array:
@@ -344,13 +372,15 @@ class _Table:
     def pool(self, skip: str | None = None, k: int = _POOL_SIZE) -> list[Candidate]:
         """Best feasible layouts (by time, plus the fewest-objects and smallest ones)."""
         ok = self.feasible(skip)
-        rows = np.concatenate(
-            [
-                self._smallest(np.where(ok, self.weighted, np.inf), k),
-                self._smallest(np.where(ok, self.objects, np.inf), 16),
-                self._smallest(np.where(ok, self.stored, np.inf), 16),
+        picks = []
+        for family in (self.sharded, ~self.sharded):  # both sides of the sharding trade-off
+            mask = ok & family
+            picks += [
+                self._smallest(np.where(mask, self.weighted, np.inf), k),
+                self._smallest(np.where(mask, self.objects, np.inf), 16),
+                self._smallest(np.where(mask, self.stored, np.inf), 16),
             ]
-        )
+        rows = np.concatenate(picks)
         seen: dict[tuple[object, ...], Candidate] = {}
         for row in np.unique(rows):
             cand = _layout_at(self.evaluated[int(self.owner[row])], int(self.flat[row]), self.ctx)
@@ -365,7 +395,14 @@ class _Table:
 
 
 def _order_key(c: Candidate) -> tuple[object, ...]:
-    return (c.weighted_s, c.objects, c.stored_bytes, c.layout.chunks, c.layout.shards or (), c.layout.codec.short)
+    return (
+        c.weighted_s,
+        c.objects,
+        c.stored_bytes,
+        c.layout.chunks,
+        c.layout.shards or (),
+        c.layout.codec.short,
+    )
 
 
 def _rank(pool: Sequence[Candidate], tolerance: float) -> list[Candidate]:
@@ -392,8 +429,12 @@ def _imbalance(c: Candidate) -> float:
 
     Among equally fast layouts a balanced chunk serves unmodelled accesses better.
     """
-    split = [size for size, n in zip(c.layout.chunks, c.shape, strict=True) if size < n]
-    return max(split) / min(split) if split else 1.0
+    worst = 1.0
+    for unit in (c.layout.chunks, c.layout.write_unit):
+        split = [size for size, n in zip(unit, c.shape, strict=True) if size < n]
+        if split:
+            worst = max(worst, max(split) / min(split))
+    return worst
 
 
 def _tie_key(c: Candidate) -> tuple[object, ...]:
@@ -401,11 +442,19 @@ def _tie_key(c: Candidate) -> tuple[object, ...]:
 
 
 def _diverse(ranked: Sequence[Candidate], top: int) -> list[Candidate]:
+    """Distinct geometries, codec aside; mirror images (the same chunk and shard sizes on
+    dims of equal size, swapped) shown once."""
     out: list[Candidate] = []
     seen: set[tuple[object, ...]] = set()
     for cand in ranked:
-        if cand.key not in seen:
-            seen.add(cand.key)
+        shards = cand.layout.shards or cand.layout.chunks
+        mirror = (
+            cand.layout.zarr_format,
+            cand.layout.shards is None,
+            *sorted(zip(cand.shape, cand.layout.chunks, shards, strict=True)),
+        )
+        if cand.key not in seen and mirror not in seen:
+            seen.update((cand.key, mirror))
             out.append(cand)
     chosen = out[:top]
     for sharded in (True, False):  # show both sides of the sharding trade-off when both exist
@@ -422,7 +471,9 @@ def _pareto(pool: Sequence[Candidate], limit: int) -> list[Candidate]:
     front: list[Candidate] = []
     for cand in sorted(pool, key=_order_key):
         if not any(
-            f.weighted_s <= cand.weighted_s and f.objects <= cand.objects and f.stored_bytes <= cand.stored_bytes
+            f.weighted_s <= cand.weighted_s
+            and f.objects <= cand.objects
+            and f.stored_bytes <= cand.stored_bytes
             for f in front
         ):
             front.append(cand)
@@ -485,7 +536,9 @@ def _infeasible(table: _Table, ctx: _Context) -> ConstraintError:
             value = _MASK_VALUES[name](ctx)
             if name == "max_objects":
                 fewest = min(c.objects for c in relaxed)
-                extra = "" if ctx.constraints.shards_allowed else ", or allow shards (zarr_format: 3)"
+                extra = (
+                    "" if ctx.constraints.shards_allowed else ", or allow shards (zarr_format: 3)"
+                )
                 return ConstraintError(
                     f"max_objects={value} cannot be met: the fewest objects any layout allowed by the other "
                     f"constraints makes is {format_count(fewest)}; raise max_objects to at least "
@@ -544,10 +597,21 @@ def search(
     if constraints.object_bytes is not None:
         object_range, source = constraints.object_bytes, "set in constraints"
     else:
-        object_range = ByteRange(storage.object_bytes_min, storage.object_bytes_max)
+        # An array smaller than the storage's efficient object size fits in one object.
+        object_range = ByteRange(
+            min(storage.object_bytes_min, array.nbytes), storage.object_bytes_max
+        )
         source = f"the {storage.name} storage default"
     ctx = _Context(
-        array, workload, storage, constraints, object_range, source, tuple(codecs), codec_profiles, grid_budget
+        array,
+        workload,
+        storage,
+        constraints,
+        object_range,
+        source,
+        tuple(codecs),
+        codec_profiles,
+        grid_budget,
     )
     table = _Table(_explore(ctx), ctx)
     pool = table.pool()

@@ -1,0 +1,3 @@
+from chunkwise.cli.main import main
+
+main()

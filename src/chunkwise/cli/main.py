@@ -1,0 +1,163 @@
+"""``chunkwise`` command line. Each command parses, calls :mod:`chunkwise.api`, renders.
+
+User mistakes (:class:`~chunkwise.errors.ChunkwiseError`) print one sentence to
+stderr and exit with status 2; there is no traceback for them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from rich.console import Console
+
+from chunkwise import __version__, api
+from chunkwise.errors import ChunkwiseError
+from chunkwise.model.storage import READER_PRESETS, STORAGE_PRESETS
+from chunkwise.model.workload import WORKLOAD_PRESETS
+from chunkwise.report.json import advice_document
+from chunkwise.report.terminal import print_advice
+from chunkwise.spec import load_spec
+
+__all__ = ["cli", "main"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UserError(click.ClickException):
+    """A user mistake: one sentence, exit status 2."""
+
+    exit_code = 2
+
+
+def user_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn :class:`ChunkwiseError` into :class:`UserError`."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ChunkwiseError as exc:
+            raise UserError(str(exc)) from None
+
+    return wrapper
+
+
+def _int_list(value: str | None, what: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise UserError(
+            f"{what} {value!r} must be comma-separated integers, like 184,630,630."
+        ) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="chunkwise")
+def cli() -> None:
+    """Which chunks, shards and codecs should this Zarr array use?"""
+
+
+@cli.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--shape", help="Array shape, e.g. 184,630,630 (instead of a spec file).")
+@click.option("--dtype", help="NumPy dtype, e.g. float32.")
+@click.option("--dims", help="Dimension names, e.g. z,y,x.")
+@click.option("--workload", "workload", help=f"Workload preset: {', '.join(WORKLOAD_PRESETS)}.")
+@click.option("--storage", help=f"Storage preset: {', '.join(STORAGE_PRESETS)}.")
+@click.option("--reader", help=f"Reader: {', '.join(READER_PRESETS)}.")
+@click.option("--latency", help="Override the storage latency, e.g. 20ms.")
+@click.option("--bandwidth", help="Override the storage bandwidth, e.g. 200MB/s.")
+@click.option("--concurrency", type=int, help="Override the storage concurrency.")
+@click.option(
+    "--zarr-format", type=click.Choice(["2", "3"]), help="Require zarr format 2 (no shards) or 3."
+)
+@click.option("--max-objects", type=int, help="Most data objects (files/keys) allowed.")
+@click.option("--codec", help="Fix the codec, e.g. blosc:zstd:5:shuffle, zstd:3, gzip:6, none.")
+@click.option("--top", type=int, help="Number of recommendations (default 5).")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON document.")
+@click.option("--no-snippets", is_flag=True, help="Do not print the zarr/xarray code snippets.")
+@user_errors
+def advise(
+    spec: str | None,
+    shape: str | None,
+    dtype: str | None,
+    dims: str | None,
+    workload: str | None,
+    storage: str | None,
+    reader: str | None,
+    latency: str | None,
+    bandwidth: str | None,
+    concurrency: int | None,
+    zarr_format: str | None,
+    max_objects: int | None,
+    codec: str | None,
+    top: int | None,
+    as_json: bool,
+    no_snippets: bool,
+) -> None:
+    """Recommend layouts for the array, workload and storage in SPEC (YAML/JSON) or flags."""
+    data: dict[str, Any] = {} if spec is None else load_spec(spec)
+    if shape is not None or dtype is not None or dims is not None:
+        current = dict(data.get("array") or {})
+        if shape is not None:
+            current["shape"] = _int_list(shape, "--shape")
+        if dtype is not None:
+            current["dtype"] = dtype
+        if dims is not None:
+            current["dims"] = [d.strip() for d in dims.split(",")]
+        data["array"] = current
+    if "array" not in data:
+        raise UserError(
+            "give a spec file or --shape and --dtype, e.g. chunkwise advise --shape 184,630,630 --dtype float32 --workload slice-viewer."
+        )
+    if workload is not None:
+        data["workload"] = workload
+    data.setdefault("workload", None)
+    if data["workload"] is None:
+        raise UserError(
+            f"give a workload: --workload with one of {', '.join(WORKLOAD_PRESETS)}, or 'workload:' in the spec file."
+        )
+    overrides = {
+        k: v
+        for k, v in (("latency", latency), ("bandwidth", bandwidth), ("concurrency", concurrency))
+        if v is not None
+    }
+    if storage is not None:
+        data["storage"] = storage
+    if overrides:
+        base = data.get("storage", api.DEFAULT_STORAGE)
+        data["storage"] = (
+            {**base, **overrides} if isinstance(base, dict) else {"preset": base, **overrides}
+        )
+    if reader is not None:
+        data["reader"] = reader
+    if zarr_format is not None or max_objects is not None:
+        cons = dict(data.get("constraints") or {})
+        if zarr_format is not None:
+            cons["zarr_format"] = int(zarr_format)
+        if max_objects is not None:
+            cons["max_objects"] = max_objects
+        data["constraints"] = cons
+    if codec is not None:
+        data.pop("codecs", None)
+        data["codec"] = codec
+    if top is not None:
+        data["top"] = top
+    advice = api.advise(data)
+    if as_json:
+        click.echo(json.dumps(advice_document(advice), indent=2))
+    else:
+        print_advice(advice, Console(), snippets=not no_snippets)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(args=sys.argv[1:], prog_name="chunkwise")

@@ -1,0 +1,1 @@
+"""Renderers: they format result objects and compute nothing."""

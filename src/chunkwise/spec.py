@@ -1,0 +1,376 @@
+"""Spec files: the user's description of an array, its workload and its storage.
+
+A spec is YAML or JSON::
+
+    array: {shape: [184, 630, 630], dtype: float32, dims: [z, y, x]}
+    storage: local-ssd            # a preset, or {latency: 20ms, bandwidth: 200MB/s, concurrency: 16}
+    reader: zarr-python           # or tensorstore
+    workload:                     # a preset name, or a list of weighted operations
+      - {op: plane, dims: [y, x], weight: 0.7}
+      - {op: region, extent: {z: 64, y: 64, x: 64}, weight: 0.2}
+      - {op: scan, weight: 0.1}
+    constraints: {zarr_format: 2}
+    codec: blosc:zstd:5:shuffle   # fix the codec; or codecs: [...] to choose among
+    codec_profiles:               # measured numbers replace the assumed ones
+      "blosc:zstd:5:shuffle": {ratio: 1.17, encode: 230MB/s, decode: 900MB/s}
+
+This module turns such a mapping into validated model values once; nothing past it
+sees raw user input. It does no I/O except :func:`load_spec` reading the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chunkwise.errors import SpecError
+from chunkwise.model.array import ArraySpec
+from chunkwise.model.codec import CodecProfile, CodecSpec, default_codec_profile, parse_codec
+from chunkwise.model.constraints import Constraints
+from chunkwise.model.layout import Layout
+from chunkwise.model.storage import READER_PRESETS, STORAGE_PRESETS, ReaderProfile, StorageProfile
+from chunkwise.model.workload import Workload, preset_workload
+from chunkwise.units import parse_bytes, parse_duration, parse_rate
+
+__all__ = [
+    "Problem",
+    "load_spec",
+    "parse_layout",
+    "parse_reader",
+    "parse_storage",
+    "problem_from_spec",
+]
+
+_TOP_KEYS = {
+    "array", "storage", "reader", "workload", "constraints", "codec", "codecs",
+    "codec_profiles", "top", "name", "description", "candidates",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A fully validated advise request."""
+
+    array: ArraySpec
+    workload: Workload
+    storage: StorageProfile
+    constraints: Constraints
+    codecs: tuple[CodecSpec, ...]
+    codec_profiles: Mapping[CodecSpec, CodecProfile]
+    top: int
+    candidates: tuple[Layout, ...] = ()
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON spec file into a mapping; errors name the file and the fix."""
+    file = Path(path)
+    if not file.is_file():
+        raise SpecError(
+            f"spec file {str(path)!r} does not exist; give the path of a YAML or JSON spec."
+        )
+    text = file.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        elif isinstance(exc, json.JSONDecodeError):
+            where = f" at line {exc.lineno}, column {exc.colno}"
+        raise SpecError(
+            f"spec file {str(path)!r} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}{where}; fix the syntax there."
+        ) from None
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            f"spec file {str(path)!r} must contain a mapping with at least an 'array' entry."
+        )
+    return dict(data)
+
+
+def parse_reader(value: object) -> ReaderProfile:
+    """A reader preset name or a mapping of reader settings."""
+    if isinstance(value, ReaderProfile):
+        return value
+    if isinstance(value, str):
+        key = value.strip().lower().replace("_", "-")
+        if key in ("zarr", "zarr-python3", "zarr-python-3"):
+            key = "zarr-python"
+        if key not in READER_PRESETS:
+            raise SpecError(f"reader {value!r} is unknown; use one of {', '.join(READER_PRESETS)}.")
+        return READER_PRESETS[key]
+    if isinstance(value, Mapping):
+        known = {
+            "name",
+            "preset",
+            "concurrency",
+            "per_chunk_cpu",
+            "sequential_inner_reads",
+            "threads",
+        }
+        extra = sorted(set(value) - known)
+        if extra:
+            raise SpecError(
+                f"reader setting(s) {', '.join(map(repr, extra))} unknown; use {', '.join(sorted(known))}."
+            )
+        base = parse_reader(value.get("preset", "zarr-python"))
+        cpu = value.get("per_chunk_cpu")
+        return replace(
+            base,
+            name=str(value.get("name", base.name)),
+            concurrency=_int(value.get("concurrency", base.concurrency), "reader concurrency"),
+            per_chunk_cpu_s=base.per_chunk_cpu_s
+            if cpu is None
+            else parse_duration(cpu, what="reader per_chunk_cpu"),
+            sequential_inner_reads=bool(
+                value.get("sequential_inner_reads", base.sequential_inner_reads)
+            ),
+            threads=_int(value.get("threads", base.threads), "reader threads"),
+        )
+    raise SpecError(
+        f"reader {value!r} must be a name ({', '.join(READER_PRESETS)}) or a mapping of settings."
+    )
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{what} {value!r} must be a positive integer.")
+    return value
+
+
+_STORAGE_KEYS = {
+    "preset", "name", "kind", "latency", "bandwidth", "stream_bandwidth", "concurrency", "block_size",
+    "object_bytes", "get_price", "put_price", "storage_price", "reader",
+}  # fmt: skip
+
+
+def parse_storage(value: object, reader: object = None) -> StorageProfile:
+    """A storage preset name, or a mapping of custom values (optionally on top of a preset).
+
+    A mapping without ``preset`` starts from ``s3`` when its latency is 5 ms or more
+    (an object store; prices zero unless given) and from ``local-ssd`` otherwise.
+    """
+    if isinstance(value, StorageProfile):
+        profile = value
+    elif isinstance(value, str):
+        key = value.strip().lower()
+        if key not in STORAGE_PRESETS:
+            raise SpecError(
+                f"storage {value!r} is unknown; use one of {', '.join(STORAGE_PRESETS)} or a mapping like {{latency: 20ms, bandwidth: 200MB/s}}."
+            )
+        profile = STORAGE_PRESETS[key]
+    elif isinstance(value, Mapping):
+        extra = sorted(set(value) - _STORAGE_KEYS)
+        if extra:
+            raise SpecError(
+                f"storage setting(s) {', '.join(map(repr, extra))} unknown; use {', '.join(sorted(_STORAGE_KEYS))}."
+            )
+        latency = (
+            None
+            if "latency" not in value
+            else parse_duration(value["latency"], what="storage latency")
+        )
+        if "preset" in value:
+            profile = parse_storage(value["preset"])
+            custom_base = False
+        else:
+            base = "s3" if latency is not None and latency >= 5e-3 else "local-ssd"
+            profile = replace(
+                STORAGE_PRESETS[base],
+                get_usd_per_1000=0.0,
+                put_usd_per_1000=0.0,
+                storage_usd_per_gb_month=0.0,
+            )
+            custom_base = True
+        changes: dict[str, Any] = {
+            "name": str(value.get("name", profile.name if not custom_base else "custom"))
+        }
+        if latency is not None:
+            changes["latency_s"] = latency
+        if "bandwidth" in value:
+            bw = parse_rate(value["bandwidth"], what="storage bandwidth")
+            changes["bandwidth_Bps"] = bw
+            changes["stream_bandwidth_Bps"] = (
+                bw if custom_base else min(profile.stream_bandwidth_Bps, bw)
+            )
+        if "stream_bandwidth" in value:
+            changes["stream_bandwidth_Bps"] = parse_rate(
+                value["stream_bandwidth"], what="storage stream_bandwidth"
+            )
+        if "concurrency" in value:
+            changes["concurrency"] = _int(value["concurrency"], "storage concurrency")
+        if "block_size" in value:
+            changes["block_bytes"] = parse_bytes(value["block_size"], what="storage block_size")
+        if "kind" in value:
+            if value["kind"] not in ("filesystem", "object"):
+                raise SpecError(f"storage kind {value['kind']!r} must be 'filesystem' or 'object'.")
+            changes["kind"] = value["kind"]
+        if "object_bytes" in value:
+            from chunkwise.model.constraints import ByteRange
+
+            rng = ByteRange.parse(value["object_bytes"], "storage object_bytes")
+            changes["object_bytes_min"] = rng.min_bytes or 0
+            changes["object_bytes_max"] = rng.max_bytes if rng.max_bytes is not None else 2**62
+        for key, field in (
+            ("get_price", "get_usd_per_1000"),
+            ("put_price", "put_usd_per_1000"),
+            ("storage_price", "storage_usd_per_gb_month"),
+        ):
+            if key in value:
+                price = value[key]
+                if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+                    raise SpecError(
+                        f"storage {key} {price!r} must be a non-negative number of US dollars."
+                    )
+                changes[field] = float(price)
+        profile = replace(profile, **changes)
+        if reader is None and "reader" in value:
+            reader = value["reader"]
+    else:
+        raise SpecError(
+            f"storage {value!r} must be a preset name ({', '.join(STORAGE_PRESETS)}) or a mapping of settings."
+        )
+    if reader is not None:
+        profile = profile.with_reader(parse_reader(reader))
+    return profile
+
+
+def _parse_array(raw: object) -> ArraySpec:
+    if not isinstance(raw, Mapping):
+        raise SpecError(
+            "spec needs 'array', a mapping like {shape: [184, 630, 630], dtype: float32, dims: [z, y, x]}."
+        )
+    extra = sorted(set(raw) - {"shape", "dtype", "dims", "name"})
+    if extra:
+        raise SpecError(
+            f"array setting(s) {', '.join(map(repr, extra))} unknown; use shape, dtype and dims."
+        )
+    if "shape" not in raw or "dtype" not in raw:
+        raise SpecError(
+            "array needs shape and dtype, like {shape: [184, 630, 630], dtype: float32}."
+        )
+    return ArraySpec.create(raw["shape"], raw["dtype"], raw.get("dims"))
+
+
+def _parse_workload(raw: object, array: ArraySpec) -> Workload:
+    if isinstance(raw, str):
+        return preset_workload(raw, array)
+    if isinstance(raw, Mapping) and "preset" in raw:
+        return preset_workload(str(raw["preset"]), array)
+    if isinstance(raw, Sequence):
+        return Workload.from_spec(raw, array)
+    raise SpecError(
+        "spec needs 'workload': a preset name such as slice-viewer, or a list of operations."
+    )
+
+
+def _parse_profiles(raw: object) -> dict[CodecSpec, CodecProfile]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise SpecError("codec_profiles must map a codec to {ratio, encode, decode}.")
+    out = {}
+    for name, values in raw.items():
+        codec = parse_codec(name)
+        if not isinstance(values, Mapping) or not {"ratio", "encode", "decode"} <= set(values):
+            raise SpecError(
+                f"codec profile for {name!r} needs ratio, encode and decode, like {{ratio: 1.2, encode: 200MB/s, decode: 900MB/s}}."
+            )
+        ratio = values["ratio"]
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 0:
+            raise SpecError(
+                f"codec profile ratio {ratio!r} for {name!r} must be a positive number."
+            )
+        out[codec] = CodecProfile(
+            float(ratio),
+            parse_rate(values["encode"], what=f"encode throughput of {name}"),
+            parse_rate(values["decode"], what=f"decode throughput of {name}"),
+            measured=bool(values.get("measured", True)),
+        )
+    return out
+
+
+def parse_layout(raw: object, array: ArraySpec, default_codec: CodecSpec) -> Layout:
+    """A user-named layout ``{zarr_format, chunks, shards, codec}``, validated against ``array``."""
+    if not isinstance(raw, Mapping):
+        raise SpecError(
+            f"candidate {raw!r} must be a mapping like {{zarr_format: 3, chunks: [32, 32, 32], shards: [256, 256, 256]}}."
+        )
+    extra = sorted(set(raw) - {"zarr_format", "chunks", "shards", "codec", "name", "separator"})
+    if extra:
+        raise SpecError(
+            f"candidate setting(s) {', '.join(map(repr, extra))} unknown; use zarr_format, chunks, shards, codec."
+        )
+    if "chunks" not in raw:
+        raise SpecError(
+            f"candidate {dict(raw)!r} needs chunks, one size per dimension {list(array.dims)!r}."
+        )
+    fmt = raw.get("zarr_format", 3)
+    codec = parse_codec(raw["codec"]) if "codec" in raw else default_codec
+    return Layout.create(
+        array,
+        raw["chunks"],
+        shards=raw.get("shards"),
+        codec=codec,
+        zarr_format=fmt,
+        separator=raw.get("separator"),
+    )
+
+
+def problem_from_spec(
+    spec: Mapping[str, Any],
+    *,
+    default_storage: str,
+    default_codecs: Sequence[str],
+    default_top: int,
+) -> Problem:
+    """Validate a whole spec mapping into a :class:`Problem`.
+
+    Parameters
+    ----------
+    spec
+        The mapping (from a file or built from CLI flags).
+    default_storage, default_codecs, default_top
+        Used when the spec does not say (the defaults live in :mod:`chunkwise.api`).
+    """
+    extra = sorted(set(spec) - _TOP_KEYS)
+    if extra:
+        raise SpecError(
+            f"spec has unknown key(s) {', '.join(map(repr, extra))}; known keys are {', '.join(sorted(_TOP_KEYS))}."
+        )
+    array = _parse_array(spec.get("array"))
+    if "workload" not in spec:
+        raise SpecError(
+            "spec needs 'workload': a preset name such as slice-viewer, or a list of operations."
+        )
+    workload = _parse_workload(spec["workload"], array)
+    storage = parse_storage(spec.get("storage", default_storage), spec.get("reader"))
+    constraints = Constraints.from_spec(spec.get("constraints"), array)
+    if "codec" in spec and "codecs" in spec:
+        raise SpecError("give either 'codec' (fixed) or 'codecs' (to choose among), not both.")
+    if "codec" in spec:
+        codecs: tuple[CodecSpec, ...] = (parse_codec(spec["codec"]),)
+    else:
+        raw_codecs = spec.get("codecs", list(default_codecs))
+        if not isinstance(raw_codecs, list) or not raw_codecs:
+            raise SpecError("codecs must be a non-empty list, like [blosc:zstd:5:shuffle, zstd:3].")
+        codecs = tuple(dict.fromkeys(parse_codec(c) for c in raw_codecs))
+    profiles: dict[CodecSpec, CodecProfile] = {c: default_codec_profile(c) for c in codecs}
+    profiles.update(_parse_profiles(spec.get("codec_profiles")))
+    top = spec.get("top", default_top)
+    raw_candidates = spec.get("candidates") or []
+    if not isinstance(raw_candidates, list):
+        raise SpecError(
+            "candidates must be a list of layouts like {zarr_format: 3, chunks: [...], shards: [...], codec: ...}."
+        )
+    candidates = tuple(parse_layout(c, array, codecs[0]) for c in raw_candidates)
+    for layout in candidates:
+        profiles.setdefault(layout.codec, default_codec_profile(layout.codec))
+    return Problem(
+        array, workload, storage, constraints, codecs, profiles, _int(top, "top"), candidates
+    )
