@@ -37,7 +37,7 @@ DEFAULT_CODECS: tuple[str, ...] = ("blosc:zstd:5:shuffle", "blosc:lz4:5:shuffle"
 #: Recommendations returned.
 DEFAULT_TOP = 5
 #: Most layouts priced in one vectorized grid (bounds memory and time of the search).
-DEFAULT_GRID_BUDGET = 200_000
+DEFAULT_GRID_BUDGET = 100_000
 #: Layouts predicted within this fraction of the fastest are ranked by fewer objects.
 DEFAULT_TIE_TOLERANCE = 0.02
 

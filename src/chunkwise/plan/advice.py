@@ -211,7 +211,8 @@ def _op_sentence(
                 )
         if diffs:
             detail = "touch " + ", ".join(diffs) + "; "
-    requests = f"{mine['requests']:.3g} requests instead of {theirs['requests']:.3g}"
+    plural = "" if f"{mine['requests']:.3g}" == "1" else "s"
+    requests = f"{mine['requests']:.3g} request{plural} instead of {theirs['requests']:.3g}"
     speed = _ratio_text(mine["seconds"], theirs["seconds"])
     return (
         f"{_capitalized(op.describe())} ({op.weight:.0%} of the work): {detail}{requests}, "
