@@ -488,9 +488,7 @@ def estimate_layout(
         weighted += op.weight * scalar["seconds"]
         usd += op.weight * scalar["usd"] * 1000
     foot = grid_footprint(grid, inputs, layout.metadata_objects())
-    objects = (
-        round(float(np.asarray(foot.data_objects).reshape(-1)[0])) + layout.metadata_objects()
-    )
+    objects = round(float(np.asarray(foot.data_objects).reshape(-1)[0])) + layout.metadata_objects()
     stored = float(np.asarray(foot.stored_bytes).reshape(-1)[0])
     monthly = stored / 1e9 * inputs.storage.storage_usd_per_gb_month
     if not math.isfinite(weighted):  # pragma: no cover - guards against profile mistakes
