@@ -131,7 +131,10 @@ def parse_rate(value: str | int | float, *, what: str = "bandwidth") -> float:
         text = value.strip()
         if not text.lower().endswith("/s"):
             raise SpecError(f"{what} {value!r} is not a rate; write it like '200MB/s'.")
-        rate = float(parse_bytes(text[:-2], what=what))
+        try:
+            rate = float(parse_bytes(text[:-2], what=what))
+        except SpecError:
+            raise SpecError(f"{what} {value!r} is not a rate; write it like '200MB/s'.") from None
     else:
         rate = float(parse_bytes(value, what=what))
     if rate <= 0:

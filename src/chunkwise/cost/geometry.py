@@ -94,8 +94,14 @@ def _check(n: int, extent: int, chunk: int, shard: int) -> None:
         raise ValueError(f"shard {shard} must be a positive multiple of chunk {chunk}")
 
 
-def _per_position(starts: np.ndarray, extent: int, chunk: int, shard: int) -> np.ndarray:
-    """Counts for boxes starting at ``starts``; rows as in :class:`DimAccess`."""
+def _per_position(
+    starts: np.ndarray, extent: int, chunk: int, shard: int, end: int | np.ndarray | None = None
+) -> np.ndarray:
+    """Counts for boxes starting at ``starts``; rows as in :class:`DimAccess`.
+
+    ``end`` is the array's size: zarr treats an edge chunk covered up to the end of the
+    array as complete (no read before writing it).
+    """
     cps = shard // chunk
     last = starts + extent - 1
     first_chunk, last_chunk = starts // chunk, last // chunk
@@ -104,6 +110,8 @@ def _per_position(starts: np.ndarray, extent: int, chunk: int, shard: int) -> np
     n_shards = last_shard - first_shard + 1
     first_complete = (starts % chunk) == 0
     last_complete = ((last + 1) % chunk) == 0
+    if end is not None:
+        last_complete = last_complete | (last + 1 == end)
     single = n_chunks == 1
     partial = np.where(
         single,
@@ -153,6 +161,11 @@ def dim_access(n: int, extent: int, chunk: int, shard: int | None = None) -> Dim
         sums += periods * np.asarray(_period_sums(extent, chunk, shard, shard))
     if rest:
         sums += np.asarray(_period_sums(extent, chunk, shard, rest))
+    # The last position reaches the array's end, where a ragged edge chunk counts as complete.
+    final = np.asarray([n - extent], dtype=np.int64)
+    sums += (
+        _per_position(final, extent, chunk, shard, n) - _per_position(final, extent, chunk, shard)
+    )[:, 0]
     return DimAccess(*(float(v) for v in sums / positions))
 
 
@@ -166,5 +179,7 @@ def append_access(size: int, chunk: int, shard: int | None = None) -> DimAccess:
     shard = chunk if shard is None else shard
     if size < 1 or chunk < 1 or shard % chunk:
         raise ValueError("append size and chunk must be positive; shard a multiple of chunk")
-    sums = np.asarray(_period_sums(size, chunk, shard, shard))
+    starts = np.arange(shard, dtype=np.int64)
+    # An append always reaches the new end of the array, so its last chunk is complete.
+    sums = _per_position(starts, size, chunk, shard, end=starts + size).sum(axis=1)
     return DimAccess(*(float(v) for v in sums / shard))

@@ -464,7 +464,8 @@ def estimate_layout(
     Parameters
     ----------
     layout
-        The layout to price; its codec overrides ``inputs.codec``.
+        The layout to price; ``inputs.codec`` and ``inputs.codec_profile`` must describe
+        ``layout.codec``.
     workload
         The weighted operations.
     inputs

@@ -116,6 +116,8 @@ def _make(
         )
     if kind == "none":
         return CodecSpec("none")
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
+        raise SpecError(f"codec {source!r} has level {level!r}; the level must be an integer.")
     lvl = _DEFAULT_LEVEL[kind] if level is None else level
     low, high = _LEVEL_RANGE[kind]
     if not low <= lvl <= high:
@@ -140,7 +142,7 @@ def _make(
 def _parse_short(text: str) -> CodecSpec:
     parts = [p.strip().lower() for p in text.split(":")]
     kind = parts[0]
-    if kind in ("none", "raw", "uncompressed", "bytes"):
+    if kind in ("none", "null", "raw", "uncompressed", "bytes"):
         if len(parts) > 1:
             raise SpecError(f"codec {text!r}: 'none' takes no options.")
         return CodecSpec("none")

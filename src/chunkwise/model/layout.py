@@ -77,9 +77,12 @@ class Layout:
             shard_t = _check_shape(shards, array, "shards")
             for s, c, n, d in zip(shard_t, chunk_t, array.shape, array.dims, strict=True):
                 if s % c:
+                    fits = sorted(
+                        {m * c for m in (s // c, ceil_div(s, c)) if 1 <= m <= ceil_div(n, c)}
+                    )
                     raise SpecError(
                         f"shard {list(shard_t)!r} is not a multiple of chunk {list(chunk_t)!r} along {d} "
-                        f"({s} is not divisible by {c}); use a shard of {max(c, s // c * c)} or {ceil_div(s, c) * c}."
+                        f"({s} is not divisible by {c}); use a shard of {' or '.join(map(str, fits))}."
                     )
                 if s > ceil_div(n, c) * c:
                     raise SpecError(

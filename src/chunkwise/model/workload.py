@@ -134,15 +134,14 @@ class Workload:
             raise SpecError(
                 "workload weights sum to 0; give at least one operation a positive weight."
             )
-        seen: dict[str, int] = {}
+        taken: set[str] = set()
         out: list[Operation] = []
         for op in ops:
-            name = op.name
-            if name in seen:
-                seen[name] += 1
-                name = f"{name}#{seen[name]}"
-            else:
-                seen[name] = 1
+            name, suffix = op.name, 1
+            while name in taken:
+                suffix += 1
+                name = f"{op.name}#{suffix}"
+            taken.add(name)
             out.append(Operation(op.kind, name, op.weight / total, op.extent, op.dims, op.count))
         return cls(tuple(out), preset)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from chunkwise.errors import ConstraintError
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.constraints import Constraints
 from chunkwise.model.layout import ceil_div
@@ -40,8 +41,14 @@ def chunk_candidates(
 ) -> list[int]:
     """Sorted candidate chunk sizes for ``axis`` (already respecting fixed sizes)."""
     n = array.shape[axis]
+    g = _alignment_gcd(constraints, axis)
     for a, size in constraints.fixed_chunks:
         if a == axis:
+            if not _aligned(size, n, g):
+                raise ConstraintError(
+                    f"fixed chunk size {array.dims[axis]}={size} does not align with the Dask chunks in "
+                    f"align_with (boundaries at multiples of {g}); fix a size that divides {g}, or drop one constraint."
+                )
             return [size]
     values = {n}
     power = 1
@@ -56,8 +63,7 @@ def chunk_candidates(
             for size in (extent, extent // 2, extent // 4, 2 * extent, 4 * extent):
                 if 1 <= size <= n:
                     values.add(size)
-    g = _alignment_gcd(constraints, axis)
-    if g is not None and not constraints.shards_allowed:
+    if g is not None:
         # Unsharded chunks are the write unit: they must divide every Dask boundary.
         values = {v for v in values if _aligned(v, n, g)} | {d for d in _divisors(g) if d <= n}
     return sorted(values)
