@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -118,21 +119,13 @@ def test_xarray_snippet_writes_the_layout(
     data = smooth_volume(array.shape)
     ds = xr.Dataset({"data": (("z", "y", "x"), data)})
     snippet = xarray_snippet(array, layout).replace('"data.zarr"', repr(str(tmp_path / "x.zarr")))
-    with pytest.warns() if zarr_format == 3 else _nullcontext():
+    with pytest.warns() if zarr_format == 3 else contextlib.nullcontext():
         exec(snippet, {"ds": ds})
     arr = zarr.open_array(str(tmp_path / "x.zarr" / "data"), mode="r")
     assert arr.chunks == layout.chunks
     assert arr.shards == layout.shards
     np.testing.assert_array_equal(arr[:], data)
     np.testing.assert_array_equal(xr.open_zarr(tmp_path / "x.zarr")["data"].values, data)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
 
 
 def test_layout_json_is_what_zarr_writes(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ import yaml
 from chunkwise.errors import SpecError
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecProfile, CodecSpec, default_codec_profile, parse_codec
-from chunkwise.model.constraints import Constraints
+from chunkwise.model.constraints import ByteRange, Constraints
 from chunkwise.model.layout import Layout
 from chunkwise.model.storage import READER_PRESETS, STORAGE_PRESETS, ReaderProfile, StorageProfile
 from chunkwise.model.workload import Workload, preset_workload
@@ -211,8 +211,6 @@ def parse_storage(value: object, reader: object = None) -> StorageProfile:
                 raise SpecError(f"storage kind {value['kind']!r} must be 'filesystem' or 'object'.")
             changes["kind"] = value["kind"]
         if "object_bytes" in value:
-            from chunkwise.model.constraints import ByteRange
-
             rng = ByteRange.parse(value["object_bytes"], "storage object_bytes")
             changes["object_bytes_min"] = rng.min_bytes or 0
             changes["object_bytes_max"] = rng.max_bytes if rng.max_bytes is not None else 2**62
