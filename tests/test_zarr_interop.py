@@ -54,8 +54,10 @@ def test_byte_shuffle_is_effective(zarr_format: int, dtype: str) -> None:
     assert sizes["shuffle"] < 0.95 * sizes["noshuffle"], sizes
 
 
-def _layouts() -> list[tuple[str, int, tuple[int, ...], tuple[int, ...] | None]]:
-    return [
+SNIPPET_ARRAY = ArraySpec.create([32, 64, 64], "float32", ["z", "y", "x"])
+SNIPPET_LAYOUTS = [
+    Layout.create(SNIPPET_ARRAY, chunks, shards=shards, codec=parse_codec(codec), zarr_format=fmt)
+    for codec, fmt, chunks, shards in [
         ("blosc:zstd:5:shuffle", 3, (8, 16, 16), (16, 32, 32)),
         ("blosc:lz4:1:bitshuffle", 3, (8, 16, 16), None),
         ("zstd:3", 3, (16, 16, 16), (16, 32, 32)),
@@ -63,6 +65,8 @@ def _layouts() -> list[tuple[str, int, tuple[int, ...], tuple[int, ...] | None]]
         ("blosc:zstd:5:shuffle", 2, (8, 16, 16), None),
         ("none", 2, (16, 16, 16), None),
     ]
+]
+snippet_layouts = pytest.mark.parametrize("layout", SNIPPET_LAYOUTS, ids=Layout.label)
 
 
 def _compressor_config(arr: zarr.Array) -> dict[str, Any]:
@@ -73,18 +77,9 @@ def _compressor_config(arr: zarr.Array) -> dict[str, Any]:
     return {} if not codecs else codecs[0].to_dict()
 
 
-@pytest.mark.parametrize(("codec", "zarr_format", "chunks", "shards"), _layouts())
-def test_zarr_snippet_creates_exactly_the_layout(
-    codec: str,
-    zarr_format: int,
-    chunks: tuple[int, ...],
-    shards: tuple[int, ...] | None,
-    tmp_path: Path,
-) -> None:
-    array = ArraySpec.create([32, 64, 64], "float32", ["z", "y", "x"])
-    layout = Layout.create(
-        array, chunks, shards=shards, codec=parse_codec(codec), zarr_format=zarr_format
-    )
+@snippet_layouts
+def test_zarr_snippet_creates_exactly_the_layout(layout: Layout, tmp_path: Path) -> None:
+    array, zarr_format = SNIPPET_ARRAY, layout.zarr_format
     store = tmp_path / "snippet.zarr"
     namespace: dict[str, Any] = {}
     exec(zarr_snippet(array, layout, store=str(store)), namespace)
@@ -104,18 +99,9 @@ def test_zarr_snippet_creates_exactly_the_layout(
     np.testing.assert_array_equal(zarr.open_array(str(store), mode="r")[:], data)
 
 
-@pytest.mark.parametrize(("codec", "zarr_format", "chunks", "shards"), _layouts())
-def test_xarray_snippet_writes_the_layout(
-    codec: str,
-    zarr_format: int,
-    chunks: tuple[int, ...],
-    shards: tuple[int, ...] | None,
-    tmp_path: Path,
-) -> None:
-    array = ArraySpec.create([32, 64, 64], "float32", ["z", "y", "x"])
-    layout = Layout.create(
-        array, chunks, shards=shards, codec=parse_codec(codec), zarr_format=zarr_format
-    )
+@snippet_layouts
+def test_xarray_snippet_writes_the_layout(layout: Layout, tmp_path: Path) -> None:
+    array, zarr_format = SNIPPET_ARRAY, layout.zarr_format
     data = smooth_volume(array.shape)
     ds = xr.Dataset({"data": (("z", "y", "x"), data)})
     snippet = xarray_snippet(array, layout).replace('"data.zarr"', repr(str(tmp_path / "x.zarr")))

@@ -101,27 +101,9 @@ def print_advice(advice: Advice, console: Console, *, snippets: bool = True) -> 
             )
         console.print(front)
     if snippets:
-        console.print(
-            Panel(
-                Syntax(
-                    zarr_snippet(array, best.layout),
-                    "python",
-                    theme="ansi_dark",
-                    background_color="default",
-                ),
-                title="zarr-python",
-                title_align="left",
-            )
-        )
-        console.print(
-            Panel(
-                Syntax(
-                    xarray_snippet(array, best.layout),
-                    "python",
-                    theme="ansi_dark",
-                    background_color="default",
-                ),
-                title="xarray",
-                title_align="left",
-            )
-        )
+        for title, code in (
+            ("zarr-python", zarr_snippet(array, best.layout)),
+            ("xarray", xarray_snippet(array, best.layout)),
+        ):
+            syntax = Syntax(code, "python", theme="ansi_dark", background_color="default")
+            console.print(Panel(syntax, title=title, title_align="left"))
