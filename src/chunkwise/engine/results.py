@@ -1,0 +1,326 @@
+"""What a benchmark measured: plain values, shared by the bench runner and the reports.
+
+Nothing here touches bytes; :mod:`chunkwise.engine.bench` fills these in and
+:mod:`chunkwise.report` renders them.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from chunkwise.model.array import ArraySpec
+from chunkwise.model.layout import Layout
+from chunkwise.model.storage import StorageProfile
+from chunkwise.model.workload import Workload
+
+__all__ = [
+    "BenchReport",
+    "CodecMeasurement",
+    "DataInfo",
+    "LayoutResult",
+    "OpMeasurement",
+]
+
+
+def _median(values: tuple[float, ...]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class OpMeasurement:
+    """One workload operation timed on one layout.
+
+    Attributes
+    ----------
+    name, kind
+        The operation's unique name (``plane[y,x]``) and kind (``plane``).
+    weight
+        Its share of the workload (0 for the study columns added for comparison).
+    predicted_s
+        The cost model's prediction, seconds.
+    times_s
+        Wall time of each repeat at a random position (first read), seconds.
+    warm_times_s
+        Wall time of reading the same positions again right away, seconds (empty when
+        not measured).
+    requests
+        Mean GET requests per repeat as counted at the store.
+    predicted_requests
+        The model's expected requests per operation.
+    """
+
+    name: str
+    kind: str
+    weight: float
+    predicted_s: float
+    times_s: tuple[float, ...]
+    warm_times_s: tuple[float, ...] = ()
+    requests: float = float("nan")
+    predicted_requests: float = float("nan")
+
+    @property
+    def measured_s(self) -> float:
+        """Median of :attr:`times_s`, seconds."""
+        return _median(self.times_s)
+
+    @property
+    def warm_s(self) -> float:
+        """Median of :attr:`warm_times_s`, seconds (NaN when not measured)."""
+        return _median(self.warm_times_s)
+
+    @property
+    def spread_s(self) -> tuple[float, float]:
+        """Fastest and slowest repeat, seconds."""
+        return (min(self.times_s), max(self.times_s)) if self.times_s else (float("nan"),) * 2
+
+    @property
+    def ratio(self) -> float:
+        """Measured over predicted (1.0 is a perfect prediction)."""
+        return self.measured_s / self.predicted_s if self.predicted_s > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values (seconds)."""
+        lo, hi = self.spread_s
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "weight": self.weight,
+            "measured_s": self.measured_s,
+            "predicted_s": self.predicted_s,
+            "min_s": lo,
+            "max_s": hi,
+            "times_s": list(self.times_s),
+            "requests": self.requests,
+            "predicted_requests": self.predicted_requests,
+        }
+        if self.warm_times_s:
+            out["warm_s"] = self.warm_s
+            out["warm_times_s"] = list(self.warm_times_s)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutResult:
+    """Everything measured for one candidate layout.
+
+    Attributes
+    ----------
+    name
+        Short label: ``advise #1``, ``zarr auto``, ``dask auto``, ``rule of thumb``,
+        ``candidate 1``, or the user's name.
+    source
+        ``"advise"``, ``"baseline"`` or ``"candidate"``.
+    layout
+        The layout written.
+    data_objects, metadata_objects
+        Objects (files/keys) holding chunks or shards, and metadata documents.
+    stored_bytes
+        Bytes in the store, all objects.
+    raw_bytes
+        Uncompressed bytes of the array.
+    write_s
+        Wall time of writing the whole array once, seconds.
+    predicted_write_s
+        The model's prediction for that write, seconds.
+    ops
+        One entry per operation (workload operations first, then study columns).
+    predicted_weighted_s
+        The model's workload time (sum of weight x seconds).
+    """
+
+    name: str
+    source: str
+    layout: Layout
+    data_objects: int
+    metadata_objects: int
+    stored_bytes: int
+    raw_bytes: int
+    write_s: float
+    predicted_write_s: float
+    ops: tuple[OpMeasurement, ...]
+    predicted_weighted_s: float
+
+    @property
+    def objects(self) -> int:
+        """All objects, data and metadata."""
+        return self.data_objects + self.metadata_objects
+
+    @property
+    def ratio(self) -> float:
+        """Compression ratio: raw bytes over stored bytes."""
+        return self.raw_bytes / self.stored_bytes if self.stored_bytes else float("nan")
+
+    @property
+    def measured_weighted_s(self) -> float:
+        """Measured workload time: sum of weight x median seconds."""
+        return sum(op.weight * op.measured_s for op in self.ops if op.weight > 0)
+
+    def op(self, name: str) -> OpMeasurement:
+        """The measurement of the named operation."""
+        for op in self.ops:
+            if op.name == name:
+                return op
+        raise KeyError(name)
+
+    def to_dict(self, array: ArraySpec) -> dict[str, Any]:
+        """The JSON form: ``results[i]`` of ``chunkwise bench --json``."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "layout": self.layout.to_dict(array),
+            "label": self.layout.label(),
+            "objects": self.objects,
+            "data_objects": self.data_objects,
+            "metadata_objects": self.metadata_objects,
+            "stored_bytes": self.stored_bytes,
+            "raw_bytes": self.raw_bytes,
+            "ratio": self.ratio,
+            "write_s": self.write_s,
+            "predicted_write_s": self.predicted_write_s,
+            "weighted_s": self.measured_weighted_s,
+            "predicted_weighted_s": self.predicted_weighted_s,
+            "ops": {op.name: op.to_dict() for op in self.ops},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DataInfo:
+    """Where the benchmark's data came from.
+
+    Attributes
+    ----------
+    source
+        What the user gave (a path, URL or generator name).
+    description
+        One line for humans, e.g. ``air temperature, A1B scenario, North America (iris sample data)``.
+    synthetic
+        ``True`` for generated data; reports label it as such.
+    """
+
+    source: str
+    description: str
+    synthetic: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {"source": self.source, "description": self.description, "synthetic": self.synthetic}
+
+
+@dataclass(frozen=True, slots=True)
+class CodecMeasurement:
+    """A codec measured on a sample of the user's data.
+
+    Attributes
+    ----------
+    codec
+        Short codec string, e.g. ``blosc:zstd:5:shuffle``.
+    ratio
+        Uncompressed / compressed bytes on the sample.
+    encode_Bps, decode_Bps
+        Single-thread throughput, uncompressed bytes per second.
+    sample_bytes
+        Uncompressed bytes of the sample.
+    """
+
+    codec: str
+    ratio: float
+    encode_Bps: float
+    decode_Bps: float
+    sample_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {
+            "codec": self.codec,
+            "ratio": self.ratio,
+            "encode_Bps": self.encode_Bps,
+            "decode_Bps": self.decode_Bps,
+            "sample_bytes": self.sample_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    """A whole benchmark: data, store, workload, per-layout results and the advice.
+
+    Attributes
+    ----------
+    title
+        A heading for reports.
+    data
+        Where the data came from.
+    array
+        The benchmarked array (shape/dtype of the data actually written).
+    workload
+        The workload whose operations were timed (weights as in the spec).
+    storage
+        The storage profile used for predictions.
+    store
+        Human description of the store the layouts were written to.
+    results
+        One entry per layout, in the order benchmarked.
+    recommendation
+        The label of ``advise``'s top layout, or ``None`` when advise was not run.
+    rationale
+        ``advise``'s reasons for its top layout.
+    codecs
+        Codec measurements on a sample of the data (may be empty).
+    repeats, seed
+        Random positions per operation, and the seed that drew them.
+    machine
+        Host description (CPU count, platform, library versions).
+    notes
+        Things the reader should know (baselines skipped, clipped extents, ...).
+    """
+
+    title: str
+    data: DataInfo
+    array: ArraySpec
+    workload: Workload
+    storage: StorageProfile
+    store: str
+    results: tuple[LayoutResult, ...]
+    recommendation: str | None = None
+    rationale: tuple[str, ...] = ()
+    codecs: tuple[CodecMeasurement, ...] = ()
+    repeats: int = 0
+    seed: int = 0
+    machine: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def fastest(self) -> LayoutResult:
+        """The layout with the smallest measured workload time."""
+        return min(self.results, key=lambda r: r.measured_weighted_s)
+
+    def predicted_fastest(self) -> LayoutResult:
+        """The layout with the smallest predicted workload time."""
+        return min(self.results, key=lambda r: r.predicted_weighted_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of ``chunkwise bench --json``."""
+        array = self.array
+        return {
+            "title": self.title,
+            "data": self.data.to_dict(),
+            "array": {"shape": list(array.shape), "dtype": array.dtype, "dims": list(array.dims)},
+            "workload": self.workload.to_list(),
+            "storage": {
+                "name": self.storage.name,
+                "latency_s": self.storage.latency_s,
+                "bandwidth_Bps": self.storage.bandwidth_Bps,
+                "concurrency": self.storage.concurrency,
+                "reader": self.storage.reader.name,
+            },
+            "store": self.store,
+            "repeats": self.repeats,
+            "seed": self.seed,
+            "recommendation": self.recommendation,
+            "rationale": list(self.rationale),
+            "codecs": [c.to_dict() for c in self.codecs],
+            "machine": self.machine,
+            "notes": list(self.notes),
+            "results": [r.to_dict(array) for r in self.results],
+            "fastest_measured": self.fastest().name,
+            "fastest_predicted": self.predicted_fastest().name,
+        }

@@ -1,0 +1,409 @@
+"""Stores to benchmark on: local directories, memory, zip files, S3, and an emulated remote.
+
+A *store URL* names where benchmark arrays are written:
+
+==============================================  =============================================
+``memory://``                                   zarr's in-process :class:`~zarr.storage.MemoryStore`
+``/some/dir``, ``./dir``, ``file:///some/dir``  a local directory (one sub-directory per layout)
+``zip:///some/dir``                             one zip file per layout in a local directory
+``s3://bucket/prefix``                          an S3-compatible object store via fsspec/s3fs
+``emulated://?latency=20ms&bandwidth=200MB/s``  memory behind an emulated remote link
+``emulated:///some/dir?latency=20ms``           a local directory behind the emulated link
+==============================================  =============================================
+
+The emulated link (:class:`EmulatedStore`) charges every request a latency, shares a
+bandwidth among the requests in flight and serves at most ``concurrency`` requests at
+once, so the cost model's predictions can be checked against a store whose costs are
+known exactly. It also counts requests and bytes, on any store it wraps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from zarr.abc.store import ByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import LocalStore, MemoryStore, WrapperStore, ZipStore
+
+from chunkwise.errors import SpecError
+from chunkwise.model.storage import STORAGE_PRESETS, StorageProfile
+from chunkwise.units import format_duration, format_rate, parse_duration, parse_rate
+
+__all__ = [
+    "EmulatedStore",
+    "RequestCounts",
+    "StoreTarget",
+    "list_objects",
+    "open_target",
+]
+
+
+@dataclass
+class RequestCounts:
+    """Requests and bytes that went through an :class:`EmulatedStore` (mutable tally)."""
+
+    gets: int = 0
+    sets: int = 0
+    lists: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+
+    def snapshot(self) -> tuple[int, int, int, int, int]:
+        """The counts as a tuple, to subtract two moments."""
+        return (self.gets, self.sets, self.lists, self.bytes_read, self.bytes_written)
+
+
+class _Link:
+    """A shared link: per-request latency, a bandwidth shared by all transfers in flight."""
+
+    def __init__(self, latency_s: float, bandwidth_Bps: float, concurrency: int) -> None:
+        self.latency_s = latency_s
+        self.bandwidth_Bps = bandwidth_Bps
+        self.concurrency = concurrency
+        self._free_at = 0.0
+        self._semaphores: dict[int, asyncio.Semaphore] = {}
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop_id = id(asyncio.get_running_loop())
+        sem = self._semaphores.get(loop_id)
+        if sem is None:
+            sem = self._semaphores[loop_id] = asyncio.Semaphore(self.concurrency)
+        return sem
+
+    async def request(self, nbytes: int) -> None:
+        """Wait as long as one request moving ``nbytes`` takes on this link."""
+        async with self._semaphore():
+            start = time.perf_counter()
+            # Transfers queue on the shared bandwidth: each reserves its slice of the link.
+            begin = max(start + self.latency_s, self._free_at)
+            self._free_at = begin + nbytes / self.bandwidth_Bps
+            delay = self._free_at - start
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
+class EmulatedStore(WrapperStore[Store]):
+    """A store wrapper that behaves like a remote store with known costs, and counts requests.
+
+    Parameters
+    ----------
+    store
+        The store holding the bytes (memory, local, ...).
+    latency_s
+        Time to first byte of every request (get, set, exists, list), seconds.
+    bandwidth_Bps
+        Bandwidth shared by all requests in flight, bytes/second.
+    concurrency
+        Requests served at once; more wait their turn.
+
+    With ``latency_s=0`` and an infinite bandwidth it only counts.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        latency_s: float = 0.0,
+        bandwidth_Bps: float = float("inf"),
+        concurrency: int = 64,
+        counts: RequestCounts | None = None,
+        link: _Link | None = None,
+    ) -> None:
+        super().__init__(store)
+        if latency_s < 0 or not bandwidth_Bps > 0 or concurrency < 1:
+            raise SpecError(
+                f"emulated store latency {latency_s!r} s, bandwidth {bandwidth_Bps!r} B/s and "
+                f"concurrency {concurrency!r} must be >= 0, > 0 and >= 1."
+            )
+        self.counts = counts if counts is not None else RequestCounts()
+        self._link = link or _Link(latency_s, bandwidth_Bps, concurrency)
+
+    @property
+    def latency_s(self) -> float:
+        """Per-request latency, seconds."""
+        return self._link.latency_s
+
+    @property
+    def bandwidth_Bps(self) -> float:
+        """Shared bandwidth, bytes/second."""
+        return self._link.bandwidth_Bps
+
+    @property
+    def concurrency(self) -> int:
+        """Requests served at once."""
+        return self._link.concurrency
+
+    def _with_store(self, store: Store) -> EmulatedStore:
+        return type(self)(store, counts=self.counts, link=self._link)
+
+    def storage_profile(self) -> StorageProfile:
+        """The storage profile this store emulates (for the cost model)."""
+        base = STORAGE_PRESETS["s3" if self.latency_s >= 5e-3 else "local-ssd"]
+        bandwidth = min(self.bandwidth_Bps, 1e15)
+        return StorageProfile(
+            name=f"emulated {format_duration(self.latency_s)}",
+            kind=base.kind,
+            latency_s=self.latency_s,
+            bandwidth_Bps=bandwidth,
+            stream_bandwidth_Bps=bandwidth,
+            concurrency=self.concurrency,
+            block_bytes=0,
+            object_bytes_min=base.object_bytes_min,
+            object_bytes_max=base.object_bytes_max,
+        )
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        value = await self._store.get(key, prototype, byte_range)
+        nbytes = 0 if value is None else len(value)
+        await self._link.request(nbytes)
+        self.counts.gets += 1
+        self.counts.bytes_read += nbytes
+        return value
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
+
+    async def exists(self, key: str) -> bool:
+        await self._link.request(0)
+        self.counts.gets += 1
+        return await self._store.exists(key)
+
+    async def set(self, key: str, value: Buffer) -> None:
+        await self._link.request(len(value))
+        await self._store.set(key, value)
+        self.counts.sets += 1
+        self.counts.bytes_written += len(value)
+
+    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
+        if not await self.exists(key):
+            await self.set(key, value)
+
+    async def _set_many(self, values: Iterable[tuple[str, Buffer]]) -> None:
+        await asyncio.gather(*(self.set(k, v) for k, v in values))
+
+    async def _get_many(
+        self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+    ) -> Any:
+        for key, prototype, byte_range in requests:
+            yield (key, await self.get(key, prototype, byte_range))
+
+    async def _listed(self, items: AsyncIterator[str]) -> AsyncIterator[str]:
+        await self._link.request(0)
+        self.counts.lists += 1
+        async for item in items:
+            yield item
+
+    def list(self) -> AsyncIterator[str]:
+        return self._listed(self._store.list())
+
+    def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        return self._listed(self._store.list_prefix(prefix))
+
+    def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        return self._listed(self._store.list_dir(prefix))
+
+    def __repr__(self) -> str:
+        return (
+            f"EmulatedStore({self._store!r}, latency={format_duration(self.latency_s)}, "
+            f"bandwidth={format_rate(self.bandwidth_Bps)}, concurrency={self.concurrency})"
+        )
+
+
+@dataclass
+class StoreTarget:
+    """Where benchmark arrays go: one fresh location per layout, removed afterwards.
+
+    Parameters
+    ----------
+    url
+        The store URL as the user gave it.
+    kind
+        ``"memory"``, ``"local"``, ``"zip"``, ``"s3"`` or ``"emulated"``.
+    root
+        Local directory or remote prefix that holds the benchmark's locations.
+    emulation
+        Latency, bandwidth and concurrency of the emulated link (``kind == "emulated"``).
+    storage_options
+        Passed to fsspec for remote stores (``endpoint_url``, ``anon``, ...).
+    """
+
+    url: str
+    kind: str
+    root: str = ""
+    emulation: Mapping[str, float] = field(default_factory=dict)
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    run_id: str = field(default_factory=lambda: f"chunkwise-bench-{uuid.uuid4().hex[:8]}")
+    _memory: dict[str, Buffer] = field(default_factory=dict, repr=False)
+    _made: list[str] = field(default_factory=list, repr=False)
+
+    def describe(self) -> str:
+        """A short human description."""
+        if self.kind == "emulated":
+            e = self.emulation
+            under = f"a local directory {self.root}" if self.root else "memory"
+            return (
+                f"emulated remote store ({format_duration(e['latency_s'])} latency, "
+                f"{format_rate(e['bandwidth_Bps'])}, {int(e['concurrency'])} concurrent requests) over {under}"
+            )
+        if self.kind == "memory":
+            return "in-process memory store"
+        if self.kind == "local":
+            return f"local directory {self.root}"
+        if self.kind == "zip":
+            return f"zip files in {self.root}"
+        return f"{self.url}"
+
+    def known_profile(self) -> StorageProfile | None:
+        """The storage profile of this target when it is known exactly (emulated), else ``None``."""
+        if self.kind == "emulated":
+            return self._emulate(MemoryStore()).storage_profile()
+        return None
+
+    def _emulate(self, store: Store) -> EmulatedStore:
+        e = self.emulation
+        return EmulatedStore(
+            store,
+            latency_s=e.get("latency_s", 0.0),
+            bandwidth_Bps=e.get("bandwidth_Bps", float("inf")),
+            concurrency=int(e.get("concurrency", 64)),
+        )
+
+    def open(self, name: str) -> EmulatedStore:
+        """A fresh, empty store for one layout, wrapped so requests are counted.
+
+        Parameters
+        ----------
+        name
+            A short, path-safe name for the layout.
+        """
+        if self.kind in ("memory", "emulated") and not self.root:
+            inner: Store = MemoryStore({})
+        elif self.kind in ("local", "emulated"):
+            path = Path(self.root) / self.run_id / f"{name}.zarr"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            inner = LocalStore(path)
+        elif self.kind == "zip":
+            path = Path(self.root) / self.run_id / f"{name}.zip"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            inner = ZipStore(path, mode="w")
+        else:
+            inner = _fsspec_store(
+                f"{self.root.rstrip('/')}/{self.run_id}/{name}.zarr", self.storage_options
+            )
+        self._made.append(name)
+        if self.kind == "emulated":
+            return self._emulate(inner)
+        return EmulatedStore(inner)
+
+    def cleanup(self) -> None:
+        """Remove everything this run wrote (the run's own folder or prefix only)."""
+        if self.kind in ("local", "zip") or (self.kind == "emulated" and self.root):
+            shutil.rmtree(Path(self.root) / self.run_id, ignore_errors=True)
+        elif self.kind == "s3":
+            fs = _s3fs(self.storage_options)
+            target = f"{self.root.removeprefix('s3://').rstrip('/')}/{self.run_id}"
+            if fs.exists(target):
+                fs.rm(target, recursive=True)
+
+
+def open_target(url: str, storage_options: Mapping[str, Any] | None = None) -> StoreTarget:
+    """Parse a store URL (see the module docstring) into a :class:`StoreTarget`.
+
+    Raises
+    ------
+    SpecError
+        When the URL names no supported store, with the forms that are.
+    """
+    options = dict(storage_options or {})
+    text = url.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
+        path = parts.path if scheme == "file" else text
+        return StoreTarget(text, "local", str(Path(path).expanduser().resolve()))
+    if scheme == "memory":
+        return StoreTarget(text, "memory")
+    if scheme == "zip":
+        return StoreTarget(text, "zip", str(Path(parts.path).expanduser().resolve()))
+    if scheme == "s3":
+        if not parts.netloc:
+            raise SpecError(f"store {url!r} names no bucket; write it like s3://bucket/prefix.")
+        return StoreTarget(text, "s3", f"s3://{parts.netloc}{parts.path}", storage_options=options)
+    if scheme == "emulated":
+        query = dict(parse_qsl(parts.query))
+        unknown = sorted(set(query) - {"latency", "bandwidth", "concurrency"})
+        if unknown:
+            raise SpecError(
+                f"emulated store setting(s) {', '.join(map(repr, unknown))} unknown; "
+                "use latency, bandwidth and concurrency, like emulated://?latency=20ms&bandwidth=200MB/s&concurrency=64."
+            )
+        emulation = {
+            "latency_s": parse_duration(query.get("latency", "20ms"), what="emulated latency"),
+            "bandwidth_Bps": parse_rate(query.get("bandwidth", "1GB/s"), what="emulated bandwidth"),
+            "concurrency": float(_positive(query.get("concurrency", "64"))),
+        }
+        root = str(Path(parts.path).expanduser().resolve()) if parts.path not in ("", "/") else ""
+        return StoreTarget(text, "emulated", root, emulation)
+    raise SpecError(
+        f"store {url!r} is not a store chunkwise can write to; use a directory path, memory://, "
+        "zip:///dir, s3://bucket/prefix or emulated://?latency=20ms."
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SpecError(f"emulated store concurrency {text!r} must be a positive integer.")
+    return value
+
+
+def _s3fs(options: Mapping[str, Any]) -> Any:
+    try:
+        import s3fs
+    except ImportError:
+        from chunkwise.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            "s3:// stores need s3fs; install it with: pip install 'chunkwise[s3]'."
+        ) from None
+    return s3fs.S3FileSystem(**dict(options))
+
+
+def _fsspec_store(url: str, options: Mapping[str, Any]) -> Store:
+    from zarr.storage import FsspecStore
+
+    fs = _s3fs({**options, "asynchronous": True})
+    return FsspecStore(fs, path=url.removeprefix("s3://"))
+
+
+async def _list_sizes(store: Store) -> list[int]:
+    sizes = []
+    async for key in store.list():
+        sizes.append(await store.getsize(key))
+    return sizes
+
+
+def list_objects(store: Store) -> list[int]:
+    """Sizes of every object in ``store``, bytes (one entry per object)."""
+    from zarr.core.sync import sync
+
+    inner = store._store if isinstance(store, WrapperStore) else store
+    return sync(_list_sizes(inner))
