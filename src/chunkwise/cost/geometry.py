@@ -43,6 +43,12 @@ class DimAccess:
     max_per_shard
         The largest number of inner chunks touched in one shard: the length of
         zarr-python's sequential chain of inner-chunk requests.
+    elements
+        Elements along this dim in the touched chunks, counting a ragged edge chunk at its
+        real length (what is fetched and decoded, before compression).
+    max_if_total
+        ``max_per_shard`` where every touched shard is total along this dim, else 0: with
+        it the model takes the chain of inner-chunk requests only where a shard is partial.
     """
 
     chunks: float
@@ -51,6 +57,8 @@ class DimAccess:
     total_shards: float
     chunks_in_total: float
     max_per_shard: float
+    elements: float
+    max_if_total: float
 
 
 def _floor_sum(count: int, offset: int, chunk: int) -> int:
@@ -128,7 +136,11 @@ def _per_position(
     total = first_total.astype(np.int64) + last_total.astype(np.int64) + middle
     in_total = first_total * in_first + last_total * in_last + middle * cps
     max_per = np.maximum(np.maximum(in_first, in_last), np.where(n_shards >= 3, cps, 0))
-    return np.stack([n_chunks, complete, n_shards, total, in_total, max_per]).astype(np.float64)
+    elements = n_chunks * chunk  # unclipped: dim_access trims the ragged edge chunk
+    max_if_total = max_per * (total == n_shards)
+    return np.stack(
+        [n_chunks, complete, n_shards, total, in_total, max_per, elements, max_if_total]
+    ).astype(np.float64)
 
 
 @lru_cache(maxsize=65536)
@@ -156,7 +168,7 @@ def dim_access(n: int, extent: int, chunk: int, shard: int | None = None) -> Dim
     _check(n, extent, chunk, shard)
     positions = n - extent + 1
     periods, rest = divmod(positions, shard)
-    sums = np.zeros(6)
+    sums = np.zeros(len(DimAccess.__slots__))
     if periods:
         sums += periods * np.asarray(_period_sums(extent, chunk, shard, shard))
     if rest:
@@ -166,6 +178,12 @@ def dim_access(n: int, extent: int, chunk: int, shard: int | None = None) -> Dim
     sums += (
         _per_position(final, extent, chunk, shard, n) - _per_position(final, extent, chunk, shard)
     )[:, 0]
+    # Boxes whose last chunk is the ragged edge chunk fetch it at its real, shorter length.
+    edge_start = (n - 1) // chunk * chunk
+    pad = edge_start + chunk - n
+    if pad:
+        reaching = (n - extent) - max(0, edge_start - extent + 1) + 1
+        sums[6] -= pad * reaching
     return DimAccess(*(float(v) for v in sums / positions))
 
 
@@ -182,4 +200,7 @@ def append_access(size: int, chunk: int, shard: int | None = None) -> DimAccess:
     starts = np.arange(shard, dtype=np.int64)
     # An append always reaches the new end of the array, so its last chunk is complete.
     sums = _per_position(starts, size, chunk, shard, end=starts + size).sum(axis=1)
+    # The new last chunk ends at the array's new end: count it at its real length.
+    stops = starts + size
+    sums[6] -= float(((stops - 1) // chunk * chunk + chunk - stops).sum())
     return DimAccess(*(float(v) for v in sums / shard))

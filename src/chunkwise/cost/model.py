@@ -170,6 +170,8 @@ class _Terms:
         self.ndim = array.ndim
         self.chunk_raw = grid.chunk_elements() * array.itemsize
         header = _HEADER_BYTES[inputs.codec.kind]
+        self.header = header
+        self.ratio = profile.ratio
         self.chunk_stored = self.chunk_raw / profile.ratio + header
         if grid.sharded:
             self.cps = _product(
@@ -183,6 +185,13 @@ class _Terms:
         self.bandwidth = storage.bandwidth_Bps
         self.conc = storage.effective_concurrency
         self.reader = storage.reader
+
+    def edge_scaled(self, stats: list[tuple[Array, ...]], chunks: Array) -> tuple[Array, Array]:
+        """Mean raw and stored bytes of the touched chunks, ragged edge chunks at real size."""
+        elements = _product(s[6] for s in stats)
+        nominal = np.maximum(chunks * self.grid.chunk_elements(), 1e-12)
+        raw = self.chunk_raw * np.minimum(elements / nominal, 1.0)
+        return raw, raw / self.ratio + self.header
 
     def io_floor(self, seconds: Array, n_bytes: Array) -> Array:
         """No pattern beats the aggregate bandwidth."""
@@ -206,10 +215,11 @@ def _read_box(t: _Terms, op: Operation) -> OpCost:
     ]
     chunks = _product(s[0] for s in stats)
     zero = np.zeros_like(chunks)
+    chunk_raw, chunk_stored = t.edge_scaled(stats, chunks)
     if not t.grid.sharded:
         requests = chunks
-        fetched = chunks * t.chunk_stored
-        per_request = t.latency + t.chunk_stored / t.stream
+        fetched = chunks * chunk_stored
+        per_request = t.latency + chunk_stored / t.stream
         waves = _waves(requests, t.conc)
         latency_s = waves * t.latency
         transfer_s = t.io_floor(waves * per_request, fetched) - latency_s
@@ -222,14 +232,18 @@ def _read_box(t: _Terms, op: Operation) -> OpCost:
         partial = np.maximum(shards - total, 0.0)
         inner = np.maximum(chunks - in_total, 0.0)
         requests = total + partial + inner
-        fetched = total * t.shard_stored + partial * t.index_bytes + inner * t.chunk_stored
+        shard_stored = t.cps * chunk_stored + t.index_bytes
+        fetched = total * shard_stored + partial * t.index_bytes + inner * chunk_stored
         some_partial = np.minimum(1.0, partial)
         if t.reader.sequential_inner_reads:
             # zarr-python: index, then inner chunks one after another; shards concurrently.
-            chain_requests = some_partial * (1.0 + longest) + (1.0 - some_partial)
+            # Expected chain: 1 + E[longest] - E[longest where the shard is read whole].
+            longest_total = _product(s[7] for s in stats)
+            chain_requests = 1.0 + np.maximum(longest - longest_total, 0.0)
+            some_partial = np.clip(chain_requests - 1.0, 0.0, 1.0) * np.minimum(1.0, partial)
             chain_bytes = (
-                some_partial * (t.index_bytes + longest * t.chunk_stored)
-                + (1.0 - some_partial) * t.shard_stored
+                some_partial * (t.index_bytes + longest * chunk_stored)
+                + (1.0 - some_partial) * shard_stored
             )
             waves = _waves(shards, t.conc)
             latency_s = waves * chain_requests * t.latency
@@ -239,14 +253,12 @@ def _read_box(t: _Terms, op: Operation) -> OpCost:
             first = some_partial * _waves(partial, t.conc)
             second_n = total + inner
             second = _waves(second_n, t.conc)
-            mean_bytes = (total * t.shard_stored + inner * t.chunk_stored) / np.maximum(
-                second_n, 1e-12
-            )
+            mean_bytes = (total * shard_stored + inner * chunk_stored) / np.maximum(second_n, 1e-12)
             latency_s = (first + second) * t.latency
             io = latency_s + first * t.index_bytes / t.stream + second * mean_bytes / t.stream
         transfer_s = t.io_floor(io, fetched) - latency_s
         cpu = (chunks + shards) * t.reader.per_chunk_cpu_s
-    decoded = chunks * t.chunk_raw
+    decoded = chunks * chunk_raw
     return OpCost(
         chunks=chunks, requests=requests, get_requests=requests, put_requests=zero,
         bytes_fetched=fetched, bytes_written=zero, bytes_decoded=decoded, bytes_encoded=zero,

@@ -462,7 +462,7 @@ def _diverse(ranked: Sequence[Candidate], top: int) -> list[Candidate]:
             alt = next((c for c in out if (c.layout.shards is not None) == sharded), None)
             if alt is not None and len(chosen) >= 2:
                 chosen[-1] = alt
-            elif alt is not None:
+            elif alt is not None and top > 1:
                 chosen.append(alt)
     return chosen
 
