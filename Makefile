@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test system-deps lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "chunkwise needs Python >= 3.11; found " + sys.version.split()[0] + ". Run: make PYTHON=python3.11 ...")'
@@ -18,7 +18,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m chunkwise.demo
 
-test: lint typecheck unit
+test: system-deps lint typecheck unit
+
+# The tests start a real S3-compatible server (Ceph radosgw) and render the HTML report in
+# headless Chromium: both come from Debian packages, installed here when missing.
+system-deps:
+	@sh scripts/system-deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -34,4 +39,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_advise.py --write-results
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) chunkwise-demo build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -3,9 +3,10 @@
 Measure first, model the cost, recommend with reasons. The public API:
 
 * :func:`advise` — ranked layouts with predicted costs and a rationale.
+* :func:`bench` — those layouts (and the usual baselines) written and timed on your data and store.
 """
 
-from chunkwise.api import advise, problem
+from chunkwise.api import advise, bench, problem
 from chunkwise.errors import ChunkwiseError, ConstraintError, MissingDependencyError, SpecError
 from chunkwise.plan.advice import Advice, Recommendation
 
@@ -20,5 +21,6 @@ __all__ = [
     "SpecError",
     "__version__",
     "advise",
+    "bench",
     "problem",
 ]

@@ -13,20 +13,26 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chunkwise.plan.advice import Advice, make_advice
 from chunkwise.spec import Problem, load_spec, problem_from_spec
 
+if TYPE_CHECKING:
+    from chunkwise.engine.results import BenchReport
+
 __all__ = [
+    "DEFAULT_BENCH_TOP",
     "DEFAULT_CODECS",
     "DEFAULT_GRID_BUDGET",
+    "DEFAULT_REPEATS",
     "DEFAULT_STORAGE",
     "DEFAULT_TIE_TOLERANCE",
     "DEFAULT_TOP",
     "advise",
+    "bench",
     "problem",
 ]
 
@@ -133,3 +139,88 @@ def advise(
         tie_tolerance=tie_tolerance,
         candidates=prob.candidates,
     )
+
+
+#: ``progress(message, done, total)``, called as a benchmark advances.
+ProgressCallback = Callable[[str, int, int], None]
+
+#: Recommendations from ``advise`` that ``bench`` measures (plus baselines and candidates).
+DEFAULT_BENCH_TOP = 3
+#: Random positions per operation in ``bench``.
+DEFAULT_REPEATS = 5
+
+
+def bench(
+    spec: str | Path | Mapping[str, Any],
+    *,
+    data: str,
+    store: str = "memory://",
+    storage: str | Mapping[str, Any] | None = None,
+    region: str | None = None,
+    top: int = DEFAULT_BENCH_TOP,
+    baselines: bool = True,
+    only_candidates: bool = False,
+    repeats: int = DEFAULT_REPEATS,
+    seed: int = 0,
+    warm: bool = True,
+    storage_options: Mapping[str, Any] | None = None,
+    keep: bool = False,
+    progress: ProgressCallback | None = None,
+) -> BenchReport:
+    """Write candidate layouts from real data onto a store and time the workload on each.
+
+    Parameters
+    ----------
+    spec
+        A spec file path or mapping: the workload, optional constraints, codecs and
+        ``candidates:``. Its ``array`` gives generators their shape and dtype; for real
+        data, shape and dtype come from the data.
+    data
+        ``path.npy``, a Zarr array path/URL (``store.zarr#array`` inside a group),
+        ``sample:air-temperature``, or a generator ``synthetic:smooth`` /
+        ``synthetic:tomogram``.
+    store
+        Where layouts are written: a directory, ``memory://``, ``zip:///dir``,
+        ``s3://bucket/prefix`` or ``emulated://?latency=20ms&bandwidth=200MB/s``.
+    storage
+        The storage profile behind the predictions (a preset, mapping, or a ``probe``
+        result); by default the benchmarked store's own.
+    region
+        ``"dim=start:stop,..."``: benchmark a box of a big source.
+    top
+        How many of ``advise``'s recommendations to measure.
+    baselines
+        Also measure zarr's ``chunks="auto"``, Dask's 128 MiB auto chunks and the
+        rule-of-thumb cubic chunks.
+    only_candidates
+        Measure only the spec's ``candidates:``.
+    repeats
+        Random positions per operation (fixed ``seed``; the same for every layout).
+    warm
+        Also time an immediate re-read of each position.
+    storage_options
+        fsspec options for ``s3://`` stores and sources (``endpoint_url``, ``key``, ...).
+    keep
+        Keep the written layouts instead of removing them.
+    progress
+        Called as ``progress(message, done, total)``.
+
+    Returns
+    -------
+    BenchReport
+        Per layout: objects, stored bytes, write time, and per operation the measured
+        median, spread and requests next to the prediction.
+    """
+    from chunkwise.engine.benchmark import benchmark
+
+    return benchmark(
+        spec, data=data, store=store, storage=storage, region=region, top=top,
+        baselines=baselines, only_candidates=only_candidates, repeats=repeats, seed=seed,
+        warm=warm, storage_options=storage_options, keep=keep, progress=progress,
+        defaults={
+            "default_storage": DEFAULT_STORAGE,
+            "default_codecs": DEFAULT_CODECS,
+            "default_top": DEFAULT_TOP,
+        },
+        search={"grid_budget": DEFAULT_GRID_BUDGET, "tie_tolerance": DEFAULT_TIE_TOLERANCE},
+    )  # fmt: skip

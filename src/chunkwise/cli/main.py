@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 
 from chunkwise import __version__, api
-from chunkwise.errors import ChunkwiseError
+from chunkwise.cli.common import UserError, codec_profiles_arg, int_list, storage_arg, user_errors
+from chunkwise.cli.measure import bench, codecs, probe
 from chunkwise.model.storage import READER_PRESETS, STORAGE_PRESETS
 from chunkwise.model.workload import WORKLOAD_PRESETS
 from chunkwise.report.json import advice_document
@@ -24,39 +23,6 @@ from chunkwise.report.terminal import print_advice
 from chunkwise.spec import load_spec
 
 __all__ = ["cli", "main"]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class UserError(click.ClickException):
-    """A user mistake: one sentence, exit status 2."""
-
-    exit_code = 2
-
-
-def user_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn :class:`ChunkwiseError` into :class:`UserError`."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except ChunkwiseError as exc:
-            raise UserError(str(exc)) from None
-
-    return wrapper
-
-
-def _int_list(value: str | None, what: str) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
-    except ValueError:
-        raise UserError(
-            f"{what} {value!r} must be comma-separated integers, like 184,630,630."
-        ) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,7 +37,15 @@ def cli() -> None:
 @click.option("--dtype", help="NumPy dtype, e.g. float32.")
 @click.option("--dims", help="Dimension names, e.g. z,y,x.")
 @click.option("--workload", "workload", help=f"Workload preset: {', '.join(WORKLOAD_PRESETS)}.")
-@click.option("--storage", help=f"Storage preset: {', '.join(STORAGE_PRESETS)}.")
+@click.option(
+    "--storage",
+    help=f"Storage preset ({', '.join(STORAGE_PRESETS)}) or a file written by chunkwise probe.",
+)
+@click.option(
+    "--codec-profiles",
+    type=click.Path(dir_okay=False),
+    help="Measured codec profiles, a file written by chunkwise codecs.",
+)
 @click.option("--reader", help=f"Reader: {', '.join(READER_PRESETS)}.")
 @click.option("--latency", help="Override the storage latency, e.g. 20ms.")
 @click.option("--bandwidth", help="Override the storage bandwidth, e.g. 200MB/s.")
@@ -92,6 +66,7 @@ def advise(
     dims: str | None,
     workload: str | None,
     storage: str | None,
+    codec_profiles: str | None,
     reader: str | None,
     latency: str | None,
     bandwidth: str | None,
@@ -108,7 +83,7 @@ def advise(
     if shape is not None or dtype is not None or dims is not None:
         current = dict(data.get("array") or {})
         if shape is not None:
-            current["shape"] = _int_list(shape, "--shape")
+            current["shape"] = int_list(shape, "--shape")
         if dtype is not None:
             current["dtype"] = dtype
         if dims is not None:
@@ -131,7 +106,9 @@ def advise(
         if v is not None
     }
     if storage is not None:
-        data["storage"] = storage
+        data["storage"] = storage_arg(storage)
+    if codec_profiles is not None:
+        codec_profiles_arg(data, codec_profiles)
     if overrides:
         base = data.get("storage", api.DEFAULT_STORAGE)
         data["storage"] = (
@@ -156,6 +133,11 @@ def advise(
         click.echo(json.dumps(advice_document(advice), indent=2))
     else:
         print_advice(advice, Console(), snippets=not no_snippets)
+
+
+cli.add_command(bench)
+cli.add_command(probe)
+cli.add_command(codecs)
 
 
 def main() -> None:

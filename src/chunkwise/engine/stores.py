@@ -394,15 +394,12 @@ def _fsspec_store(url: str, options: Mapping[str, Any]) -> Store:
     return FsspecStore(fs, path=url.removeprefix("s3://"))
 
 
-async def _list_sizes(store: Store) -> list[int]:
-    sizes = []
-    async for key in store.list():
-        sizes.append(await store.getsize(key))
-    return sizes
+async def _list_sizes(store: Store) -> list[tuple[str, int]]:
+    return [(key, await store.getsize(key)) async for key in store.list()]
 
 
-def list_objects(store: Store) -> list[int]:
-    """Sizes of every object in ``store``, bytes (one entry per object)."""
+def list_objects(store: Store) -> list[tuple[str, int]]:
+    """Every object in ``store``: its key and its size in bytes."""
     from zarr.core.sync import sync
 
     inner = store._store if isinstance(store, WrapperStore) else store

@@ -1,0 +1,72 @@
+"""Pieces every command shares: the user-error exit, and options that name files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from chunkwise.errors import ChunkwiseError
+from chunkwise.spec import load_spec
+
+__all__ = ["UserError", "codec_profiles_arg", "int_list", "storage_arg", "user_errors"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UserError(click.ClickException):
+    """A user mistake: one sentence, exit status 2."""
+
+    exit_code = 2
+
+
+def user_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn :class:`ChunkwiseError` into :class:`UserError`."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ChunkwiseError as exc:
+            raise UserError(str(exc)) from None
+
+    return wrapper
+
+
+def storage_arg(value: str) -> str | dict[str, Any]:
+    """A storage preset name, or a YAML/JSON file (as ``chunkwise probe`` writes) holding one."""
+    if Path(value).suffix.lower() in (".yaml", ".yml", ".json"):
+        data = load_spec(value)
+        inner = data.get("storage", data)
+        if not isinstance(inner, dict):
+            raise UserError(f"storage file {value!r} must hold a mapping of storage settings.")
+        return inner
+    return value
+
+
+def codec_profiles_arg(data: dict[str, Any], path: str) -> None:
+    """Merge a ``chunkwise codecs`` file: its profiles, and its codecs unless one is fixed."""
+    extra = load_spec(path)
+    profiles = extra.get("codec_profiles")
+    if not isinstance(profiles, dict):
+        raise UserError(
+            f"codec profile file {path!r} has no 'codec_profiles' mapping; write one with chunkwise codecs --out FILE."
+        )
+    data["codec_profiles"] = {**(data.get("codec_profiles") or {}), **profiles}
+    if "codec" not in data and isinstance(extra.get("codecs"), list):
+        data["codecs"] = extra["codecs"]
+
+
+def int_list(value: str | None, what: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise UserError(
+            f"{what} {value!r} must be comma-separated integers, like 184,630,630."
+        ) from None

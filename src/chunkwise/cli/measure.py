@@ -1,0 +1,305 @@
+"""The measuring commands: ``bench``, ``probe`` and ``codecs``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chunkwise import api
+from chunkwise.cli.common import UserError, storage_arg, user_errors
+from chunkwise.units import format_bytes, format_rate
+
+__all__ = ["bench", "codecs", "probe"]
+
+
+def _storage_options(endpoint_url: str | None, pairs: Sequence[str]) -> dict[str, Any]:
+    """fsspec options from ``--endpoint-url`` and ``--storage-option key=value``."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--storage-option {pair!r} must look like key=value, e.g. anon=true.")
+        lowered = value.strip().lower()
+        options[key.strip()] = (
+            True if lowered == "true" else False if lowered == "false" else value.strip()
+        )
+    if endpoint_url:
+        options.setdefault("client_kwargs", {})["endpoint_url"] = endpoint_url
+    return options
+
+
+_remote_options = [
+    click.option("--endpoint-url", help="S3-compatible endpoint, e.g. http://127.0.0.1:9000."),
+    click.option(
+        "--storage-option",
+        "storage_option",
+        multiple=True,
+        help="fsspec option for remote stores, key=value (repeatable), e.g. anon=true.",
+    ),
+]
+
+
+def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--endpoint-url`` and ``--storage-option``."""
+    for option in reversed(_remote_options):
+        func = option(func)
+    return func
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description:<40}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("starting", total=None)
+
+    def update(message: str, done: int, total: int) -> None:
+        bar.update(task, description=message[:40], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option(
+    "--data",
+    required=True,
+    help="path.npy, a Zarr array (store.zarr#array), sample:air-temperature, "
+    "synthetic:smooth or synthetic:tomogram.",
+)
+@click.option(
+    "--store",
+    default="memory://",
+    show_default=True,
+    help="Where layouts are written: a directory, memory://, zip:///dir, s3://bucket/prefix, "
+    "emulated://?latency=20ms&bandwidth=200MB/s.",
+)
+@click.option(
+    "--storage",
+    help="Storage profile for the predictions: a preset or a file from chunkwise probe "
+    "(default: the store's own).",
+)
+@click.option("--region", help="Benchmark a box of the data, e.g. z=0:128,y=0:256.")
+@click.option(
+    "--top", type=int, default=api.DEFAULT_BENCH_TOP, show_default=True, help="advise layouts."
+)
+@click.option(
+    "--repeats",
+    type=int,
+    default=api.DEFAULT_REPEATS,
+    show_default=True,
+    help="Random positions per operation.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the positions.")
+@click.option("--no-warm", is_flag=True, help="Do not time warm re-reads.")
+@click.option("--no-baselines", is_flag=True, help="Skip zarr auto, Dask auto and rule of thumb.")
+@click.option("--only-candidates", is_flag=True, help="Measure only the spec's candidates.")
+@click.option("--keep", is_flag=True, help="Keep the written layouts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document to stdout.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write a CSV file.")
+@click.option("--markdown", type=click.Path(dir_okay=False), help="Write a Markdown report.")
+@click.option("--html", type=click.Path(dir_okay=False), help="Write a self-contained HTML report.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Write bench.html, bench.md, bench.csv and bench.json into this directory.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@remote_options
+@user_errors
+def bench(
+    spec: str,
+    data: str,
+    store: str,
+    storage: str | None,
+    region: str | None,
+    top: int,
+    repeats: int,
+    seed: int,
+    no_warm: bool,
+    no_baselines: bool,
+    only_candidates: bool,
+    keep: bool,
+    as_json: bool,
+    csv_path: str | None,
+    markdown: str | None,
+    html: str | None,
+    out: str | None,
+    quiet: bool,
+    endpoint_url: str | None,
+    storage_option: tuple[str, ...],
+) -> None:
+    """Write candidate layouts of the data in --data to --store and time SPEC's workload."""
+    from chunkwise.report.bench import bench_csv, bench_json, bench_markdown, print_bench
+    from chunkwise.report.html import bench_html, write_report_files
+
+    with _progress(not quiet) as progress:
+        report = api.bench(
+            spec, data=data, store=store,
+            storage=storage_arg(storage) if storage is not None else None,
+            region=region, top=top, baselines=not no_baselines,
+            only_candidates=only_candidates, repeats=repeats, seed=seed, warm=not no_warm,
+            storage_options=_storage_options(endpoint_url, storage_option), keep=keep,
+            progress=progress,
+        )  # fmt: skip
+    written: list[Path] = []
+    for name, render in ((csv_path, bench_csv), (markdown, bench_markdown), (html, bench_html)):
+        if name is not None:
+            Path(name).write_text(render(report), encoding="utf-8")
+            written.append(Path(name))
+    if out is not None:
+        written.extend(write_report_files(report, Path(out)).values())
+    if as_json:
+        click.echo(bench_json(report))
+    else:
+        # Piped output (files, CI logs) gets room for the whole table.
+        print_bench(report, Console(width=None if sys.stdout.isatty() else 160))
+    for path in written:
+        click.echo(f"wrote {path}", err=as_json)
+
+
+@click.command()
+@click.argument("store")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Write the storage profile (YAML) for advise --storage / bench --storage.",
+)
+@click.option("--name", default="probed", show_default=True, help="Name of the profile.")
+@click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON.")
+@remote_options
+@user_errors
+def probe(
+    store: str,
+    out: str | None,
+    name: str,
+    as_json: bool,
+    endpoint_url: str | None,
+    storage_option: tuple[str, ...],
+) -> None:
+    """Measure STORE's latency, bandwidth and useful concurrency; write a storage profile."""
+    from chunkwise.engine.probe import probe_store
+    from chunkwise.engine.stores import open_target
+
+    target = open_target(store, _storage_options(endpoint_url, storage_option))
+    try:
+        result = probe_store(target.open("probe"))
+    finally:
+        target.cleanup()
+    profile = {"storage": result.to_storage_spec(name)}
+    if out is not None:
+        Path(out).write_text(
+            f"# chunkwise probe {store}\n" + yaml.safe_dump(profile, sort_keys=False),
+            encoding="utf-8",
+        )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(str(result))
+        click.echo(yaml.safe_dump(profile, sort_keys=False).rstrip())
+    if out is not None:
+        click.echo(f"wrote {out}; use it with: chunkwise advise SPEC --storage {out}", err=as_json)
+
+
+@click.command()
+@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.option("--data", required=True, help="The data to sample (as for bench --data).")
+@click.option("--region", help="Sample a box of the data, e.g. z=0:128,y=0:256.")
+@click.option(
+    "--codec",
+    "codec_list",
+    multiple=True,
+    help="A codec to profile (repeatable); default: blosc lz4/zstd levels 1/5/9 with "
+    "shuffle and bitshuffle, zstd, gzip and none.",
+)
+@click.option("--sample", "sample_size", default="16MiB", show_default=True, help="Sample size.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Write codecs + codec_profiles (YAML) for advise --codec-profiles.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON.")
+@remote_options
+@user_errors
+def codecs(
+    spec: str | None,
+    data: str,
+    region: str | None,
+    codec_list: tuple[str, ...],
+    sample_size: str,
+    out: str | None,
+    as_json: bool,
+    endpoint_url: str | None,
+    storage_option: tuple[str, ...],
+) -> None:
+    """Measure compression ratio and speed of codecs on a sample of the data."""
+    from chunkwise.engine.codecs import (
+        DEFAULT_PROFILE_CODECS,
+        codec_profiles_spec,
+        profile_codecs,
+        sample_blocks,
+    )
+    from chunkwise.engine.sources import load_data
+    from chunkwise.model.array import ArraySpec
+    from chunkwise.spec import load_spec
+    from chunkwise.units import parse_bytes
+
+    array = None
+    if spec is not None:
+        raw = load_spec(spec).get("array")
+        if isinstance(raw, dict):
+            array = ArraySpec.create(raw.get("shape", []), str(raw.get("dtype")), raw.get("dims"))
+    loaded = load_data(
+        data,
+        array=array,
+        region=region,
+        storage_options=_storage_options(endpoint_url, storage_option),
+    )
+    sample = sample_blocks(loaded.values, parse_bytes(sample_size, what="--sample"))
+    measured = profile_codecs(sample, list(codec_list) or list(DEFAULT_PROFILE_CODECS))
+    document = {
+        "codecs": [m.codec for m in measured],
+        "codec_profiles": codec_profiles_spec(measured),
+    }
+    if out is not None:
+        Path(out).write_text(
+            f"# chunkwise codecs --data {data}: {format_bytes(sample.nbytes)} sample, one thread\n"
+            + yaml.safe_dump(document, sort_keys=False),
+            encoding="utf-8",
+        )
+    if as_json:
+        click.echo(json.dumps([m.to_dict() for m in measured], indent=2))
+    else:
+        table = Table(
+            title=f"Codecs on a {format_bytes(sample.nbytes)} sample of {loaded.info.description} (one thread)"
+        )
+        for column in ("codec", "ratio", "encode", "decode"):
+            table.add_column(column, justify="left" if column == "codec" else "right")
+        for m in sorted(measured, key=lambda m: -m.ratio):
+            table.add_row(
+                m.codec, f"{m.ratio:.3f}", format_rate(m.encode_Bps), format_rate(m.decode_Bps)
+            )
+        Console().print(table)
+    if out is not None:
+        click.echo(
+            f"wrote {out}; use it with: chunkwise advise SPEC --codec-profiles {out}", err=as_json
+        )

@@ -1,0 +1,110 @@
+"""Calibrate the reader's CPU costs on this machine, through zarr-python itself.
+
+The cost model charges every chunk a fixed CPU time (task dispatch, buffer handling,
+copying into the output) plus codec time per byte. Both depend on the machine and the
+codec, so :func:`calibrate_codec` measures them: a sample of the data is written to an
+in-memory store twice, in small and in large chunks, and each is read and written whole.
+With ``n`` chunks and ``B`` bytes, ``time = n * per_chunk + B * per_byte``; the two
+layouts give the two unknowns.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from chunkwise.adapters.zarr_codecs import zarr_compressor
+from chunkwise.model.array import ArraySpec
+from chunkwise.model.codec import CodecSpec
+from chunkwise.plan.candidates import reference_chunks
+
+__all__ = ["Calibration", "calibrate_codec"]
+
+SMALL_CHUNK_BYTES = 16 * 2**10
+LARGE_CHUNK_BYTES = 1 * 2**20
+SAMPLE_BYTES = 4 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Per-chunk and per-byte costs of reading and writing through zarr-python.
+
+    Attributes
+    ----------
+    per_chunk_read_s, per_chunk_write_s
+        Fixed CPU time per chunk, seconds.
+    decode_Bps, encode_Bps
+        Effective throughput of the whole read/write path per uncompressed byte, with
+        all of zarr's threads, bytes/second.
+    """
+
+    per_chunk_read_s: float
+    per_chunk_write_s: float
+    decode_Bps: float
+    encode_Bps: float
+
+
+def _median_time(func: Any, repeats: int) -> float:
+    func()  # warm-up: the first call pays for imports, thread start-up and allocation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _timings(
+    values: np.ndarray[Any, Any], codec: CodecSpec, target_bytes: int, repeats: int
+) -> tuple[float, float, int]:
+    import zarr
+
+    spec = ArraySpec.create(list(values.shape), str(values.dtype))
+    chunks = reference_chunks(spec, target_bytes)
+    arr = zarr.create_array(
+        zarr.storage.MemoryStore(),
+        shape=values.shape,
+        dtype=values.dtype,
+        chunks=chunks,
+        compressors=zarr_compressor(codec, values.itemsize, 3),
+    )
+    write = _median_time(lambda: arr.__setitem__(Ellipsis, values), repeats)
+    read = _median_time(lambda: arr[...], repeats)
+    return read, write, math.prod(-(-n // c) for n, c in zip(values.shape, chunks, strict=True))
+
+
+def _solve(
+    t_small: float, n_small: int, t_large: float, n_large: int, nbytes: int
+) -> tuple[float, float]:
+    per_chunk = max((t_small - t_large) / max(n_small - n_large, 1), 0.0)
+    per_byte = max(t_large - n_large * per_chunk, 1e-9) / nbytes
+    return per_chunk, per_byte
+
+
+def calibrate_codec(
+    sample: np.ndarray[Any, Any], codec: CodecSpec, *, repeats: int = 3
+) -> Calibration:
+    """Measure zarr-python's per-chunk and per-byte read/write costs for ``codec`` here.
+
+    Parameters
+    ----------
+    sample
+        Representative data of the benchmark's dimensionality (a box of at most
+        :data:`SAMPLE_BYTES` is used, chunked near-cubically in 16 KiB and in 1 MiB).
+    codec
+        The codec to measure.
+    repeats
+        Timed repeats per measurement (after one warm-up); the median is used.
+    """
+    row_bytes = max(sample.nbytes // max(sample.shape[0], 1), 1)
+    box = np.ascontiguousarray(sample[: max(SAMPLE_BYTES // row_bytes, 1)])
+    r_small, w_small, n_small = _timings(box, codec, SMALL_CHUNK_BYTES, repeats)
+    r_large, w_large, n_large = _timings(box, codec, LARGE_CHUNK_BYTES, repeats)
+    read_chunk, read_byte = _solve(r_small, n_small, r_large, n_large, box.nbytes)
+    write_chunk, write_byte = _solve(w_small, n_small, w_large, n_large, box.nbytes)
+    return Calibration(read_chunk, write_chunk, 1.0 / read_byte, 1.0 / write_byte)

@@ -1,0 +1,107 @@
+"""``bench`` against the emulated remote store: predictions answer to measurements.
+
+The emulated store charges 20 ms per request and serves requests from a shared link, so
+its costs are known exactly; the cost model must predict every operation of every
+candidate within a factor of 1.5, count the same GET requests, and pick the layout that
+measures fastest. (Wall time on this store is dominated by the emulated latency, which
+is why these tests may compare seconds at all.)
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+import chunkwise
+from chunkwise.engine.results import BenchReport
+
+LATENCY_STORE = "emulated://?latency=20ms&bandwidth=500MB/s&concurrency=64"
+
+SPEC = {
+    "array": {"shape": [48, 384, 384], "dtype": "float32", "dims": ["z", "y", "x"]},
+    "workload": [{"op": "plane", "dims": ["y", "x"], "weight": 1.0}],
+    "codec": "blosc:zstd:5:shuffle",
+    "candidates": [
+        {"name": "v2 48^3", "zarr_format": 2, "chunks": [48, 48, 48]},
+        {"name": "v3 16x64x64 in shards", "zarr_format": 3, "chunks": [16, 64, 64],
+         "shards": [48, 128, 128]},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report() -> BenchReport:
+    return chunkwise.bench(
+        SPEC, data="synthetic:tomogram", store=LATENCY_STORE, top=1, repeats=9, warm=False
+    )
+
+
+def test_every_operation_within_1_5x(report: BenchReport) -> None:
+    names = [r.name for r in report.results]
+    assert names[0] == "advise #1"
+    assert set(names) == {
+        "advise #1", "zarr auto", "dask auto", "rule of thumb", "v2 48^3", "v3 16x64x64 in shards",
+    }  # fmt: skip
+    off = [
+        f"{r.name} {op.name}: measured {op.mean_s * 1e3:.1f} ms, predicted {op.predicted_s * 1e3:.1f} ms"
+        for r in report.results
+        for op in r.ops
+        if not (1 / 1.5 <= op.ratio <= 1.5)
+    ]
+    assert not off, "\n".join(off)
+
+
+def test_request_counts_match_the_model(report: BenchReport) -> None:
+    for result in report.results:
+        for op in result.ops:
+            # Expected counts average over positions; nine positions come close.
+            assert op.requests == pytest.approx(op.predicted_requests, rel=0.5, abs=1.0), (
+                result.name,
+                op.name,
+            )
+
+
+def test_predicted_fastest_is_measured_fastest(report: BenchReport) -> None:
+    assert report.predicted_fastest().name == report.fastest().name == "advise #1"
+
+
+def test_report_values_are_consistent(report: BenchReport) -> None:
+    doc = report.to_dict()
+    assert doc["data"]["synthetic"] is True
+    for entry, result in zip(doc["results"], report.results, strict=True):
+        assert entry["objects"] == result.data_objects + result.metadata_objects
+        assert entry["stored_bytes"] > 0
+        assert list(entry["ops"]) == ["plane[y,x]", "scan", "region[48x64x64]"]
+        for op in entry["ops"].values():
+            assert math.isfinite(op["measured_s"]) and math.isfinite(op["predicted_s"])
+
+
+def test_cryoet_example_counts_objects_and_requests(tmp_path: Path) -> None:
+    """The CryoET study's layouts on a local directory: objects and GETs per slice."""
+    folder = resources.files("chunkwise") / "examples"
+    with resources.as_file(folder / "cryoet-128.yaml") as spec:
+        report = chunkwise.bench(
+            spec,
+            data="synthetic:tomogram",
+            store=str(tmp_path / "bench"),
+            only_candidates=True,
+            repeats=2,
+            warm=False,
+        )
+    by_name = {r.name: r for r in report.results}
+    # zarr-python 3 writing format 2 adds .zattrs next to .zarray: two metadata objects.
+    for name, data_objects in (
+        ("v2 16^3", 512), ("v2 32^3", 64), ("v2 64^3", 8), ("v2 128^3", 1),
+    ):  # fmt: skip
+        assert by_name[name].data_objects == data_objects
+        assert by_name[name].metadata_objects == 2
+    sharded = by_name["v3 32^3 in 128^3 shard"]
+    assert (sharded.data_objects, sharded.metadata_objects, sharded.objects) == (1, 1, 2)
+    # A slice touches 16 of the shard's 64 inner chunks: the index plus those 16, not the shard.
+    assert sharded.op("slice (XY plane)").requests == 17
+    assert by_name["v2 128^3"].op("slice (XY plane)").requests == 1
+    assert by_name["v2 16^3"].op("slice (XY plane)").requests == 64
+    assert not (tmp_path / "bench").exists() or not any((tmp_path / "bench").iterdir())
