@@ -109,7 +109,7 @@ class S3Server:
         """
         import s3fs
 
-        fs = s3fs.S3FileSystem(**self.storage_options(), skip_instance_cache=True)
+        fs = s3fs.S3FileSystem(**self.storage_options())
         fs.mkdir(name)  # sends the region as location constraint: never "us-east-1" here
         return name
 

@@ -2,8 +2,9 @@
 
 1. ``advise`` on four example specs (a tomogram viewer, an ERA5-like cube read two ways,
    a big volume on S3).
-2. ``bench`` on real climate data (iris sample data) on an emulated remote store with
-   20 ms latency: advise's layouts against zarr's and Dask's automatic chunks.
+2. ``bench`` on real climate data (iris sample data) on an emulated slow remote link
+   (50 ms per request, 20 MB/s, 6 connections): advise's layouts against zarr's and
+   Dask's automatic chunks and the rule of thumb.
 3. ``bench`` re-running the CryoET chunking study on a synthetic tomogram in a local
    directory, plus the zarr v3 sharded layouts the study could not test.
 
@@ -38,7 +39,7 @@ EXAMPLES = (
 )
 
 #: The emulated remote store of the climate benchmark.
-REMOTE = "emulated://?latency=20ms&bandwidth=500MB/s&concurrency=64"
+REMOTE = "emulated://?latency=50ms&bandwidth=20MB/s&concurrency=6"
 
 
 def _advise(console: Console, folder: Path) -> None:
@@ -61,12 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     """Run the demo; reports go to ``argv[0]`` or ``./chunkwise-demo``."""
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0] if args else "chunkwise-demo").resolve()
-    console = Console(width=max(Console().width, 120))
+    console = Console(width=max(Console().width, 160))
     written: list[Path] = []
     with resources.as_file(resources.files("chunkwise") / "examples") as folder:
         _advise(console, folder)
         console.print(
-            Rule("[bold]bench: real climate data on an emulated remote store (20 ms per request)")
+            Rule(
+                "[bold]bench: real climate data over an emulated slow link (50 ms, 20 MB/s, 6 connections)"
+            )
         )
         climate = api.bench(
             folder / "air-temperature.yaml",
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
             progress=_progress(console),
         )
         print_bench(climate, console)
+        console.print(f"[dim]({climate.store})[/dim]")
         written.append(write_report_files(climate, out / "air-temperature")["html"])
         console.print(
             Rule("[bold]bench: the CryoET chunking study, local directory, synthetic tomogram")

@@ -202,7 +202,7 @@ def probe(
 
     target = open_target(store, _storage_options(endpoint_url, storage_option))
     try:
-        result = probe_store(target.open("probe"))
+        result = probe_store(target.open("probe"), description=target.describe())
     finally:
         target.cleanup()
     profile = {"storage": result.to_storage_spec(name)}

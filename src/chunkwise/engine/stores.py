@@ -247,9 +247,10 @@ class StoreTarget:
     root: str = ""
     emulation: Mapping[str, float] = field(default_factory=dict)
     storage_options: Mapping[str, Any] = field(default_factory=dict)
-    run_id: str = field(default_factory=lambda: f"chunkwise-bench-{uuid.uuid4().hex[:8]}")
+    run_id: str = field(default_factory=lambda: f"chunkwise-run-{uuid.uuid4().hex[:8]}")
     _memory: dict[str, Buffer] = field(default_factory=dict, repr=False)
     _made: list[str] = field(default_factory=list, repr=False)
+    _remote: list[Store] = field(default_factory=list, repr=False)
 
     def describe(self) -> str:
         """A short human description."""
@@ -305,6 +306,7 @@ class StoreTarget:
             inner = _fsspec_store(
                 f"{self.root.rstrip('/')}/{self.run_id}/{name}.zarr", self.storage_options
             )
+            self._remote.append(inner)
         self._made.append(name)
         if self.kind == "emulated":
             return self._emulate(inner)
@@ -315,6 +317,8 @@ class StoreTarget:
         if self.kind in ("local", "zip") or (self.kind == "emulated" and self.root):
             shutil.rmtree(Path(self.root) / self.run_id, ignore_errors=True)
         elif self.kind == "s3":
+            _close_sessions(self._remote)
+            self._remote.clear()
             fs = _s3fs(self.storage_options)
             target = f"{self.root.removeprefix('s3://').rstrip('/')}/{self.run_id}"
             if fs.exists(target):
@@ -385,6 +389,26 @@ def _s3fs(options: Mapping[str, Any]) -> Any:
             "s3:// stores need s3fs; install it with: pip install 'chunkwise[s3]'."
         ) from None
     return s3fs.S3FileSystem(**dict(options))
+
+
+def _close_sessions(stores: Iterable[Store]) -> None:
+    """Close the HTTP sessions of asynchronous s3fs filesystems on zarr's event loop.
+
+    Left open, they are closed at interpreter exit from the wrong event loop, and
+    aiohttp prints a screenful of warnings.
+    """
+    from zarr.core.sync import sync
+
+    async def close(fs: Any) -> None:
+        creator = getattr(fs, "_s3creator", None)
+        if creator is not None and getattr(fs, "_s3", None) is not None:
+            await creator.__aexit__(None, None, None)
+            fs._s3 = None
+
+    for store in stores:
+        fs = getattr(store, "fs", None)
+        if fs is not None:
+            sync(close(fs))
 
 
 def _fsspec_store(url: str, options: Mapping[str, Any]) -> Store:

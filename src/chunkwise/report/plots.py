@@ -184,7 +184,7 @@ def plot_objects_vs_read(report: BenchReport) -> bytes:
     bytes
         A PNG image, 800 x 450 pixels.
     """
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     figure = _figure()
     ax = figure.add_subplot()
@@ -203,6 +203,7 @@ def plot_objects_vs_read(report: BenchReport) -> bytes:
         ax.annotate(label, (x, y), xytext=(7, 5), textcoords="offset points", fontsize=9)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_count(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     _seconds_axis(ax, "y", _wide([r.measured_weighted_s for _, r in points]))
     ax.margins(x=0.25, y=0.2)
     ax.set_xlabel("objects in the store (log scale)")
