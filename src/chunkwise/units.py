@@ -20,6 +20,8 @@ __all__ = [
     "parse_bytes",
     "parse_duration",
     "parse_rate",
+    "spec_duration",
+    "spec_rate",
 ]
 
 _BYTE_UNITS: dict[str, int] = {
@@ -168,6 +170,25 @@ def format_duration(seconds: float) -> str:
 def format_rate(bytes_per_s: float) -> str:
     """Format a byte rate: ``2e8 -> '191 MiB/s'``."""
     return f"{format_bytes(bytes_per_s)}/s"
+
+
+def spec_duration(seconds: float) -> str:
+    """A duration for a spec file, four significant digits, read back by :func:`parse_duration`:
+    ``0.020314 -> '20.31ms'``."""
+    if seconds >= 1:
+        return f"{seconds:.4g}s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.4g}ms"
+    return f"{seconds * 1e6:.4g}us"
+
+
+def spec_rate(bytes_per_s: float) -> str:
+    """A byte rate for a spec file, four significant digits, read back by :func:`parse_rate`:
+    ``1.987e8 -> '198.7MB/s'``."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if bytes_per_s >= scale:
+            return f"{bytes_per_s / scale:.4g}{unit}/s"
+    return f"{max(bytes_per_s, 1.0):.4g}B/s"
 
 
 def format_count(n: float) -> str:

@@ -28,6 +28,7 @@ import numpy.typing as npt
 from chunkwise.engine.results import CodecMeasurement
 from chunkwise.errors import ChunkwiseError, SpecError
 from chunkwise.model.codec import CodecSpec, parse_codec
+from chunkwise.units import spec_rate
 
 __all__ = [
     "DEFAULT_PROFILE_CODECS",
@@ -337,8 +338,8 @@ def codec_profiles_spec(measurements: Sequence[CodecMeasurement]) -> dict[str, d
     return {
         parse_codec(m.codec).short: {
             "ratio": float(f"{m.ratio:.5g}"),
-            "encode": _rate_text(m.encode_Bps),
-            "decode": _rate_text(m.decode_Bps),
+            "encode": spec_rate(m.encode_Bps),
+            "decode": spec_rate(m.decode_Bps),
             "measured": True,
         }
         for m in measurements
@@ -388,11 +389,3 @@ def _byte_view(buf: Any) -> npt.NDArray[np.uint8]:
 
 def _nbytes(buf: Any) -> int:
     return int(buf.nbytes) if isinstance(buf, np.ndarray) else memoryview(buf).nbytes
-
-
-def _rate_text(bytes_per_s: float) -> str:
-    """A rate for a spec file, four significant digits: ``2.305e8 -> '230.5MB/s'``."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if bytes_per_s >= scale:
-            return f"{bytes_per_s / scale:.4g}{unit}/s"
-    return f"{max(bytes_per_s, 1.0):.4g}B/s"

@@ -50,7 +50,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.core.sync import sync
 
 from chunkwise.errors import ChunkwiseError, SpecError
-from chunkwise.units import format_bytes, format_duration, format_rate
+from chunkwise.units import format_bytes, format_duration, format_rate, spec_duration, spec_rate
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -132,9 +132,9 @@ class ProbeResult:
         return {
             "name": name,
             "kind": self.kind,
-            "latency": _duration_text(self.latency_s),
-            "bandwidth": _rate_text(self.aggregate_bandwidth_Bps),
-            "stream_bandwidth": _rate_text(self.stream_bandwidth_Bps),
+            "latency": spec_duration(self.latency_s),
+            "bandwidth": spec_rate(self.aggregate_bandwidth_Bps),
+            "stream_bandwidth": spec_rate(self.stream_bandwidth_Bps),
             "concurrency": self.useful_concurrency,
         }
 
@@ -518,20 +518,3 @@ def _root(prefix: str | None) -> str:
 
 def _describe(store: Store) -> str:
     return repr(store).strip("<>")
-
-
-def _duration_text(seconds: float) -> str:
-    """A duration for a spec file, four significant digits: ``0.020314 -> '20.31ms'``."""
-    if seconds >= 1:
-        return f"{seconds:.4g}s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.4g}ms"
-    return f"{seconds * 1e6:.4g}us"
-
-
-def _rate_text(bytes_per_s: float) -> str:
-    """A rate for a spec file, four significant digits: ``1.987e8 -> '198.7MB/s'``."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if bytes_per_s >= scale:
-            return f"{bytes_per_s / scale:.4g}{unit}/s"
-    return f"{max(bytes_per_s, 1.0):.4g}B/s"
