@@ -147,3 +147,19 @@ def test_only_candidates_without_candidates_is_an_error(tmp_path: Path) -> None:
     code, _, stderr = invoke("bench", str(path), "--data", "synthetic:smooth", "--only-candidates")
     assert code == 2
     assert "--only-candidates needs layouts under 'candidates:'" in stderr
+
+
+def test_zip_store_and_npy_data(spec: Path, tmp_path: Path) -> None:
+    data = tmp_path / "cube.npy"
+    np.save(data, np.linspace(0, 1, 24 * 64 * 64, dtype="float32").reshape(24, 64, 64))
+    code, stdout, stderr = invoke(
+        "bench", str(spec), "--data", str(data), "--store", f"zip://{tmp_path / 'zips'}",
+        "--only-candidates", "--repeats", "1", "--no-warm", "--keep", "--json", "--quiet",
+    )  # fmt: skip
+    assert code == 0, stderr
+    result = json.loads(stdout)["results"][0]
+    # (24, 8, 8) chunks of a (24, 64, 64) array: 64 chunk entries plus .zarray and .zattrs.
+    assert (result["data_objects"], result["metadata_objects"]) == (64, 2)
+    (archive,) = (tmp_path / "zips").rglob("mine.zip")
+    arr = zarr.open_array(zarr.storage.ZipStore(archive, mode="r"), mode="r")
+    np.testing.assert_array_equal(arr[...], np.load(data)[...])

@@ -3,9 +3,10 @@
 For every candidate the runner creates a fresh array in its own location, writes the
 data once (timed, then the objects and bytes in the store are counted), then times every
 operation at ``repeats`` random positions drawn with a fixed seed (the same positions for
-every layout), reading each position a second time right away when ``warm`` is on. GET
-requests are counted at the store for every repeat, so the model's request counts are
-checked too, not only its seconds.
+every layout), reading each position a second time right away when ``warm`` is on.
+Appends grow a second copy of the layout (written untimed first), so the copy that was
+read stays the data. GET requests are counted at the store for every repeat, so the
+model's request counts are checked too, not only its seconds.
 """
 
 from __future__ import annotations
@@ -182,20 +183,27 @@ def _measure_reads(
 
 
 def _measure_appends(
-    arr: Any, store: EmulatedStore, op: Operation, array: ArraySpec, repeats: int, seed: int
+    target: StoreTarget,
+    name: str,
+    array: ArraySpec,
+    layout: Layout,
+    values: np.ndarray[Any, Any],
+    op: Operation,
+    repeats: int,
+    seed: int,
 ) -> tuple[tuple[float, ...], float]:
+    """Time ``repeats`` appends on a copy of the layout, so the measured array stays intact."""
+    store = target.open(f"{name}-{_slug(op.name)}", rewritable=True)
+    arr = create_array(store, array, layout)
+    arr[...] = values
     axis = array.axis(op.dims[0])
     rng = np.random.default_rng(seed)
-    slab_shape = tuple(op.count if i == axis else n for i, n in enumerate(arr.shape))
+    slab_shape = tuple(op.count if i == axis else n for i, n in enumerate(array.shape))
     slab = rng.standard_normal(slab_shape).astype(array.dtype)
     times, gets = [], []
     for _ in range(repeats):
         before = store.counts.gets
-
-        def append() -> None:
-            arr.append(slab, axis=axis)
-
-        times.append(_timed(append))
+        times.append(_timed(partial(arr.append, slab, axis=axis)))
         gets.append(store.counts.gets - before)
     return tuple(times), float(np.mean(gets))
 
@@ -228,7 +236,7 @@ def run_candidates(
         The benchmarked array.
     ops
         Operations to time (read ops at random positions; ``write`` is the initial full
-        write; ``append`` grows the array after all reads).
+        write; ``append`` grows a second copy of the layout, written untimed first).
     storage
         Profile used for the predictions (the store's own, when known).
     target
@@ -281,14 +289,16 @@ def run_candidates(
                 warm_times: tuple[float, ...] = ()
                 gets = float("nan")
             elif op.kind == "append":
-                continue  # after the reads: it changes the array
+                continue  # on a copy, after the reads
             else:
                 times, warm_times, gets = _measure_reads(arr, store, op, positions[op.name], warm)
             measured.append(_measurement(op, predicted.ops[op.name], times, warm_times, gets))
             step(op.name)
         for op in ops:
             if op.kind == "append":
-                times, gets = _measure_appends(arr, store, op, array, repeats, seed)
+                times, gets = _measure_appends(
+                    target, _slug(cand.name), array, layout, values, op, repeats, seed
+                )
                 measured.append(_measurement(op, predicted.ops[op.name], times, (), gets))
                 step(op.name)
         order = {op.name: i for i, op in enumerate(ops)}

@@ -284,17 +284,20 @@ class StoreTarget:
             concurrency=int(e.get("concurrency", 64)),
         )
 
-    def open(self, name: str) -> EmulatedStore:
+    def open(self, name: str, *, rewritable: bool = False) -> EmulatedStore:
         """A fresh, empty store for one layout, wrapped so requests are counted.
 
         Parameters
         ----------
         name
             A short, path-safe name for the layout.
+        rewritable
+            The caller will overwrite keys (appends rewrite the array metadata). A zip file
+            cannot replace an entry, so a zip target gives a directory beside its zips.
         """
         if self.kind in ("memory", "emulated") and not self.root:
             inner: Store = MemoryStore({})
-        elif self.kind in ("local", "emulated"):
+        elif self.kind in ("local", "emulated") or (self.kind == "zip" and rewritable):
             path = Path(self.root) / self.run_id / f"{name}.zarr"
             path.parent.mkdir(parents=True, exist_ok=True)
             inner = LocalStore(path)
