@@ -117,3 +117,24 @@ def test_probe_cli_writes_a_profile_advise_accepts(
     )  # fmt: skip
     assert advised.exit_code == 0, advised.output
     assert json.loads(advised.output)["storage"]["name"] == "probed"
+
+
+def test_bench_reads_its_data_from_a_zarr_array_on_s3(s3_bucket: tuple[S3Server, str]) -> None:
+    server, bucket = s3_bucket
+    options = server.storage_options()
+    values = np.arange(32 * 96 * 96, dtype="uint16").reshape(32, 96, 96)
+    fs = s3fs.S3FileSystem(asynchronous=True, **options)
+    source = FsspecStore(fs, path=f"{bucket.removeprefix('s3://')}/source.zarr")
+    zarr.create_array(source, data=values, chunks=(8, 96, 96), dimension_names=["t", "y", "x"])
+    report = chunkwise.bench(
+        SPEC,
+        data=f"{bucket}/source.zarr",
+        store="memory://",
+        only_candidates=True,
+        repeats=1,
+        warm=False,
+        storage_options=options,
+    )
+    assert report.data.synthetic is False
+    assert report.array.shape == (32, 96, 96) and report.array.dims == ("t", "y", "x")
+    assert all(r.raw_bytes == values.nbytes for r in report.results)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +102,11 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 )
 @click.option("--region", help="Benchmark a box of the data, e.g. z=0:128,y=0:256.")
 @click.option(
-    "--top", type=int, default=api.DEFAULT_BENCH_TOP, show_default=True, help="advise layouts."
+    "--top",
+    type=int,
+    default=api.DEFAULT_BENCH_TOP,
+    show_default=True,
+    help="How many of advise's recommendations to measure.",
 )
 @click.option(
     "--repeats",
@@ -161,6 +167,14 @@ def bench(
             storage_options=_storage_options(endpoint_url, storage_option), keep=keep,
             progress=progress,
         )  # fmt: skip
+    words = ["chunkwise", "bench", spec, "--data", data, "--store", store]
+    for flag, value in (("--storage", storage), ("--region", region)):
+        if value is not None:
+            words += [flag, value]
+    words += ["--top", str(top), "--repeats", str(repeats), "--seed", str(seed)]
+    words += [flag for flag, on in (("--no-warm", no_warm), ("--no-baselines", no_baselines),
+              ("--only-candidates", only_candidates)) if on]  # fmt: skip
+    report = replace(report, machine={**report.machine, "command": shlex.join(words)})
     written: list[Path] = []
     for name, render in ((csv_path, bench_csv), (markdown, bench_markdown), (html, bench_html)):
         if name is not None:
