@@ -160,6 +160,6 @@ def test_zip_store_and_npy_data(spec: Path, tmp_path: Path) -> None:
     result = json.loads(stdout)["results"][0]
     # (24, 8, 8) chunks of a (24, 64, 64) array: 64 chunk entries plus .zarray and .zattrs.
     assert (result["data_objects"], result["metadata_objects"]) == (64, 2)
-    (archive,) = (tmp_path / "zips").rglob("mine.zip")
+    (archive,) = (tmp_path / "zips").rglob("01-mine.zip")
     arr = zarr.open_array(zarr.storage.ZipStore(archive, mode="r"), mode="r")
     np.testing.assert_array_equal(arr[...], np.load(data)[...])

@@ -56,8 +56,8 @@ def test_bench_writes_and_reads_layouts_on_s3(s3_bucket: tuple[S3Server, str]) -
     fs = s3fs.S3FileSystem(asynchronous=True, **options)
     run_dirs = s3fs.S3FileSystem(**options).ls(f"{bucket}/runs")
     assert len(run_dirs) == 1
-    for result in report.results:
-        slug = result.name.replace(" ", "-")
+    for index, result in enumerate(report.results, start=1):
+        slug = f"{index:02d}-{result.name.replace(' ', '-')}"
         store = FsspecStore(fs, path=f"{run_dirs[0]}/{slug}.zarr", read_only=True)
         arr = zarr.open_array(store, mode="r")
         assert arr.chunks == result.layout.chunks

@@ -123,7 +123,9 @@ def test_result_serializes_and_reads_well(emulated: tuple[ProbeResult, Any, Any]
     assert document["latency_s"] == result.latency_s
     assert [row["concurrency"] for row in document["throughput"]] == list(QUICK["levels"])
     text = str(result)
-    assert "latency 2" in text and "ms" in text and "useful concurrency 8" in text
+    # ~20 ms: "latency 20.3 ms", or "19.9 ms" when the event loop wakes a hair early.
+    assert re.search(r"latency (19|2\d)(\.\d+)? ms", text), text
+    assert f"useful concurrency {result.useful_concurrency}" in text
 
 
 def test_plain_memory_store_looks_like_a_filesystem() -> None:

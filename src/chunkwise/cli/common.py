@@ -40,6 +40,11 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
 def storage_arg(value: str) -> str | dict[str, Any]:
     """A storage preset name, or a YAML/JSON file (as ``chunkwise probe`` writes) holding one."""
     if Path(value).suffix.lower() in (".yaml", ".yml", ".json"):
+        if not Path(value).is_file():
+            raise UserError(
+                f"storage file {value!r} does not exist; give a preset name or a file written "
+                "by chunkwise probe --out."
+            )
         data = load_spec(value)
         inner = data.get("storage", data)
         if not isinstance(inner, dict):

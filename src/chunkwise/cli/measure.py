@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
@@ -158,6 +159,12 @@ def bench(
     from chunkwise.report.bench import bench_csv, bench_json, bench_markdown, print_bench
     from chunkwise.report.html import bench_html, write_report_files
 
+    for flag, name in (("--csv", csv_path), ("--markdown", markdown), ("--html", html)):
+        if name is not None and not Path(name).resolve().parent.is_dir():
+            raise UserError(
+                f"{flag} {name!r}: folder {str(Path(name).resolve().parent)!r} does not exist; "
+                "create it or write the report elsewhere."
+            )
     with _progress(not quiet) as progress:
         report = api.bench(
             spec, data=data, store=store,
@@ -168,7 +175,9 @@ def bench(
             progress=progress,
         )  # fmt: skip
     words = ["chunkwise", "bench", spec, "--data", data, "--store", store]
-    for flag, value in (("--storage", storage), ("--region", region)):
+    for flag, value in (
+        ("--storage", storage), ("--region", region), ("--endpoint-url", endpoint_url),
+    ):  # fmt: skip
         if value is not None:
             words += [flag, value]
     words += ["--top", str(top), "--repeats", str(repeats), "--seed", str(seed)]
@@ -215,10 +224,18 @@ def probe(
     from chunkwise.engine.stores import open_target
 
     target = open_target(store, _storage_options(endpoint_url, storage_option))
+    if target.kind == "zip":
+        raise UserError(
+            f"store {store!r} is a zip target, and a zip file cannot delete what the probe "
+            "writes; probe the directory or object store the zip files will live on."
+        )
     try:
         result = probe_store(target.open("probe"), description=target.describe())
-    finally:
-        target.cleanup()
+    except BaseException:
+        with contextlib.suppress(Exception):  # never hide the error that stopped the probe
+            target.cleanup()
+        raise
+    target.cleanup()
     profile = {"storage": result.to_storage_spec(name)}
     if out is not None:
         Path(out).write_text(
@@ -288,7 +305,10 @@ def codecs(
         region=region,
         storage_options=_storage_options(endpoint_url, storage_option),
     )
-    sample = sample_blocks(loaded.values, parse_bytes(sample_size, what="--sample"))
+    budget = parse_bytes(sample_size, what="--sample")
+    if budget < 1:
+        raise UserError(f"--sample {sample_size!r} must be a positive size, like 16MiB.")
+    sample = sample_blocks(loaded.values, budget)
     measured = profile_codecs(sample, list(codec_list) or list(DEFAULT_PROFILE_CODECS))
     document = {
         "codecs": [m.codec for m in measured],

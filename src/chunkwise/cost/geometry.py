@@ -45,7 +45,9 @@ class DimAccess:
         zarr-python's sequential chain of inner-chunk requests.
     elements
         Elements along this dim in the touched chunks, counting a ragged edge chunk at its
-        real length (what is fetched and decoded, before compression).
+        real length. (zarr stores and decodes an edge chunk at the full chunk shape, padded
+        with the fill value; compressed, the padding costs next to nothing, so this is what
+        a compressed read fetches.)
     max_if_total
         ``max_per_shard`` where every touched shard is total along this dim, else 0: with
         it the model takes the chain of inner-chunk requests only where a shard is partial.

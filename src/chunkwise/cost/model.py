@@ -186,12 +186,20 @@ class _Terms:
         self.conc = storage.effective_concurrency
         self.reader = storage.reader
 
-    def edge_scaled(self, stats: list[tuple[Array, ...]], chunks: Array) -> tuple[Array, Array]:
-        """Mean raw and stored bytes of the touched chunks, ragged edge chunks at real size."""
+    def edge_stored(self, stats: list[tuple[Array, ...]], chunks: Array) -> tuple[Array, Array]:
+        """Mean stored bytes and mean real (unpadded) raw bytes of the touched chunks.
+
+        zarr stores a ragged edge chunk at the full chunk shape, padded with the fill
+        value. Uncompressed, the padding costs its full size; compressed, it costs next
+        to nothing to store, fetch and decode (measured: decode time follows the real
+        data), so a compressed edge chunk costs about its real size.
+        """
         elements = _product(s[6] for s in stats)
         nominal = np.maximum(chunks * self.grid.chunk_elements(), 1e-12)
-        raw = self.chunk_raw * np.minimum(elements / nominal, 1.0)
-        return raw, raw / self.ratio + self.header
+        real = self.chunk_raw * np.minimum(elements / nominal, 1.0)
+        if self.inputs.codec.kind == "none":
+            return self.chunk_stored, self.chunk_raw
+        return real / self.ratio + self.header, real
 
     def io_floor(self, seconds: Array, n_bytes: Array) -> Array:
         """No pattern beats the aggregate bandwidth."""
@@ -215,7 +223,7 @@ def _read_box(t: _Terms, op: Operation) -> OpCost:
     ]
     chunks = _product(s[0] for s in stats)
     zero = np.zeros_like(chunks)
-    chunk_raw, chunk_stored = t.edge_scaled(stats, chunks)
+    chunk_stored, chunk_real = t.edge_stored(stats, chunks)
     if not t.grid.sharded:
         requests = chunks
         fetched = chunks * chunk_stored
@@ -258,11 +266,11 @@ def _read_box(t: _Terms, op: Operation) -> OpCost:
             io = latency_s + first * t.index_bytes / t.stream + second * mean_bytes / t.stream
         transfer_s = t.io_floor(io, fetched) - latency_s
         cpu = (chunks + shards) * t.reader.per_chunk_cpu_s
-    decoded = chunks * chunk_raw
+    decoded = chunks * t.chunk_raw  # edge chunks decode at the full chunk shape
     return OpCost(
         chunks=chunks, requests=requests, get_requests=requests, put_requests=zero,
         bytes_fetched=fetched, bytes_written=zero, bytes_decoded=decoded, bytes_encoded=zero,
-        latency_s=latency_s, transfer_s=transfer_s, codec_s=t.decode_s(decoded, chunks), cpu_s=cpu,
+        latency_s=latency_s, transfer_s=transfer_s, codec_s=t.decode_s(chunks * chunk_real, chunks), cpu_s=cpu,
     )  # fmt: skip
 
 

@@ -265,12 +265,15 @@ def run_candidates(
     total = len(candidates) * (1 + len(ops))
     done = 0
     results = []
-    for cand in candidates:
+    for index, cand in enumerate(candidates, start=1):
         layout = cand.layout
         inputs = CostInputs(array, storage, layout.codec, codec_profiles[layout.codec])
-        write_op = Operation("write", "write", 0.0, array.shape)
-        predicted = estimate_layout(layout, [*ops, write_op], inputs)
-        store = target.open(_slug(cand.name))
+        predicted = estimate_layout(layout, ops, inputs)
+        # The initial write, priced on its own: a workload op may be named "write" too.
+        whole = Operation("write", "write", 0.0, array.shape)
+        predicted_write = estimate_layout(layout, [whole], inputs).ops["write"]["seconds"]
+        location = f"{index:02d}-{_slug(cand.name)}"  # unique even when names slug alike
+        store = target.open(location)
 
         def step(what: str, name: str = cand.name) -> None:
             nonlocal done
@@ -297,7 +300,7 @@ def run_candidates(
         for op in ops:
             if op.kind == "append":
                 times, gets = _measure_appends(
-                    target, _slug(cand.name), array, layout, values, op, repeats, seed
+                    target, location, array, layout, values, op, repeats, seed
                 )
                 measured.append(_measurement(op, predicted.ops[op.name], times, (), gets))
                 step(op.name)
@@ -313,7 +316,7 @@ def run_candidates(
                 stored_bytes=stored,
                 raw_bytes=array.nbytes,
                 write_s=write_s,
-                predicted_write_s=predicted.ops["write"]["seconds"],
+                predicted_write_s=predicted_write,
                 ops=tuple(measured),
                 predicted_weighted_s=sum(
                     op.weight * predicted.ops[op.name]["seconds"] for op in ops

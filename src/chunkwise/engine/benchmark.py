@@ -10,6 +10,7 @@ next to each measurement answer to the store and data at hand.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -44,18 +45,23 @@ from chunkwise.spec import Problem, load_spec, parse_storage, problem_from_spec
 __all__ = ["benchmark", "choose_candidates", "machine_info"]
 
 
-def _spec_for_data(spec: Mapping[str, Any], data: BenchData) -> dict[str, Any]:
-    """The spec re-aimed at the data actually written: its shape and dtype, regions clipped."""
+def _spec_for_data(spec: Mapping[str, Any], data: BenchData) -> tuple[dict[str, Any], list[str]]:
+    """The spec re-aimed at the data actually written: its shape and dtype; region extents,
+    candidate chunks and shards clipped to it (with a note for each clipped candidate)."""
     out = dict(spec)
     values = data.values
     declared = dict(spec.get("array") or {})
-    dims = declared.get("dims")
-    if not dims or len(dims) != values.ndim:
-        dims = list(data.dims or [f"dim_{i}" for i in range(values.ndim)])
+    rank = len(declared.get("dims") or declared.get("shape") or ())
+    if rank and rank != values.ndim:
+        raise SpecError(
+            f"the spec's array has {rank} dims but the data from {data.info.source!r} has "
+            f"{values.ndim} (shape {tuple(values.shape)}); make the spec's array match the data."
+        )
+    dims = declared.get("dims") or list(data.dims or [f"dim_{i}" for i in range(values.ndim)])
     out["array"] = {"shape": list(values.shape), "dtype": str(values.dtype), "dims": list(dims)}
+    sizes = dict(zip(dims, values.shape, strict=True))
     workload = spec.get("workload")
     if isinstance(workload, list):
-        sizes = dict(zip(dims, values.shape, strict=True))
         clipped = []
         for entry in workload:
             if isinstance(entry, Mapping) and isinstance(entry.get("extent"), Mapping):
@@ -65,7 +71,26 @@ def _spec_for_data(spec: Mapping[str, Any], data: BenchData) -> dict[str, Any]:
                 entry = {**entry, "extent": extent}
             clipped.append(entry)
         out["workload"] = clipped
-    return out
+    notes = []
+    candidates = []
+    for i, cand in enumerate(spec.get("candidates") or [], start=1):
+        if isinstance(cand, Mapping):
+            fitted = dict(cand)
+            for key in ("chunks", "shards"):
+                shape = cand.get(key)
+                if isinstance(shape, list) and len(shape) == values.ndim:
+                    fitted[key] = [min(c, n) if isinstance(c, int) else c
+                                   for c, n in zip(shape, values.shape, strict=True)]  # fmt: skip
+            if fitted != dict(cand):
+                notes.append(
+                    f"{cand.get('name') or f'candidate {i}'}: chunks/shards cut to the data's "
+                    f"shape {tuple(values.shape)}."
+                )
+            cand = fitted
+        candidates.append(cand)
+    if candidates:
+        out["candidates"] = candidates
+    return out, notes
 
 
 def _bench_storage(
@@ -85,7 +110,7 @@ def _bench_storage(
 
 def _measured_profiles(
     data: BenchData, codecs: Sequence[CodecSpec], reader: ReaderProfile
-) -> tuple[dict[CodecSpec, CodecProfile], tuple[CodecMeasurement, ...], ReaderProfile]:
+) -> tuple[dict[CodecSpec, CodecProfile], tuple[CodecMeasurement, ...], ReaderProfile, bool]:
     """Codec ratios from the data; CPU costs per chunk and per byte calibrated through zarr."""
     sample = sample_blocks(data.values)
     unique = list(dict.fromkeys(codecs))
@@ -94,11 +119,16 @@ def _measured_profiles(
     per_chunk = []
     for codec, m in zip(unique, measured, strict=True):
         cal = calibrate_codec(sample, codec)
-        profiles[codec] = CodecProfile(m.ratio, cal.encode_Bps, cal.decode_Bps, measured=True)
-        per_chunk.append(cal.per_chunk_read_s)
+        if cal is None:  # too little data to calibrate: single-thread codec speeds
+            profiles[codec] = CodecProfile(m.ratio, m.encode_Bps, m.decode_Bps, measured=True)
+        else:
+            profiles[codec] = CodecProfile(m.ratio, cal.encode_Bps, cal.decode_Bps, measured=True)
+            per_chunk.append(cal.per_chunk_read_s)
+    if not per_chunk:
+        return profiles, measured, replace(reader, threads=os.cpu_count() or 1), False
     # Calibrated throughputs already use all of zarr's threads: one "thread" in the model.
     calibrated = replace(reader, per_chunk_cpu_s=statistics.median(per_chunk), threads=1)
-    return profiles, measured, calibrated
+    return profiles, measured, calibrated, True
 
 
 def _baselines(
@@ -210,7 +240,7 @@ def benchmark(
         data, array=declared, region=region, seed=seed, storage_options=storage_options
     )
     target = open_target(store, storage_options)
-    bench_spec = _spec_for_data(raw, loaded)
+    bench_spec, fit_notes = _spec_for_data(raw, loaded)
     bench_spec["top"] = top
     prob = problem_from_spec(bench_spec, **defaults)
     if only_candidates and not prob.candidates:
@@ -220,7 +250,9 @@ def benchmark(
         )
     storage_profile = _bench_storage(target, bench_spec, storage)
     codecs = list(prob.codecs) + [c.codec for c in prob.candidates]
-    profiles, measurements, reader = _measured_profiles(loaded, codecs, storage_profile.reader)
+    profiles, measurements, reader, calibrated = _measured_profiles(
+        loaded, codecs, storage_profile.reader
+    )
     prob = replace(
         prob,
         storage=storage_profile.with_reader(reader),
@@ -236,22 +268,32 @@ def benchmark(
     raw_candidates = bench_spec.get("candidates") or []
     names = [c.get("name") if isinstance(c, Mapping) else None for c in raw_candidates]
     candidates, notes = choose_candidates(advice, prob, names, baselines=baselines)
+    notes = fit_notes + notes
     ops = study_operations(prob.workload, prob.array)
     try:
         results = run_candidates(
             loaded.values, prob.array, ops, prob.storage, target, candidates,
             dict(prob.codec_profiles), repeats=repeats, seed=seed, warm=warm, progress=progress,
         )  # fmt: skip
-    finally:
+    except BaseException:
         if not keep:
-            target.cleanup()
-    if keep and target.kind != "memory":
+            with contextlib.suppress(Exception):  # never hide the error that stopped the run
+                target.cleanup()
+        raise
+    if not keep:
+        target.cleanup()
+    if keep and target.root:
         notes.append(f"Layouts kept under {target.root}/{target.run_id}.")
+    cpu = (
+        "CPU costs calibrated through zarr on this machine "
+        f"({prob.storage.reader.per_chunk_cpu_s * 1e3:.2f} ms per chunk)"
+        if calibrated
+        else "the reader's default CPU cost per chunk (too little data to calibrate)"
+    )
     notes.append(
         f"Predictions use the storage profile '{prob.storage.name}' read by "
-        f"{prob.storage.reader.name}, with compression ratios measured on a sample of the data "
-        f"and CPU costs calibrated through zarr on this machine "
-        f"({prob.storage.reader.per_chunk_cpu_s * 1e3:.2f} ms per chunk)."
+        f"{prob.storage.reader.name}, with compression ratios measured on a sample of the "
+        f"data and {cpu}."
     )
     if declared is not None and declared.shape != prob.array.shape:
         notes.append(

@@ -27,6 +27,8 @@ __all__ = ["Calibration", "calibrate_codec"]
 SMALL_CHUNK_BYTES = 16 * 2**10
 LARGE_CHUNK_BYTES = 1 * 2**20
 SAMPLE_BYTES = 4 * 2**20
+#: Chunks the small layout must have beyond the large one for a calibration.
+MIN_CHUNK_DIFFERENCE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,12 @@ def _best_time(func: Any, repeats: int) -> float:
     return min(times)
 
 
+def _chunk_count(values: np.ndarray[Any, Any], target_bytes: int) -> int:
+    spec = ArraySpec.create(list(values.shape), str(values.dtype))
+    chunks = reference_chunks(spec, target_bytes)
+    return math.prod(-(-n // c) for n, c in zip(values.shape, chunks, strict=True))
+
+
 def _timings(
     values: np.ndarray[Any, Any], codec: CodecSpec, target_bytes: int, repeats: int
 ) -> tuple[float, float, int]:
@@ -89,8 +97,11 @@ def _solve(
 
 def calibrate_codec(
     sample: np.ndarray[Any, Any], codec: CodecSpec, *, repeats: int = 6
-) -> Calibration:
+) -> Calibration | None:
     """Measure zarr-python's per-chunk and per-byte read/write costs for ``codec`` here.
+
+    Returns ``None`` when the sample is too small to tell per-chunk from per-byte costs
+    (fewer than :data:`MIN_CHUNK_DIFFERENCE` more chunks in the small layout).
 
     Parameters
     ----------
@@ -104,6 +115,10 @@ def calibrate_codec(
     """
     row_bytes = max(sample.nbytes // max(sample.shape[0], 1), 1)
     box = np.ascontiguousarray(sample[: max(SAMPLE_BYTES // row_bytes, 1)])
+    if _chunk_count(box, SMALL_CHUNK_BYTES) - _chunk_count(box, LARGE_CHUNK_BYTES) < (
+        MIN_CHUNK_DIFFERENCE
+    ):
+        return None
     r_small, w_small, n_small = _timings(box, codec, SMALL_CHUNK_BYTES, repeats)
     r_large, w_large, n_large = _timings(box, codec, LARGE_CHUNK_BYTES, repeats)
     read_chunk, read_byte = _solve(r_small, n_small, r_large, n_large, box.nbytes)

@@ -130,7 +130,27 @@ def load_data(
             raise SpecError(
                 f"data {source!r} needs an array spec (shape and dtype) to generate from."
             )
-        return _cut(_generated(name, array, seed, source), array, region)
+        box = parse_region(region, array.dims)
+        shape = [
+            len(range(*slice(*box[d]).indices(n))) if d in box else n
+            for d, n in zip(array.dims, array.shape, strict=True)
+        ]
+        if 0 in shape:
+            raise SpecError(
+                f"region {region!r} selects nothing from the spec's array {array.shape}."
+            )
+        # Generate only the box: a region is how a too-big spec is benchmarked at all.
+        data = _generated(
+            name, ArraySpec.create(shape, array.dtype, list(array.dims)), seed, source
+        )
+        if box:
+            info = data.info
+            data = BenchData(
+                data.values,
+                DataInfo(info.source, f"{info.description}, region {region}", True),
+                data.dims,
+            )
+        return data
     if kind == "sample":
         data = _sample(name, source)
     elif source.endswith(".npy"):
@@ -141,9 +161,8 @@ def load_data(
 
 
 def _cut(data: BenchData, array: ArraySpec | None, region: str | None) -> BenchData:
-    dims = data.dims
-    if dims is None and array is not None and array.ndim == data.values.ndim:
-        dims = array.dims
+    # The spec's names first: the workload and --region are written in them.
+    dims = array.dims if array is not None and array.ndim == data.values.ndim else data.dims
     if dims is None:
         dims = tuple(f"dim_{i}" for i in range(data.values.ndim))
     box = parse_region(region, dims)
@@ -160,9 +179,16 @@ def _cut(data: BenchData, array: ArraySpec | None, region: str | None) -> BenchD
             + "."
         )
     values = np.ascontiguousarray(data.values[index])
+    if isinstance(data.values, _LazyZarr):
+        data.values.close()
     if values.size == 0:
+        if region:
+            raise SpecError(
+                f"region {region!r} selects nothing from an array of shape {data.values.shape}."
+            )
         raise SpecError(
-            f"region {region!r} selects nothing from an array of shape {data.values.shape}."
+            f"data {data.info.source!r} is empty (shape {data.values.shape}); "
+            "give an array with values."
         )
     info = data.info
     if box:
@@ -198,9 +224,11 @@ def _zarr(url: str, storage_options: Mapping[str, Any]) -> BenchData:
     except Exception as exc:  # zarr raises several types for "not a store"
         raise SpecError(f"data {url!r} could not be opened as a Zarr array ({exc}).") from None
     if not isinstance(node, zarr.Array):
-        names = [name for name, _ in node.arrays()]
+        prefix = f"{inner.strip('/')}/" if inner.strip("/") else ""
+        names = [f"{location}#{prefix}{name}" for name, member in node.members(max_depth=None)
+                 if isinstance(member, zarr.Array)]  # fmt: skip
         raise SpecError(
-            f"data {url!r} is a Zarr group; pick an array with {url}#NAME (arrays: {', '.join(names) or 'none'})."
+            f"data {url!r} is a Zarr group; pick one of its arrays: {', '.join(names[:5]) or 'it has none'}."
         )
     names_meta = getattr(node.metadata, "dimension_names", None)
     dims = tuple(str(d) for d in names_meta) if names_meta and None not in names_meta else None
@@ -218,6 +246,12 @@ class _LazyZarr:
 
     def __getitem__(self, index: Any) -> np.ndarray[Any, Any]:
         return np.asarray(self._arr[index])
+
+    def close(self) -> None:
+        """Close a remote store's HTTP sessions on zarr's event loop."""
+        from chunkwise.engine.stores import close_sessions
+
+        close_sessions([self._arr.store])
 
 
 def _sample(name: str, source: str) -> BenchData:

@@ -20,6 +20,7 @@ known exactly. It also counts requests and bytes, on any store it wraps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import time
@@ -42,6 +43,7 @@ __all__ = [
     "EmulatedStore",
     "RequestCounts",
     "StoreTarget",
+    "close_sessions",
     "list_objects",
     "open_target",
 ]
@@ -251,6 +253,15 @@ class StoreTarget:
     _memory: dict[str, Buffer] = field(default_factory=dict, repr=False)
     _made: list[str] = field(default_factory=list, repr=False)
     _remote: list[Store] = field(default_factory=list, repr=False)
+    _created: list[Path] = field(default_factory=list, repr=False)
+
+    def _run_dir(self) -> Path:
+        """The run's own folder, created with any missing parents (remembered for cleanup)."""
+        folder = Path(self.root) / self.run_id
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
+        folder.mkdir(parents=True, exist_ok=True)
+        self._created.extend(p for p in missing if p not in self._created)
+        return folder
 
     def describe(self) -> str:
         """A short human description."""
@@ -298,13 +309,9 @@ class StoreTarget:
         if self.kind in ("memory", "emulated") and not self.root:
             inner: Store = MemoryStore({})
         elif self.kind in ("local", "emulated") or (self.kind == "zip" and rewritable):
-            path = Path(self.root) / self.run_id / f"{name}.zarr"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            inner = LocalStore(path)
+            inner = LocalStore(self._run_dir() / f"{name}.zarr")
         elif self.kind == "zip":
-            path = Path(self.root) / self.run_id / f"{name}.zip"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            inner = ZipStore(path, mode="w")
+            inner = ZipStore(self._run_dir() / f"{name}.zip", mode="w")
         else:
             inner = _fsspec_store(
                 f"{self.root.rstrip('/')}/{self.run_id}/{name}.zarr", self.storage_options
@@ -319,8 +326,12 @@ class StoreTarget:
         """Remove everything this run wrote (the run's own folder or prefix only)."""
         if self.kind in ("local", "zip") or (self.kind == "emulated" and self.root):
             shutil.rmtree(Path(self.root) / self.run_id, ignore_errors=True)
+            for folder in sorted(self._created, key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):  # only if empty: never anyone else's files
+                    folder.rmdir()
+            self._created.clear()
         elif self.kind == "s3":
-            _close_sessions(self._remote)
+            close_sessions(self._remote)
             self._remote.clear()
             fs = _s3fs(self.storage_options)
             target = f"{self.root.removeprefix('s3://').rstrip('/')}/{self.run_id}"
@@ -340,16 +351,20 @@ def open_target(url: str, storage_options: Mapping[str, Any] | None = None) -> S
     text = url.strip()
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
-    if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
-        path = parts.path if scheme == "file" else text
-        return StoreTarget(text, "local", str(Path(path).expanduser().resolve()))
+    if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
+        return StoreTarget(text, "local", _local_root(text))
+    if scheme == "file":
+        return StoreTarget(text, "local", _local_root(parts.netloc + parts.path))
     if scheme == "memory":
         return StoreTarget(text, "memory")
     if scheme == "zip":
-        return StoreTarget(text, "zip", str(Path(parts.path).expanduser().resolve()))
+        if not (parts.netloc + parts.path).strip("/"):
+            raise SpecError(f"store {url!r} names no folder; write it like zip:///path/to/folder.")
+        return StoreTarget(text, "zip", _local_root(parts.netloc + parts.path))
     if scheme == "s3":
         if not parts.netloc:
             raise SpecError(f"store {url!r} names no bucket; write it like s3://bucket/prefix.")
+        check_s3_access(url, parts.netloc, options)
         return StoreTarget(text, "s3", f"s3://{parts.netloc}{parts.path}", storage_options=options)
     if scheme == "emulated":
         query = dict(parse_qsl(parts.query))
@@ -364,12 +379,18 @@ def open_target(url: str, storage_options: Mapping[str, Any] | None = None) -> S
             "bandwidth_Bps": parse_rate(query.get("bandwidth", "1GB/s"), what="emulated bandwidth"),
             "concurrency": float(_positive(query.get("concurrency", "64"))),
         }
-        root = str(Path(parts.path).expanduser().resolve()) if parts.path not in ("", "/") else ""
+        where = parts.netloc + parts.path
+        root = _local_root(where) if where not in ("", "/") else ""
         return StoreTarget(text, "emulated", root, emulation)
     raise SpecError(
         f"store {url!r} is not a store chunkwise can write to; use a directory path, memory://, "
         "zip:///dir, s3://bucket/prefix or emulated://?latency=20ms."
     )
+
+
+def _local_root(path: str) -> str:
+    """An absolute folder for ``dir``, ``/abs/dir`` or ``zip://rel/dir``'s ``rel/dir``."""
+    return str(Path(path).expanduser().resolve())
 
 
 def _positive(text: str) -> int:
@@ -382,6 +403,10 @@ def _positive(text: str) -> int:
     return value
 
 
+#: botocore settings unless the user gives their own: fail in seconds, not minutes.
+S3_CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3}}
+
+
 def _s3fs(options: Mapping[str, Any]) -> Any:
     try:
         import s3fs
@@ -391,10 +416,35 @@ def _s3fs(options: Mapping[str, Any]) -> Any:
         raise MissingDependencyError(
             "s3:// stores need s3fs; install it with: pip install 'chunkwise[s3]'."
         ) from None
-    return s3fs.S3FileSystem(**dict(options))
+    settings = dict(options)
+    settings["config_kwargs"] = {**S3_CONFIG, **settings.get("config_kwargs", {})}
+    try:
+        return s3fs.S3FileSystem(**settings)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"S3 settings {sorted(options)!r} are not valid ({exc}).") from None
 
 
-def _close_sessions(stores: Iterable[Store]) -> None:
+def check_s3_access(url: str, bucket: str, options: Mapping[str, Any]) -> None:
+    """Fail early, in one sentence, when the bucket of ``url`` cannot be listed.
+
+    Raises
+    ------
+    SpecError
+        Naming the underlying error (no credentials, no such bucket, endpoint refused).
+    """
+    fs = _s3fs(options)
+    try:
+        fs.ls(bucket, refresh=True)
+    except Exception as exc:  # botocore, aiohttp and fsspec raise many types for this
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpecError(
+            f"store {url!r} cannot be reached ({type(exc).__name__}: {reason}); check the "
+            "bucket name, --endpoint-url and the credentials (AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY, or --storage-option key=... --storage-option secret=...)."
+        ) from None
+
+
+def close_sessions(stores: Iterable[Store]) -> None:
     """Close the HTTP sessions of asynchronous s3fs filesystems on zarr's event loop.
 
     Left open, they are closed at interpreter exit from the wrong event loop, and
