@@ -218,10 +218,21 @@ def _zarr(url: str, storage_options: Mapping[str, Any]) -> BenchData:
             f"data {url!r} is not a file, Zarr store, sample:NAME or synthetic:NAME; "
             f"generators are {', '.join('synthetic:' + g for g in GENERATORS)}."
         )
-    options = dict(storage_options) if "://" in location else None
+    store: Any = location
+    if "://" in location:
+        try:
+            store = zarr.storage.FsspecStore.from_url(
+                location, storage_options=dict(storage_options), read_only=True
+            )
+        except Exception as exc:  # unknown protocol, missing fsspec backend, bad options
+            raise SpecError(f"data {url!r} could not be opened ({exc}).") from None
     try:
-        node = zarr.open(location, mode="r", path=inner or None, storage_options=options)
+        node = zarr.open(store, mode="r", path=inner or None)
     except Exception as exc:  # zarr raises several types for "not a store"
+        if not isinstance(store, str):
+            from chunkwise.engine.stores import close_sessions
+
+            close_sessions([store])
         raise SpecError(f"data {url!r} could not be opened as a Zarr array ({exc}).") from None
     if not isinstance(node, zarr.Array):
         prefix = f"{inner.strip('/')}/" if inner.strip("/") else ""
