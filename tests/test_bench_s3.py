@@ -18,7 +18,7 @@ import chunkwise
 from chunkwise.cli.main import cli
 from chunkwise.engine.probe import probe_store
 from chunkwise.engine.sources import load_data
-from chunkwise.engine.stores import open_target
+from chunkwise.engine.stores import close_sessions, open_target
 from chunkwise.spec import parse_storage
 
 SPEC = {
@@ -64,6 +64,7 @@ def test_bench_writes_and_reads_layouts_on_s3(s3_bucket: tuple[S3Server, str]) -
         np.testing.assert_array_equal(arr[...], expected)
         for op in result.ops:
             assert op.measured_s > 0 and op.predicted_s > 0
+        close_sessions([store])
 
 
 def test_bench_cleans_up_after_itself_on_s3(s3_bucket: tuple[S3Server, str]) -> None:
@@ -126,6 +127,7 @@ def test_bench_reads_its_data_from_a_zarr_array_on_s3(s3_bucket: tuple[S3Server,
     fs = s3fs.S3FileSystem(asynchronous=True, **options)
     source = FsspecStore(fs, path=f"{bucket.removeprefix('s3://')}/source.zarr")
     zarr.create_array(source, data=values, chunks=(8, 96, 96), dimension_names=["t", "y", "x"])
+    close_sessions([source])
     report = chunkwise.bench(
         SPEC,
         data=f"{bucket}/source.zarr",
