@@ -1,0 +1,375 @@
+"""The rechunk plan: stages, tasks and projected memory, decided before any byte moves.
+
+A rechunk reads a source grid and writes a target grid. The unit of writing is a whole
+target *write unit* (a shard, or a chunk when unsharded), and every write unit belongs to
+exactly one task, so no two writers ever touch the same shard.
+
+**One pass** when it fits: a task covers a region aligned to both grids (per dim, the least
+common multiple of the source chunk and the target write unit), so every source chunk is
+read once and every write unit written once. **Two passes** otherwise, through an
+intermediate array (the rechunker algorithm, adapted to shards): pass 1 reads slabs of
+whole source chunks and writes complete intermediate chunks, pass 2 reads regions of whole
+intermediate chunks and writes complete target write units. Per dim the intermediate
+chunk lies between the source chunk and the target write unit: it grows toward the
+target along dims where the source is thinner (pass 1 reads more source chunks per task)
+and toward the source where the target is thinner (pass 2 reads more), as far as the
+budget allows, so the intermediate has as few, as large chunks as memory permits.
+
+Projected memory of a task counts every copy it holds at once, in bytes:
+
+* the task's output region, assembled (raw);
+* the encoded output before it is stored (assumed incompressible: raw size);
+* codec scratch while encoding: one target chunk per thread;
+* reads in flight: up to ``read_concurrency`` source chunks, each encoded and decoded.
+
+Tasks run ``parallel`` at a time; the plan's peak is ``parallel`` times the largest task.
+This module is pure: shapes in, a :class:`RechunkPlan` out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chunkwise.errors import ConstraintError, SpecError
+from chunkwise.units import format_bytes, format_count
+
+__all__ = ["RechunkPlan", "Stage", "plan_rechunk"]
+
+#: Requests zarr-python keeps in flight per read (``async.concurrency``).
+READ_CONCURRENCY = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One pass over the array.
+
+    Attributes
+    ----------
+    name
+        ``"copy"`` (one pass), ``"to-intermediate"`` or ``"from-intermediate"``.
+    read_chunks
+        Chunk shape of the array read (source or intermediate).
+    write_unit
+        Shape of one object written (target shard or chunk, or intermediate chunk).
+    write_chunks
+        Chunk shape written (inner chunks when sharded).
+    task_shape
+        The region one task reads and writes (edge tasks are clipped to the array).
+    tasks
+        Number of tasks.
+    memory_per_task
+        Projected bytes held by one full-size task.
+    parallel
+        Tasks run at once.
+    bytes_read, bytes_written
+        Uncompressed bytes moved by the whole stage.
+    """
+
+    name: str
+    read_chunks: tuple[int, ...]
+    write_unit: tuple[int, ...]
+    write_chunks: tuple[int, ...]
+    task_shape: tuple[int, ...]
+    tasks: int
+    memory_per_task: int
+    parallel: int
+    bytes_read: int
+    bytes_written: int
+
+    @property
+    def peak_memory(self) -> int:
+        """Projected peak bytes of the stage: ``parallel`` full-size tasks."""
+        return self.parallel * self.memory_per_task
+
+
+@dataclass(frozen=True, slots=True)
+class RechunkPlan:
+    """How to move an array from one chunk grid to another within a memory budget.
+
+    Attributes
+    ----------
+    shape, itemsize
+        The array.
+    source_chunks
+        Chunk (inner chunk) shape of the source.
+    target_chunks, target_shards
+        The target layout (``target_shards`` ``None`` when unsharded).
+    max_mem
+        The budget, bytes.
+    stages
+        One stage (single pass) or two (through an intermediate array).
+    intermediate_chunks
+        Chunk shape of the intermediate array, or ``None`` for a single pass.
+    """
+
+    shape: tuple[int, ...]
+    itemsize: int
+    source_chunks: tuple[int, ...]
+    target_chunks: tuple[int, ...]
+    target_shards: tuple[int, ...] | None
+    max_mem: int
+    stages: tuple[Stage, ...]
+    intermediate_chunks: tuple[int, ...] | None
+
+    @property
+    def peak_memory(self) -> int:
+        """Projected peak bytes over all stages."""
+        return max(stage.peak_memory for stage in self.stages)
+
+    @property
+    def bytes_read(self) -> int:
+        """Uncompressed bytes read over all stages."""
+        return sum(stage.bytes_read for stage in self.stages)
+
+    @property
+    def bytes_written(self) -> int:
+        """Uncompressed bytes written over all stages."""
+        return sum(stage.bytes_written for stage in self.stages)
+
+    def describe(self) -> list[str]:
+        """The plan as lines for ``--dry-run``."""
+        lines = [
+            f"{'one pass' if len(self.stages) == 1 else 'two passes through an intermediate array'}"
+            f", projected peak {format_bytes(self.peak_memory)} of a {format_bytes(self.max_mem)} budget"
+        ]
+        for stage in self.stages:
+            lines.append(
+                f"{stage.name}: {format_count(stage.tasks)} tasks of "
+                f"{'x'.join(map(str, stage.task_shape))}, {stage.parallel} at a time, "
+                f"{format_bytes(stage.memory_per_task)} each; reads "
+                f"{format_bytes(stage.bytes_read)}, writes {format_bytes(stage.bytes_written)}"
+            )
+        if self.intermediate_chunks is not None:
+            lines.append(f"intermediate chunks {'x'.join(map(str, self.intermediate_chunks))}")
+        return lines
+
+
+def _check_shape(name: str, value: Sequence[int], ndim: int) -> tuple[int, ...]:
+    out = tuple(int(v) for v in value)
+    if len(out) != ndim or any(v < 1 for v in out):
+        raise SpecError(
+            f"{name} {list(value)!r} must have {ndim} positive sizes, one per dimension."
+        )
+    return out
+
+
+def _task_memory(
+    task: tuple[int, ...],
+    read_chunks: tuple[int, ...],
+    write_chunks: tuple[int, ...],
+    shape: tuple[int, ...],
+    itemsize: int,
+    threads: int,
+    read_concurrency: int,
+) -> int:
+    clipped = [min(t, n) for t, n in zip(task, shape, strict=True)]
+    region = math.prod(clipped) * itemsize
+    read_chunk = math.prod(min(c, n) for c, n in zip(read_chunks, shape, strict=True)) * itemsize
+    write_chunk = math.prod(min(c, n) for c, n in zip(write_chunks, shape, strict=True)) * itemsize
+    reads_per_task = math.prod(-(-t // c) for t, c in zip(clipped, read_chunks, strict=True))
+    writes_per_task = math.prod(-(-t // c) for t, c in zip(clipped, write_chunks, strict=True))
+    in_flight = min(read_concurrency, reads_per_task) * 2 * read_chunk
+    scratch = min(threads, writes_per_task) * write_chunk
+    return 2 * region + in_flight + scratch
+
+
+def _stage(
+    name: str,
+    shape: tuple[int, ...],
+    itemsize: int,
+    read_chunks: tuple[int, ...],
+    write_unit: tuple[int, ...],
+    write_chunks: tuple[int, ...],
+    task: tuple[int, ...],
+    max_mem: int,
+    threads: int,
+    read_concurrency: int,
+) -> Stage:
+    task = tuple(min(t, n) for t, n in zip(task, shape, strict=True))
+    memory = _task_memory(
+        task, read_chunks, write_chunks, shape, itemsize, threads, read_concurrency
+    )
+    tasks = math.prod(-(-n // t) for n, t in zip(shape, task, strict=True))
+    parallel = max(1, min(threads, tasks, max_mem // max(memory, 1)))
+    nbytes = math.prod(shape) * itemsize
+    return Stage(
+        name, read_chunks, write_unit, write_chunks, task, tasks, memory, parallel, nbytes, nbytes
+    )
+
+
+def _aligned(a: int, b: int, n: int) -> int:
+    """The smallest region along a dim holding whole ``a`` and whole ``b`` blocks (capped at
+    the dim, rounded up to ``b``, the write unit)."""
+    size = math.lcm(a, b)
+    return min(size, -(-n // b) * b)
+
+
+def _between(low: int, high: int) -> list[int]:
+    """Sizes from ``low`` up to ``high``: multiples of ``low`` that divide ``high``, then
+    ``high`` (when ``low`` divides ``high``, exactly its in-between multiples)."""
+    sizes = [m * low for m in range(1, high // low + 1) if high % (m * low) == 0]
+    if not sizes or sizes[-1] != high:
+        sizes.append(high)
+    return sizes
+
+
+def plan_rechunk(
+    shape: Sequence[int],
+    itemsize: int,
+    source_chunks: Sequence[int],
+    target_chunks: Sequence[int],
+    target_shards: Sequence[int] | None = None,
+    *,
+    max_mem: int,
+    threads: int = 4,
+    read_concurrency: int = READ_CONCURRENCY,
+) -> RechunkPlan:
+    """Plan a rechunk within ``max_mem`` bytes (see the module docstring).
+
+    Parameters
+    ----------
+    shape, itemsize
+        The array: sizes per dim, bytes per element.
+    source_chunks
+        The source's chunk shape (inner chunks when sharded: the read granularity).
+    target_chunks, target_shards
+        The target layout; ``target_shards`` must be multiples of ``target_chunks``.
+    max_mem
+        The memory budget, bytes.
+    threads
+        Tasks that may run at once.
+    read_concurrency
+        Source chunks one read keeps in flight (zarr-python: 10).
+
+    Raises
+    ------
+    SpecError
+        For shapes that do not fit the array or shards that are not multiples of chunks.
+    ConstraintError
+        When no plan fits ``max_mem``; the message names the smallest budget that works.
+    """
+    shape_t = tuple(int(n) for n in shape)
+    ndim = len(shape_t)
+    if ndim == 0 or any(n < 1 for n in shape_t):
+        raise SpecError(f"array shape {list(shape)!r} must be a non-empty list of positive sizes.")
+    if itemsize < 1:
+        raise SpecError(f"itemsize {itemsize!r} must be a positive number of bytes.")
+    if max_mem < 1:
+        raise SpecError(f"max_mem {max_mem!r} must be a positive number of bytes.")
+    src = _check_shape("source chunks", source_chunks, ndim)
+    chunks = _check_shape("target chunks", target_chunks, ndim)
+    unit = chunks if target_shards is None else _check_shape("target shards", target_shards, ndim)
+    for s, c, d in zip(unit, chunks, range(ndim), strict=True):
+        if s % c:
+            raise SpecError(
+                f"target shard {list(unit)!r} is not a multiple of chunk {list(chunks)!r} along "
+                f"dim {d}; use a shard of {(s // c or 1) * c} or {(s // c + 1) * c} there."
+            )
+    shards_t = unit if target_shards is not None else None
+    # Clip to the array: a chunk larger than the array behaves like the array's extent.
+    src = tuple(min(c, n) for c, n in zip(src, shape_t, strict=True))
+    args = (max_mem, threads, read_concurrency)
+    single = _stage(
+        "copy", shape_t, itemsize, src, unit, chunks,
+        tuple(_aligned(s, u, n) for s, u, n in zip(src, unit, shape_t, strict=True)), *args,
+    )  # fmt: skip
+    if single.memory_per_task <= max_mem:
+        return RechunkPlan(shape_t, itemsize, src, chunks, shards_t, max_mem, (single,), None)
+    two = _two_passes(shape_t, itemsize, src, unit, chunks, args)
+    if two is None:
+        smallest = _smallest_budget(shape_t, itemsize, src, unit, chunks, threads, read_concurrency)
+        raise ConstraintError(
+            f"max_mem {format_bytes(max_mem)} is too small to rechunk this array: even one task "
+            f"needs {format_bytes(smallest)}; give at least --max-mem {_round_up(smallest)}."
+        )
+    first, second, inter = two
+    return RechunkPlan(shape_t, itemsize, src, chunks, shards_t, max_mem, (first, second), inter)
+
+
+def _intermediate_stages(
+    shape: tuple[int, ...],
+    itemsize: int,
+    src: tuple[int, ...],
+    unit: tuple[int, ...],
+    chunks: tuple[int, ...],
+    inter: tuple[int, ...],
+    args: tuple[int, int, int],
+) -> tuple[Stage, Stage]:
+    first_task = tuple(_aligned(s, i, n) for s, i, n in zip(src, inter, shape, strict=True))
+    second_task = tuple(_aligned(i, u, n) for i, u, n in zip(inter, unit, shape, strict=True))
+    first = _stage("to-intermediate", shape, itemsize, src, inter, inter, first_task, *args)
+    second = _stage("from-intermediate", shape, itemsize, inter, unit, chunks, second_task, *args)
+    return first, second
+
+
+def _two_passes(
+    shape: tuple[int, ...],
+    itemsize: int,
+    src: tuple[int, ...],
+    unit: tuple[int, ...],
+    chunks: tuple[int, ...],
+    args: tuple[int, int, int],
+) -> tuple[Stage, Stage, tuple[int, ...]] | None:
+    max_mem, threads = args[0], args[1]
+    inter = [min(s, u) for s, u in zip(src, unit, strict=True)]
+    limit = max_mem
+
+    def fits(candidate: list[int]) -> bool:
+        first, second = _intermediate_stages(
+            shape, itemsize, src, unit, chunks, tuple(candidate), args
+        )
+        return max(first.memory_per_task, second.memory_per_task) <= limit
+
+    if not fits(inter):
+        return None
+    # Keep every thread busy when the budget allows: grow only while `threads` tasks fit.
+    limit = max_mem // threads
+    if not fits(inter):
+        limit = max_mem
+    # Grow one dim at a time to its next larger size while both passes still fit: fewer,
+    # larger intermediate chunks mean fewer requests in both passes.
+    options = [
+        _between(min(s, u), min(max(s, u), n)) for s, u, n in zip(src, unit, shape, strict=True)
+    ]
+    grew = True
+    while grew:
+        grew = False
+        for axis in sorted(range(len(shape)), key=lambda a: inter[a]):
+            bigger = [v for v in options[axis] if v > inter[axis]]
+            if bigger:
+                trial = inter.copy()
+                trial[axis] = bigger[0]
+                if fits(trial):
+                    inter = trial
+                    grew = True
+    first, second = _intermediate_stages(shape, itemsize, src, unit, chunks, tuple(inter), args)
+    return first, second, tuple(inter)
+
+
+def _smallest_budget(
+    shape: tuple[int, ...],
+    itemsize: int,
+    src: tuple[int, ...],
+    unit: tuple[int, ...],
+    chunks: tuple[int, ...],
+    threads: int,
+    read_concurrency: int,
+) -> int:
+    """The smallest budget with any plan: the larger pass at the smallest intermediate."""
+    inter = tuple(min(s, u) for s, u in zip(src, unit, strict=True))
+    args = (2**62, threads, read_concurrency)
+    first, second = _intermediate_stages(shape, itemsize, src, unit, chunks, inter, args)
+    single = _stage(
+        "copy", shape, itemsize, src, unit, chunks,
+        tuple(_aligned(s, u, n) for s, u, n in zip(src, unit, shape, strict=True)), *args,
+    )  # fmt: skip
+    return min(single.memory_per_task, max(first.memory_per_task, second.memory_per_task))
+
+
+def _round_up(n_bytes: int) -> str:
+    """A budget to suggest: the next whole MiB (or KiB below 1 MiB)."""
+    if n_bytes >= 2**20:
+        return f"{-(-n_bytes // 2**20)}MiB"
+    return f"{-(-n_bytes // 2**10)}KiB"
