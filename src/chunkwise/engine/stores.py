@@ -41,6 +41,7 @@ from chunkwise.units import format_duration, format_rate, parse_duration, parse_
 
 __all__ = [
     "EmulatedStore",
+    "Emulation",
     "RequestCounts",
     "StoreTarget",
     "close_sessions",
@@ -59,18 +60,61 @@ class RequestCounts:
     bytes_read: int = 0
     bytes_written: int = 0
 
-    def snapshot(self) -> tuple[int, int, int, int, int]:
-        """The counts as a tuple, to subtract two moments."""
-        return (self.gets, self.sets, self.lists, self.bytes_read, self.bytes_written)
+
+@dataclass(frozen=True, slots=True)
+class Emulation:
+    """The costs of an emulated remote link.
+
+    Parameters
+    ----------
+    latency_s
+        Time to first byte of every request, seconds.
+    bandwidth_Bps
+        Bandwidth shared by all requests in flight, bytes/second.
+    concurrency
+        Requests served at once.
+    """
+
+    latency_s: float = 0.0
+    bandwidth_Bps: float = float("inf")
+    concurrency: int = 64
+
+    def __post_init__(self) -> None:
+        if self.latency_s < 0 or not self.bandwidth_Bps > 0 or self.concurrency < 1:
+            raise SpecError(
+                f"emulated store latency {self.latency_s!r} s, bandwidth {self.bandwidth_Bps!r} "
+                f"B/s and concurrency {self.concurrency!r} must be >= 0, > 0 and >= 1."
+            )
+
+    def profile(self) -> StorageProfile:
+        """The storage profile of this link (for the cost model)."""
+        base = STORAGE_PRESETS["s3" if self.latency_s >= 5e-3 else "local-ssd"]
+        bandwidth = min(self.bandwidth_Bps, 1e15)
+        return StorageProfile(
+            name=f"emulated {format_duration(self.latency_s)}",
+            kind=base.kind,
+            latency_s=self.latency_s,
+            bandwidth_Bps=bandwidth,
+            stream_bandwidth_Bps=bandwidth,
+            concurrency=self.concurrency,
+            block_bytes=0,
+            object_bytes_min=base.object_bytes_min,
+            object_bytes_max=base.object_bytes_max,
+        )
+
+    def describe(self) -> str:
+        """``20 ms latency, 477 MiB/s, 64 concurrent requests``."""
+        return (
+            f"{format_duration(self.latency_s)} latency, {format_rate(self.bandwidth_Bps)}, "
+            f"{self.concurrency} concurrent requests"
+        )
 
 
 class _Link:
     """A shared link: per-request latency, a bandwidth shared by all transfers in flight."""
 
-    def __init__(self, latency_s: float, bandwidth_Bps: float, concurrency: int) -> None:
-        self.latency_s = latency_s
-        self.bandwidth_Bps = bandwidth_Bps
-        self.concurrency = concurrency
+    def __init__(self, emulation: Emulation) -> None:
+        self.emulation = emulation
         self._free_at = 0.0
         self._semaphores: dict[int, asyncio.Semaphore] = {}
 
@@ -78,7 +122,7 @@ class _Link:
         loop_id = id(asyncio.get_running_loop())
         sem = self._semaphores.get(loop_id)
         if sem is None:
-            sem = self._semaphores[loop_id] = asyncio.Semaphore(self.concurrency)
+            sem = self._semaphores[loop_id] = asyncio.Semaphore(self.emulation.concurrency)
         return sem
 
     async def request(self, nbytes: int) -> None:
@@ -86,8 +130,8 @@ class _Link:
         async with self._semaphore():
             start = time.perf_counter()
             # Transfers queue on the shared bandwidth: each reserves its slice of the link.
-            begin = max(start + self.latency_s, self._free_at)
-            self._free_at = begin + nbytes / self.bandwidth_Bps
+            begin = max(start + self.emulation.latency_s, self._free_at)
+            self._free_at = begin + nbytes / self.emulation.bandwidth_Bps
             delay = self._free_at - start
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -121,47 +165,30 @@ class EmulatedStore(WrapperStore[Store]):
         link: _Link | None = None,
     ) -> None:
         super().__init__(store)
-        if latency_s < 0 or not bandwidth_Bps > 0 or concurrency < 1:
-            raise SpecError(
-                f"emulated store latency {latency_s!r} s, bandwidth {bandwidth_Bps!r} B/s and "
-                f"concurrency {concurrency!r} must be >= 0, > 0 and >= 1."
-            )
         self.counts = counts if counts is not None else RequestCounts()
-        self._link = link or _Link(latency_s, bandwidth_Bps, concurrency)
+        self._link = link or _Link(Emulation(latency_s, bandwidth_Bps, concurrency))
 
     @property
     def latency_s(self) -> float:
         """Per-request latency, seconds."""
-        return self._link.latency_s
+        return self._link.emulation.latency_s
 
     @property
     def bandwidth_Bps(self) -> float:
         """Shared bandwidth, bytes/second."""
-        return self._link.bandwidth_Bps
+        return self._link.emulation.bandwidth_Bps
 
     @property
     def concurrency(self) -> int:
         """Requests served at once."""
-        return self._link.concurrency
+        return self._link.emulation.concurrency
 
     def _with_store(self, store: Store) -> EmulatedStore:
         return type(self)(store, counts=self.counts, link=self._link)
 
     def storage_profile(self) -> StorageProfile:
         """The storage profile this store emulates (for the cost model)."""
-        base = STORAGE_PRESETS["s3" if self.latency_s >= 5e-3 else "local-ssd"]
-        bandwidth = min(self.bandwidth_Bps, 1e15)
-        return StorageProfile(
-            name=f"emulated {format_duration(self.latency_s)}",
-            kind=base.kind,
-            latency_s=self.latency_s,
-            bandwidth_Bps=bandwidth,
-            stream_bandwidth_Bps=bandwidth,
-            concurrency=self.concurrency,
-            block_bytes=0,
-            object_bytes_min=base.object_bytes_min,
-            object_bytes_max=base.object_bytes_max,
-        )
+        return self._link.emulation.profile()
 
     async def get(
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
@@ -220,10 +247,7 @@ class EmulatedStore(WrapperStore[Store]):
         return self._listed(self._store.list_dir(prefix))
 
     def __repr__(self) -> str:
-        return (
-            f"EmulatedStore({self._store!r}, latency={format_duration(self.latency_s)}, "
-            f"bandwidth={format_rate(self.bandwidth_Bps)}, concurrency={self.concurrency})"
-        )
+        return f"EmulatedStore({self._store!r}, {self._link.emulation.describe()})"
 
 
 @dataclass
@@ -239,7 +263,7 @@ class StoreTarget:
     root
         Local directory or remote prefix that holds the benchmark's locations.
     emulation
-        Latency, bandwidth and concurrency of the emulated link (``kind == "emulated"``).
+        The emulated link (``kind == "emulated"``), else ``None``.
     storage_options
         Passed to fsspec for remote stores (``endpoint_url``, ``anon``, ...).
     """
@@ -247,11 +271,10 @@ class StoreTarget:
     url: str
     kind: str
     root: str = ""
-    emulation: Mapping[str, float] = field(default_factory=dict)
+    emulation: Emulation | None = None
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: f"chunkwise-run-{uuid.uuid4().hex[:8]}")
     _memory: dict[str, Buffer] = field(default_factory=dict, repr=False)
-    _made: list[str] = field(default_factory=list, repr=False)
     _remote: list[Store] = field(default_factory=list, repr=False)
     _created: list[Path] = field(default_factory=list, repr=False)
 
@@ -265,13 +288,9 @@ class StoreTarget:
 
     def describe(self) -> str:
         """A short human description."""
-        if self.kind == "emulated":
-            e = self.emulation
+        if self.emulation is not None:
             under = f"a local directory {self.root}" if self.root else "memory"
-            return (
-                f"emulated remote store ({format_duration(e['latency_s'])} latency, "
-                f"{format_rate(e['bandwidth_Bps'])}, {int(e['concurrency'])} concurrent requests) over {under}"
-            )
+            return f"emulated remote store ({self.emulation.describe()}) over {under}"
         if self.kind == "memory":
             return "in-process memory store"
         if self.kind == "local":
@@ -282,18 +301,7 @@ class StoreTarget:
 
     def known_profile(self) -> StorageProfile | None:
         """The storage profile of this target when it is known exactly (emulated), else ``None``."""
-        if self.kind == "emulated":
-            return self._emulate(MemoryStore()).storage_profile()
-        return None
-
-    def _emulate(self, store: Store) -> EmulatedStore:
-        e = self.emulation
-        return EmulatedStore(
-            store,
-            latency_s=e.get("latency_s", 0.0),
-            bandwidth_Bps=e.get("bandwidth_Bps", float("inf")),
-            concurrency=int(e.get("concurrency", 64)),
-        )
+        return self.emulation.profile() if self.emulation is not None else None
 
     def open(self, name: str, *, rewritable: bool = False) -> EmulatedStore:
         """A fresh, empty store for one layout, wrapped so requests are counted.
@@ -317,10 +325,10 @@ class StoreTarget:
                 f"{self.root.rstrip('/')}/{self.run_id}/{name}.zarr", self.storage_options
             )
             self._remote.append(inner)
-        self._made.append(name)
-        if self.kind == "emulated":
-            return self._emulate(inner)
-        return EmulatedStore(inner)
+        e = self.emulation or Emulation()  # no emulation: a wrapper that only counts
+        return EmulatedStore(
+            inner, latency_s=e.latency_s, bandwidth_Bps=e.bandwidth_Bps, concurrency=e.concurrency
+        )
 
     def cleanup(self) -> None:
         """Remove everything this run wrote (the run's own folder or prefix only)."""
@@ -374,11 +382,11 @@ def open_target(url: str, storage_options: Mapping[str, Any] | None = None) -> S
                 f"emulated store setting(s) {', '.join(map(repr, unknown))} unknown; "
                 "use latency, bandwidth and concurrency, like emulated://?latency=20ms&bandwidth=200MB/s&concurrency=64."
             )
-        emulation = {
-            "latency_s": parse_duration(query.get("latency", "20ms"), what="emulated latency"),
-            "bandwidth_Bps": parse_rate(query.get("bandwidth", "1GB/s"), what="emulated bandwidth"),
-            "concurrency": float(_positive(query.get("concurrency", "64"))),
-        }
+        emulation = Emulation(
+            parse_duration(query.get("latency", "20ms"), what="emulated latency"),
+            parse_rate(query.get("bandwidth", "1GB/s"), what="emulated bandwidth"),
+            _positive(query.get("concurrency", "64")),
+        )
         where = parts.netloc + parts.path
         root = _local_root(where) if where not in ("", "/") else ""
         return StoreTarget(text, "emulated", root, emulation)
