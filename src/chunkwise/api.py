@@ -13,7 +13,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from chunkwise.plan.advice import Advice, make_advice
 from chunkwise.spec import Problem, load_spec, problem_from_spec
 
 if TYPE_CHECKING:
-    from chunkwise.engine.results import BenchReport
+    from chunkwise.engine.results import BenchReport, Progress
 
 __all__ = [
     "DEFAULT_BENCH_TOP",
@@ -141,9 +141,6 @@ def advise(
     )
 
 
-#: ``progress(message, done, total)``, called as a benchmark advances.
-ProgressCallback = Callable[[str, int, int], None]
-
 #: Recommendations from ``advise`` that ``bench`` measures (plus baselines and candidates).
 DEFAULT_BENCH_TOP = 3
 #: Random positions per operation in ``bench``.
@@ -165,7 +162,7 @@ def bench(
     warm: bool = True,
     storage_options: Mapping[str, Any] | None = None,
     keep: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: Progress | None = None,
 ) -> BenchReport:
     """Write candidate layouts from real data onto a store and time the workload on each.
 

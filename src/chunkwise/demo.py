@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.rule import Rule
 
 from chunkwise import api
+from chunkwise.engine.results import Progress
 from chunkwise.report.bench import print_bench
 from chunkwise.report.html import write_report_files
 from chunkwise.report.terminal import print_advice
@@ -51,7 +52,7 @@ def _advise(console: Console, folder: Path) -> None:
         print_advice(advice, console, snippets=name == "cryoet-viewer.yaml")
 
 
-def _progress(console: Console) -> api.ProgressCallback:
+def _progress(console: Console) -> Progress:
     def show(message: str, done: int, total: int) -> None:
         console.print(f"  [{done}/{total}] {message}", highlight=False, style="dim")
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from chunkwise.adapters.zarr_codecs import create_array
 from chunkwise.cost.model import CostInputs, estimate_layout
-from chunkwise.engine.results import LayoutResult, OpMeasurement
+from chunkwise.engine.results import LayoutResult, OpMeasurement, Progress
 from chunkwise.engine.stores import EmulatedStore, StoreTarget, list_objects
 from chunkwise.errors import MissingDependencyError
 from chunkwise.model.array import ArraySpec
@@ -33,16 +33,12 @@ from chunkwise.model.workload import Operation, Workload
 
 __all__ = [
     "Candidate",
-    "Progress",
     "dask_auto_chunks",
     "draw_selections",
     "run_candidates",
     "study_operations",
     "zarr_auto_chunks",
 ]
-
-#: Called with (what is happening, steps done, steps in all).
-Progress = Callable[[str, int, int], None]
 
 _METADATA_KEYS = re.compile(r"(^|/)(zarr\.json|\.zarray|\.zattrs|\.zgroup|\.zmetadata)$")
 

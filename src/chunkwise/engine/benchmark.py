@@ -23,7 +23,6 @@ from typing import Any
 
 from chunkwise.engine.bench import (
     Candidate,
-    Progress,
     dask_auto_chunks,
     run_candidates,
     study_operations,
@@ -31,7 +30,7 @@ from chunkwise.engine.bench import (
 )
 from chunkwise.engine.calibrate import calibrate_codec
 from chunkwise.engine.codecs import profile_codecs, sample_blocks
-from chunkwise.engine.results import BenchReport, CodecMeasurement
+from chunkwise.engine.results import BenchReport, CodecMeasurement, Progress
 from chunkwise.engine.sources import BenchData, load_data
 from chunkwise.engine.stores import StoreTarget, open_target
 from chunkwise.errors import ChunkwiseError, SpecError
@@ -234,20 +233,21 @@ def benchmark(
     if isinstance(raw.get("array"), Mapping):
         a = raw["array"]
         declared = ArraySpec.create(a.get("shape", []), str(a.get("dtype")), a.get("dims"))
+    # Cheap checks first: a wrong store or flag fails before any data is read or generated.
     if repeats < 1:
         raise SpecError(f"repeats {repeats!r} must be at least 1.")
-    loaded = load_data(
-        data, array=declared, region=region, seed=seed, storage_options=storage_options
-    )
-    target = open_target(store, storage_options)
-    bench_spec, fit_notes = _spec_for_data(raw, loaded)
-    bench_spec["top"] = top
-    prob = problem_from_spec(bench_spec, **defaults)
-    if only_candidates and not prob.candidates:
+    if only_candidates and not raw.get("candidates"):
         raise SpecError(
             "--only-candidates needs layouts under 'candidates:' in the spec, like "
             "{zarr_format: 3, chunks: [...], shards: [...], codec: blosc:zstd:5:shuffle}."
         )
+    target = open_target(store, storage_options)
+    loaded = load_data(
+        data, array=declared, region=region, seed=seed, storage_options=storage_options
+    )
+    bench_spec, fit_notes = _spec_for_data(raw, loaded)
+    bench_spec["top"] = top
+    prob = problem_from_spec(bench_spec, **defaults)
     storage_profile = _bench_storage(target, bench_spec, storage)
     codecs = list(prob.codecs) + [c.codec for c in prob.candidates]
     profiles, measurements, reader, calibrated = _measured_profiles(

@@ -62,19 +62,19 @@ def _best_time(func: Any, repeats: int) -> float:
     return min(times)
 
 
-def _chunk_count(values: np.ndarray[Any, Any], target_bytes: int) -> int:
+def _grid(values: np.ndarray[Any, Any], target_bytes: int) -> tuple[tuple[int, ...], int]:
+    """Near-cubic chunks of about ``target_bytes`` for ``values``, and how many there are."""
     spec = ArraySpec.create(list(values.shape), str(values.dtype))
     chunks = reference_chunks(spec, target_bytes)
-    return math.prod(-(-n // c) for n, c in zip(values.shape, chunks, strict=True))
+    return chunks, math.prod(-(-n // c) for n, c in zip(values.shape, chunks, strict=True))
 
 
 def _timings(
-    values: np.ndarray[Any, Any], codec: CodecSpec, target_bytes: int, repeats: int
-) -> tuple[float, float, int]:
+    values: np.ndarray[Any, Any], codec: CodecSpec, chunks: tuple[int, ...], repeats: int
+) -> tuple[float, float]:
+    """Best read and write times of ``values`` chunked by ``chunks``, in memory, seconds."""
     import zarr
 
-    spec = ArraySpec.create(list(values.shape), str(values.dtype))
-    chunks = reference_chunks(spec, target_bytes)
     arr = zarr.create_array(
         zarr.storage.MemoryStore(),
         shape=values.shape,
@@ -84,7 +84,7 @@ def _timings(
     )
     write = _best_time(lambda: arr.__setitem__(Ellipsis, values), max(repeats // 2, 1))
     read = _best_time(lambda: arr[...], repeats)
-    return read, write, math.prod(-(-n // c) for n, c in zip(values.shape, chunks, strict=True))
+    return read, write
 
 
 def _solve(
@@ -115,12 +115,12 @@ def calibrate_codec(
     """
     row_bytes = max(sample.nbytes // max(sample.shape[0], 1), 1)
     box = np.ascontiguousarray(sample[: max(SAMPLE_BYTES // row_bytes, 1)])
-    if _chunk_count(box, SMALL_CHUNK_BYTES) - _chunk_count(box, LARGE_CHUNK_BYTES) < (
-        MIN_CHUNK_DIFFERENCE
-    ):
+    small, n_small = _grid(box, SMALL_CHUNK_BYTES)
+    large, n_large = _grid(box, LARGE_CHUNK_BYTES)
+    if n_small - n_large < MIN_CHUNK_DIFFERENCE:
         return None
-    r_small, w_small, n_small = _timings(box, codec, SMALL_CHUNK_BYTES, repeats)
-    r_large, w_large, n_large = _timings(box, codec, LARGE_CHUNK_BYTES, repeats)
+    r_small, w_small = _timings(box, codec, small, repeats)
+    r_large, w_large = _timings(box, codec, large, repeats)
     read_chunk, read_byte = _solve(r_small, n_small, r_large, n_large, box.nbytes)
     write_chunk, write_byte = _solve(w_small, n_small, w_large, n_large, box.nbytes)
     return Calibration(read_chunk, write_chunk, 1.0 / read_byte, 1.0 / write_byte)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from chunkwise.engine.results import Progress
 from chunkwise.errors import ChunkwiseError
 from chunkwise.plan.rechunk import RechunkPlan, Stage
 
@@ -37,8 +38,6 @@ __all__ = ["MARKER_PREFIX", "RechunkResult", "VerificationError", "run_plan", "t
 MARKER_PREFIX = ".chunkwise-rechunk"
 
 Verify = Literal["checksum", "full", "none"]
-#: Called as ``progress(stage name, tasks done, tasks in the stage)``.
-Progress = Callable[[str, int, int], None]
 
 
 class VerificationError(ChunkwiseError):

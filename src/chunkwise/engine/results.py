@@ -7,6 +7,7 @@ Nothing here touches bytes; :mod:`chunkwise.engine.bench` fills these in and
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,12 @@ __all__ = [
     "DataInfo",
     "LayoutResult",
     "OpMeasurement",
+    "Progress",
 ]
+
+
+#: Called as ``progress(what is happening, steps done, steps in all)`` as long work advances.
+Progress = Callable[[str, int, int], None]
 
 
 def _median(values: tuple[float, ...]) -> float:
