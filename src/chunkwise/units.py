@@ -13,6 +13,7 @@ import re
 from chunkwise.errors import SpecError
 
 __all__ = [
+    "compare_speed",
     "format_bytes",
     "format_count",
     "format_duration",
@@ -189,6 +190,19 @@ def spec_rate(bytes_per_s: float) -> str:
         if bytes_per_s >= scale:
             return f"{bytes_per_s / scale:.4g}{unit}/s"
     return f"{max(bytes_per_s, 1.0):.4g}B/s"
+
+
+def compare_speed(mine: float, theirs: float) -> str:
+    """How ``mine`` seconds compare with ``theirs``: ``'1.25x faster than'``, ``'2x slower
+    than'``, or ``'about as fast as'`` within 5%."""
+    if mine <= 0 or theirs <= 0:
+        return "as fast as"
+    ratio = theirs / mine
+    if ratio >= 1.05:
+        return f"{ratio:.3g}x faster than"
+    if ratio <= 1 / 1.05:
+        return f"{1 / ratio:.3g}x slower than"
+    return "about as fast as"
 
 
 def format_count(n: float) -> str:

@@ -21,7 +21,7 @@ from chunkwise.model.storage import StorageProfile
 from chunkwise.model.workload import Operation, Workload
 from chunkwise.plan.candidates import reference_chunks
 from chunkwise.plan.search import Binding, Candidate, search
-from chunkwise.units import format_bytes, format_count, format_duration, format_rate
+from chunkwise.units import compare_speed, format_bytes, format_count, format_duration, format_rate
 
 __all__ = ["Advice", "Recommendation", "make_advice", "reference_layout"]
 
@@ -179,17 +179,6 @@ def _capitalized(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _ratio_text(mine: float, theirs: float) -> str:
-    if mine <= 0 or theirs <= 0:
-        return "as fast as"
-    ratio = theirs / mine
-    if ratio >= 1.05:
-        return f"{ratio:.3g}x faster than"
-    if ratio <= 1 / 1.05:
-        return f"{1 / ratio:.3g}x slower than"
-    return "about as fast as"
-
-
 def _op_sentence(
     op: Operation,
     array: ArraySpec,
@@ -213,7 +202,7 @@ def _op_sentence(
             detail = "touch " + ", ".join(diffs) + "; "
     plural = "" if f"{mine['requests']:.3g}" == "1" else "s"
     requests = f"{mine['requests']:.3g} request{plural} instead of {theirs['requests']:.3g}"
-    speed = _ratio_text(mine["seconds"], theirs["seconds"])
+    speed = compare_speed(mine["seconds"], theirs["seconds"])
     return (
         f"{_capitalized(op.describe())} ({op.weight:.0%} of the work): {detail}{requests}, "
         f"predicted {format_duration(mine['seconds'])}, {speed} the rule of thumb "
@@ -236,7 +225,7 @@ def _rationale(
     ref_label = "x".join(map(str, ref_layout.chunks))
     lines = [
         f"Predicted {format_duration(cost.weighted_s)} per operation (weighted), "
-        f"{_ratio_text(cost.weighted_s, ref_cost.weighted_s)} the rule-of-thumb chunks {ref_label} "
+        f"{compare_speed(cost.weighted_s, ref_cost.weighted_s)} the rule-of-thumb chunks {ref_label} "
         f"({format_duration(ref_cost.weighted_s)}, {format_count(ref_cost.objects)} objects)."
     ]
     heaviest = sorted(workload.ops, key=lambda op: (-op.weight, op.name))[:3]
@@ -353,7 +342,7 @@ def make_advice(
     named = []
     for layout in candidates:
         cost = estimate_layout(layout, workload, inputs(layout.codec))
-        speed = _ratio_text(cost.weighted_s, recs[0].cost.weighted_s)
+        speed = compare_speed(cost.weighted_s, recs[0].cost.weighted_s)
         named.append(
             Recommendation(
                 rank=0,

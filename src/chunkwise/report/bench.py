@@ -22,7 +22,13 @@ from rich.table import Table
 from rich.text import Text
 
 from chunkwise.engine.results import BenchReport, LayoutResult, OpMeasurement
-from chunkwise.units import format_bytes, format_count, format_duration, format_rate
+from chunkwise.units import (
+    compare_speed,
+    format_bytes,
+    format_count,
+    format_duration,
+    format_rate,
+)
 
 __all__ = [
     "CSV_COLUMNS",
@@ -445,11 +451,7 @@ def _versus(best: LayoutResult, others: Iterable[LayoutResult]) -> str | None:
         a, b = best.measured_weighted_s, other.measured_weighted_s
         if other is best or not (_finite(a) and _finite(b)) or a <= 0 or b <= 0:
             continue
-        parts.append(
-            f"{b / a:.2f}x faster than {other.name}"
-            if b >= a
-            else f"{a / b:.2f}x slower than {other.name}"
-        )
+        parts.append(f"{compare_speed(a, b)} {other.name}")
     return f"{best.name} measured {', '.join(parts)}." if parts else None
 
 
