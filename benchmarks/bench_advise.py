@@ -12,12 +12,11 @@ benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
-from pathlib import Path
 from typing import Any
+
+from results_file import machine, write_section
 
 import chunkwise
 from chunkwise.cost import geometry
@@ -93,10 +92,6 @@ def run(repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
-
-
 def markdown(rows: list[dict[str, Any]], repeats: int) -> str:
     lines = [
         "## advise: time to an answer",
@@ -116,19 +111,6 @@ def markdown(rows: list[dict[str, Any]], repeats: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(section: str) -> Path:
-    path = Path(__file__).with_name("RESULTS.md")
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    start = text.find("## advise: time to an answer")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
-    return path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
@@ -139,7 +121,7 @@ def main() -> None:
     print()
     print(section)
     if args.write_results:
-        print(f"wrote {write_results(section)}")
+        print(f"wrote {write_section(section)}")
 
 
 if __name__ == "__main__":
