@@ -51,6 +51,7 @@ def counts_for_box(elements: range, chunk: int, shard: int, end: int) -> dict[st
         "max_if_total": (
             max(len(v) for v in inner_touched.values()) if len(total) == len(touched_shards) else 0
         ),
+        "all_total": int(len(total) == len(touched_shards)),
     }
 
 
@@ -124,15 +125,16 @@ def test_append_access_matches_brute_force(size: int, chunk: int, per_shard: int
         # p=0..3 touch chunks {0,1} (shard 0, total; chunk 0 complete at p=0, chunk 1 at
         # p=3); p=4 touches {1,2} (chunk 1 complete), p=5 {1,2} (edge chunk 2 covered to the
         # end of the array, so complete): two partial shards.
-        (10, 5, 4, 8, (2.0, 4 / 6, 8 / 6, 4 / 6, 8 / 6, 10 / 6, 44 / 6, 8 / 6)),
+        (10, 5, 4, 8, (2.0, 4 / 6, 8 / 6, 4 / 6, 8 / 6, 10 / 6, 44 / 6, 8 / 6, 4 / 6)),
         # A single element: always one chunk, complete only when chunk == 1 or it is the
         # one-element edge chunk at the end of the array (p=6 below).
-        (7, 1, 1, 7, (1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0)),
-        (7, 1, 3, 3, (1.0, 1 / 7, 1.0, 1.0, 1.0, 1.0, 19 / 7, 1.0)),
+        (7, 1, 1, 7, (1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0)),
+        (7, 1, 3, 3, (1.0, 1 / 7, 1.0, 1.0, 1.0, 1.0, 19 / 7, 1.0, 1.0)),
         # The whole dim: every chunk; only chunks wholly inside [0, n) are complete.
-        # (Last two fields: elements of touched chunks, edge chunk at its real length; the
-        # longest inner chain where every touched shard is read whole, else 0.)
-        (12, 12, 4, 4, (3.0, 3.0, 3.0, 3.0, 3.0, 1.0, 12.0, 1.0)),
+        # (Last three fields: elements of touched chunks, edge chunk at its real length; the
+        # longest inner chain where every touched shard is read whole, else 0; the
+        # probability that every touched shard is read whole.)
+        (12, 12, 4, 4, (3.0, 3.0, 3.0, 3.0, 3.0, 1.0, 12.0, 1.0, 1.0)),
     ],
 )
 def test_dim_access_hand_checked(

@@ -51,6 +51,8 @@ class DimAccess:
     max_if_total
         ``max_per_shard`` where every touched shard is total along this dim, else 0: with
         it the model takes the chain of inner-chunk requests only where a shard is partial.
+    all_total
+        Probability that every touched shard is total along this dim.
     """
 
     chunks: float
@@ -61,6 +63,7 @@ class DimAccess:
     max_per_shard: float
     elements: float
     max_if_total: float
+    all_total: float
 
 
 def _floor_sum(count: int, offset: int, chunk: int) -> int:
@@ -139,9 +142,10 @@ def _per_position(
     in_total = first_total * in_first + last_total * in_last + middle * cps
     max_per = np.maximum(np.maximum(in_first, in_last), np.where(n_shards >= 3, cps, 0))
     elements = n_chunks * chunk  # unclipped: dim_access trims the ragged edge chunk
-    max_if_total = max_per * (total == n_shards)
+    all_total = total == n_shards
+    max_if_total = max_per * all_total
     return np.stack(
-        [n_chunks, complete, n_shards, total, in_total, max_per, elements, max_if_total]
+        [n_chunks, complete, n_shards, total, in_total, max_per, elements, max_if_total, all_total]
     ).astype(np.float64)
 
 

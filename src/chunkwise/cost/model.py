@@ -242,23 +242,26 @@ def _read_box(t: _Terms, op: Operation) -> OpCost:
         requests = total + partial + inner
         shard_stored = t.cps * chunk_stored + t.index_bytes
         fetched = total * shard_stored + partial * t.index_bytes + inner * chunk_stored
-        some_partial = np.minimum(1.0, partial)
+        # Probability that some touched shard is read in part (then index requests come
+        # first), from the per-dim probability that every touched shard is read whole.
+        p_partial = 1.0 - _product(s[8] for s in stats)
         if t.reader.sequential_inner_reads:
             # zarr-python: index, then inner chunks one after another; shards concurrently.
             # Expected chain: 1 + E[longest] - E[longest where the shard is read whole].
-            longest_total = _product(s[7] for s in stats)
-            chain_requests = 1.0 + np.maximum(longest - longest_total, 0.0)
-            some_partial = np.clip(chain_requests - 1.0, 0.0, 1.0) * np.minimum(1.0, partial)
+            inner_chain = np.maximum(longest - _product(s[7] for s in stats), 0.0)
+            chain_requests = 1.0 + inner_chain
             chain_bytes = (
-                some_partial * (t.index_bytes + longest * chunk_stored)
-                + (1.0 - some_partial) * shard_stored
+                p_partial * t.index_bytes
+                + inner_chain * chunk_stored
+                + (1.0 - p_partial) * shard_stored
             )
             waves = _waves(shards, t.conc)
             latency_s = waves * chain_requests * t.latency
             io = latency_s + waves * chain_bytes / t.stream
         else:
             # tensorstore: all indexes concurrently, then all inner chunks concurrently.
-            first = some_partial * _waves(partial, t.conc)
+            partial_given = partial / np.maximum(p_partial, 1e-12)
+            first = p_partial * _waves(partial_given, t.conc)
             second_n = total + inner
             second = _waves(second_n, t.conc)
             mean_bytes = (total * shard_stored + inner * chunk_stored) / np.maximum(second_n, 1e-12)
