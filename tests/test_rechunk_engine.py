@@ -159,3 +159,17 @@ def test_markers_live_only_in_the_target_store(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "dst.zarr") == ["zarr.json", "c"] or sorted(
         os.listdir(tmp_path / "dst.zarr")
     ) == ["c", "zarr.json"]
+
+
+def test_a_write_cut_short_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A SIGKILL between LocalStore's temporary write and its rename leaves ``*.partial``."""
+    source = make_source(tmp_path / "src.zarr")
+    target = make_target(tmp_path / "dst.zarr")
+    leftover = tmp_path / "dst.zarr" / "c" / "0" / "1" / f"1.{'ab' * 16}.partial"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"half a shard")
+    mine = tmp_path / "dst.zarr" / "notes.partial"  # not zarr's pattern: not ours to remove
+    mine.write_bytes(b"user file")
+    plan = plan_rechunk(SHAPE, 4, SOURCE_CHUNKS, TARGET_CHUNKS, TARGET_SHARDS, max_mem=2**26)
+    run_plan(plan, source, target)
+    assert not leftover.exists() and mine.exists()

@@ -8,7 +8,8 @@ shard is written exactly once, by one task, without reading it first.
 ``.chunkwise-rechunk/<stage>/<task>`` is stored *in the target store*; a rerun of the same
 plan skips every marked task, so a run killed at any moment resumes where it stopped and
 never rewrites a finished shard. The two-pass intermediate array lives under the same
-prefix. Both are removed once the run has verified what it wrote.
+prefix. Both are removed once the run has verified what it wrote, with any temporary
+file a killed write left behind.
 
 **Verified.** Each task region of the source is compared with the target, bit for bit,
 by digest (``"checksum"``) or element by element (``"full"``, which also names the first
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -244,11 +246,23 @@ def run_plan(
             r, s, m = _run_stage(stage, src, dst, store, plan.shape, progress)
             run, skipped, moved = run + r, skipped + s, moved + m
     _verify(source, target, plan, verify)
-    _clear_markers(store)
+    _tidy(store)
     return RechunkResult(run, skipped, moved, time.perf_counter() - start, verify)
 
 
-def _clear_markers(store: Any) -> None:
+#: A temporary file zarr's LocalStore writes before renaming it into place; a kill in
+#: between leaves it behind.
+_PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
+
+
+def _tidy(store: Any) -> None:
+    """Remove the markers, the intermediate array and writes a kill left half-done."""
     from zarr.core.sync import sync
 
-    sync(store.delete_dir(MARKER_PREFIX))
+    async def tidy() -> None:
+        await store.delete_dir(MARKER_PREFIX)
+        leftovers = [key async for key in store.list() if _PARTIAL_WRITE.search(key)]
+        for key in leftovers:
+            await store.delete(key)
+
+    sync(tidy())
