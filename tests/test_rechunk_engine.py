@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 import zarr
 
-from chunkwise.engine.rechunk import MARKER_PREFIX, VerificationError, run_plan, task_boxes
+from chunkwise.engine.rechunk import (
+    MARKER_PREFIX,
+    RechunkEvent,
+    VerificationError,
+    run_plan,
+    task_boxes,
+)
 from chunkwise.engine.rechunk import _verify as verify
 from chunkwise.plan.rechunk import plan_rechunk
 
@@ -76,11 +82,11 @@ KILL_SCRIPT = textwrap.dedent(
     target = zarr.open_array(dst, mode="r+")
     plan = plan_rechunk(source.shape, 4, source.chunks, (64, 8, 8), (64, 32, 32), max_mem=max_mem)
 
-    def progress(name, done, total):
-        if name == stage and done >= after:
+    def events(event):
+        if event.kind == "task-done" and event.stage == stage and event.done >= after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    run_plan(plan, source, target, progress=progress)
+    run_plan(plan, source, target, events=events)
     """
 )
 
@@ -150,10 +156,10 @@ def test_markers_live_only_in_the_target_store(tmp_path: Path) -> None:
     plan = plan_rechunk(SHAPE, 4, SOURCE_CHUNKS, TARGET_CHUNKS, TARGET_SHARDS, max_mem=2**20)
     seen: list[bool] = []
 
-    def progress(name: str, done: int, total: int) -> None:
+    def events(event: RechunkEvent) -> None:
         seen.append((tmp_path / "dst.zarr" / MARKER_PREFIX).exists())
 
-    run_plan(plan, source, target, progress=progress)
+    run_plan(plan, source, target, events=events)
     assert any(seen)
     assert not any(MARKER_PREFIX in str(p) for p in (tmp_path / "src.zarr").rglob("*"))
     assert os.listdir(tmp_path / "dst.zarr") == ["zarr.json", "c"] or sorted(

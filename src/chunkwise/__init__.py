@@ -6,7 +6,7 @@ Measure first, model the cost, recommend with reasons. The public API:
 * :func:`bench` — those layouts (and the usual baselines) written and timed on your data and store.
 """
 
-from chunkwise.api import advise, bench, problem
+from chunkwise.api import advise, bench, convert, problem, rechunk
 from chunkwise.errors import ChunkwiseError, ConstraintError, MissingDependencyError, SpecError
 from chunkwise.plan.advice import Advice, Recommendation
 
@@ -22,5 +22,7 @@ __all__ = [
     "__version__",
     "advise",
     "bench",
+    "convert",
     "problem",
+    "rechunk",
 ]

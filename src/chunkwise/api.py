@@ -14,26 +14,33 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from chunkwise.errors import SpecError
 from chunkwise.plan.advice import Advice, make_advice
 from chunkwise.spec import Problem, load_spec, problem_from_spec
 
 if TYPE_CHECKING:
+    from chunkwise.engine.convert import ConversionPlan, ConversionResult
+    from chunkwise.engine.rechunk import Events
     from chunkwise.engine.results import BenchReport, Progress
 
 __all__ = [
     "DEFAULT_BENCH_TOP",
     "DEFAULT_CODECS",
     "DEFAULT_GRID_BUDGET",
+    "DEFAULT_MAX_MEM",
     "DEFAULT_REPEATS",
     "DEFAULT_STORAGE",
     "DEFAULT_TIE_TOLERANCE",
     "DEFAULT_TOP",
     "advise",
     "bench",
+    "convert",
     "problem",
+    "rechunk",
 ]
 
 #: Storage assumed when a spec names none.
@@ -221,3 +228,165 @@ def bench(
         },
         search={"grid_budget": DEFAULT_GRID_BUDGET, "tie_tolerance": DEFAULT_TIE_TOLERANCE},
     )  # fmt: skip
+
+
+#: Memory budget of rechunk and convert (per worker on Dask).
+DEFAULT_MAX_MEM = "256MiB"
+
+
+def rechunk(
+    source: str | Path,
+    target: str | Path,
+    *,
+    chunks: Sequence[int] | None = None,
+    shards: Sequence[int] | None = None,
+    codec: str | None = None,
+    zarr_format: int | None = None,
+    workload: str | None = None,
+    storage: str | Mapping[str, Any] | None = None,
+    max_mem: int | str = DEFAULT_MAX_MEM,
+    threads: int | None = None,
+    dask: str | None = None,
+    overwrite: bool = False,
+    verify: Literal["checksum", "full", "none"] = "checksum",
+    dry_run: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    events: Events | None = None,
+    require_layout: bool = True,
+) -> ConversionPlan | ConversionResult:
+    """Copy an array (or every array of a group) into a new Zarr layout, within a memory
+    budget, resumably, and verify the result.
+
+    Parameters
+    ----------
+    source
+        A Zarr array or group (a directory, ``.zip``, ``s3://``, ``https://``; ``#path``
+        picks a member), a ``.npy`` file, an HDF5 / NetCDF-4 file (``#path`` picks a
+        dataset), a TIFF file, folder or glob, or an MRC tomogram.
+    target
+        A new directory, ``s3://bucket/prefix`` or ``memory://``.
+    chunks, shards
+        The target's chunk and shard shapes (``-1``: the whole dim). In a group they apply
+        to the arrays with as many dims; small arrays of other shapes become one chunk.
+    codec
+        ``"blosc:zstd:5:shuffle"``, ``"zstd:3"``, ``"none"``, ...; default: the source's when
+        it is Zarr of the same format, else Blosc zstd level 5 with shuffle.
+    zarr_format
+        2 or 3; default: the source's format (3 for non-Zarr sources, and whenever
+        ``shards`` are given).
+    workload, storage
+        Let ``advise`` choose the layout for a workload preset or spec file on a storage
+        preset; the decision is recorded in the target's ``chunkwise`` attribute.
+    max_mem
+        Memory budget, bytes or ``"256MiB"``: projected peak of the run (per worker on Dask).
+    threads
+        Tasks at once on the local executor (default: the cores, at most 4).
+    dask
+        ``"tcp://host:8786"`` or ``"local:N"``: run the tasks on Dask workers instead.
+    overwrite
+        Replace a target that exists and was not written by this same run.
+    verify
+        ``"checksum"`` (every region's digest, the default), ``"full"`` (every element)
+        or ``"none"``.
+    dry_run
+        Return the plan without writing anything.
+    storage_options
+        fsspec options for ``s3://`` sources and targets.
+    events
+        Called with each :class:`~chunkwise.engine.rechunk.RechunkEvent`.
+    require_layout
+        Demand ``chunks`` or ``workload`` (``rechunk``); ``convert`` keeps source chunks.
+
+    Returns
+    -------
+    ConversionPlan or ConversionResult
+        The plan (``dry_run``), else what the run did: per array tasks run and skipped,
+        bytes moved, time, verification and peak memory.
+
+    Raises
+    ------
+    chunkwise.errors.ChunkwiseError
+        For bad input, before anything is written: one sentence naming the problem.
+    """
+    from chunkwise.engine.convert import (
+        LayoutRequest,
+        default_threads,
+        open_source,
+        open_target_store,
+        plan_conversion,
+        run_conversion,
+    )
+    from chunkwise.engine.rechunk import thread_runner
+    from chunkwise.units import parse_bytes
+
+    budget = parse_bytes(max_mem, what="max_mem") if isinstance(max_mem, str) else int(max_mem)
+    request = LayoutRequest(
+        chunks=tuple(chunks) if chunks is not None else None,
+        shards=tuple(shards) if shards is not None else None,
+        codec=codec,
+        zarr_format=zarr_format,
+        workload=workload,
+        storage=storage,
+        require_layout=require_layout,
+    )
+    _check_not_nested(str(source), str(target))
+    executor = None
+    with open_source(str(source), storage_options=storage_options) as src:
+        if dask is not None and str(target).startswith("memory://"):
+            raise SpecError(
+                "--dask workers cannot write to memory://, which lives in this process only; "
+                "give a directory or s3:// target."
+            )
+        try:
+            if dask is not None:
+                from chunkwise.engine.rechunk_dask import connect
+
+                executor = connect(dask)
+                workers = executor.threads_per_worker
+                plan = plan_conversion(
+                    src, str(target), request, max_mem=budget, threads=workers,
+                    executor=executor.describe(),
+                )  # fmt: skip
+            else:
+                plan = plan_conversion(
+                    src, str(target), request, max_mem=budget, threads=threads or default_threads()
+                )
+            store = open_target_store(str(target), storage_options)
+            if dry_run:
+                from chunkwise.engine.convert import check_target
+
+                check_target(store, plan, overwrite=overwrite)
+                return plan
+            result = run_conversion(
+                plan, store, overwrite=overwrite, verify=verify,
+                runner=executor.runner if executor is not None else thread_runner,
+                events=events,
+            )  # fmt: skip
+            if executor is not None:
+                result = replace(result, peak_rss=executor.peak_rss())
+            return result
+        finally:
+            if executor is not None:
+                executor.close()
+
+
+def convert(
+    source: str | Path, target: str | Path, **options: Any
+) -> ConversionPlan | ConversionResult:
+    """:func:`rechunk` that keeps the source's chunks unless ``chunks`` or ``workload`` is
+    given: convert HDF5, NetCDF, TIFF, MRC or ``.npy`` (or Zarr of another format) to Zarr."""
+    options.setdefault("require_layout", False)
+    return rechunk(source, target, **options)
+
+
+def _check_not_nested(source: str, target: str) -> None:
+    """Refuse a local target that is the source, inside it, or holds it."""
+    if "://" in target or "://" in source:
+        return
+    src = Path(source.rpartition("#")[0] or source).expanduser().resolve()
+    dst = Path(target).expanduser().resolve()
+    if src == dst or src in dst.parents or dst in src.parents:
+        raise SpecError(
+            f"target {target!r} overlaps the source {source!r}; chunkwise never writes into "
+            "its source: choose a separate directory."
+        )

@@ -15,14 +15,16 @@ target along dims where the source is thinner (pass 1 reads more source chunks p
 and toward the source where the target is thinner (pass 2 reads more), as far as the
 budget allows, so the intermediate has as few, as large chunks as memory permits.
 
-Projected memory of a task counts every copy it holds at once, in bytes:
+Projected memory of a task counts every copy it holds at once, in bytes, as measured on
+zarr-python 3.1 (peak resident memory of single tasks against this formula):
 
-* the task's output region, assembled (raw);
-* the encoded output before it is stored (assumed incompressible: raw size);
-* codec scratch while encoding: one target chunk per thread;
-* reads in flight: up to ``read_concurrency`` source chunks, each encoded and decoded.
+* the task's region, assembled (raw), held from the first read to the last write;
+* while reading: up to ``concurrency`` source chunks in flight, each encoded and decoded;
+* while writing: up to ``concurrency`` objects in flight, each as a contiguous copy, the
+  compressor's output buffer and the stored bytes (a shard is assembled whole).
 
-Tasks run ``parallel`` at a time; the plan's peak is ``parallel`` times the largest task.
+Tasks run ``parallel`` at a time; the plan's peak is ``parallel`` times the largest task
+plus a fixed ``overhead`` (codec contexts and allocator slack, given by the engine).
 This module is pure: shapes in, a :class:`RechunkPlan` out.
 """
 
@@ -37,7 +39,7 @@ from chunkwise.units import format_bytes, format_count
 
 __all__ = ["RechunkPlan", "Stage", "plan_rechunk"]
 
-#: Requests zarr-python keeps in flight per read (``async.concurrency``).
+#: Requests zarr-python keeps in flight per read or write (``async.concurrency``).
 READ_CONCURRENCY = 10
 
 
@@ -102,6 +104,8 @@ class RechunkPlan:
         One stage (single pass) or two (through an intermediate array).
     intermediate_chunks
         Chunk shape of the intermediate array, or ``None`` for a single pass.
+    overhead
+        Fixed bytes on top of the tasks (codec contexts, allocator slack).
     """
 
     shape: tuple[int, ...]
@@ -112,11 +116,12 @@ class RechunkPlan:
     max_mem: int
     stages: tuple[Stage, ...]
     intermediate_chunks: tuple[int, ...] | None
+    overhead: int = 0
 
     @property
     def peak_memory(self) -> int:
-        """Projected peak bytes over all stages."""
-        return max(stage.peak_memory for stage in self.stages)
+        """Projected peak bytes over all stages, with the fixed overhead."""
+        return max(stage.peak_memory for stage in self.stages) + self.overhead
 
     @property
     def bytes_read(self) -> int:
@@ -158,21 +163,20 @@ def _check_shape(name: str, value: Sequence[int], ndim: int) -> tuple[int, ...]:
 def _task_memory(
     task: tuple[int, ...],
     read_chunks: tuple[int, ...],
-    write_chunks: tuple[int, ...],
+    write_unit: tuple[int, ...],
     shape: tuple[int, ...],
     itemsize: int,
-    threads: int,
-    read_concurrency: int,
+    concurrency: int,
 ) -> int:
     clipped = [min(t, n) for t, n in zip(task, shape, strict=True)]
     region = math.prod(clipped) * itemsize
     read_chunk = math.prod(min(c, n) for c, n in zip(read_chunks, shape, strict=True)) * itemsize
-    write_chunk = math.prod(min(c, n) for c, n in zip(write_chunks, shape, strict=True)) * itemsize
+    write_obj = math.prod(min(c, n) for c, n in zip(write_unit, shape, strict=True)) * itemsize
     reads_per_task = math.prod(-(-t // c) for t, c in zip(clipped, read_chunks, strict=True))
-    writes_per_task = math.prod(-(-t // c) for t, c in zip(clipped, write_chunks, strict=True))
-    in_flight = min(read_concurrency, reads_per_task) * 2 * read_chunk
-    scratch = min(threads, writes_per_task) * write_chunk
-    return 2 * region + in_flight + scratch
+    writes_per_task = math.prod(-(-t // c) for t, c in zip(clipped, write_unit, strict=True))
+    reading = min(concurrency, reads_per_task) * 2 * read_chunk
+    writing = min(concurrency, writes_per_task) * 3 * write_obj
+    return region + max(reading, writing)
 
 
 def _stage(
@@ -188,9 +192,7 @@ def _stage(
     read_concurrency: int,
 ) -> Stage:
     task = tuple(min(t, n) for t, n in zip(task, shape, strict=True))
-    memory = _task_memory(
-        task, read_chunks, write_chunks, shape, itemsize, threads, read_concurrency
-    )
+    memory = _task_memory(task, read_chunks, write_unit, shape, itemsize, read_concurrency)
     tasks = math.prod(-(-n // t) for n, t in zip(shape, task, strict=True))
     parallel = max(1, min(threads, tasks, max_mem // max(memory, 1)))
     nbytes = math.prod(shape) * itemsize
@@ -225,6 +227,7 @@ def plan_rechunk(
     max_mem: int,
     threads: int = 4,
     read_concurrency: int = READ_CONCURRENCY,
+    overhead: int = 0,
 ) -> RechunkPlan:
     """Plan a rechunk within ``max_mem`` bytes (see the module docstring).
 
@@ -241,7 +244,9 @@ def plan_rechunk(
     threads
         Tasks that may run at once.
     read_concurrency
-        Source chunks one read keeps in flight (zarr-python: 10).
+        Chunks one read or write keeps in flight (zarr-python's ``async.concurrency``: 10).
+    overhead
+        Fixed bytes the run holds besides its tasks; the tasks get ``max_mem - overhead``.
 
     Raises
     ------
@@ -270,22 +275,29 @@ def plan_rechunk(
     shards_t = unit if target_shards is not None else None
     # Clip to the array: a chunk larger than the array behaves like the array's extent.
     src = tuple(min(c, n) for c, n in zip(src, shape_t, strict=True))
-    args = (max_mem, threads, read_concurrency)
+    budget = max_mem - overhead
+    args = (budget, threads, read_concurrency)
     single = _stage(
         "copy", shape_t, itemsize, src, unit, chunks,
         tuple(_aligned(s, u, n) for s, u, n in zip(src, unit, shape_t, strict=True)), *args,
     )  # fmt: skip
-    if single.memory_per_task <= max_mem:
-        return RechunkPlan(shape_t, itemsize, src, chunks, shards_t, max_mem, (single,), None)
-    two = _two_passes(shape_t, itemsize, src, unit, chunks, args)
+    if single.memory_per_task <= budget:
+        return RechunkPlan(
+            shape_t, itemsize, src, chunks, shards_t, max_mem, (single,), None, overhead
+        )
+    two = _two_passes(shape_t, itemsize, src, unit, chunks, args) if budget > 0 else None
     if two is None:
-        smallest = _smallest_budget(shape_t, itemsize, src, unit, chunks, threads, read_concurrency)
+        smallest = overhead + _smallest_budget(
+            shape_t, itemsize, src, unit, chunks, threads, read_concurrency
+        )
         raise ConstraintError(
             f"max_mem {format_bytes(max_mem)} is too small to rechunk this array: even one task "
             f"needs {format_bytes(smallest)}; give at least --max-mem {_round_up(smallest)}."
         )
     first, second, inter = two
-    return RechunkPlan(shape_t, itemsize, src, chunks, shards_t, max_mem, (first, second), inter)
+    return RechunkPlan(
+        shape_t, itemsize, src, chunks, shards_t, max_mem, (first, second), inter, overhead
+    )
 
 
 def _intermediate_stages(

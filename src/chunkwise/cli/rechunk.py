@@ -1,0 +1,239 @@
+"""The commands that carry a layout out: ``rechunk`` and ``convert``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from chunkwise import api
+from chunkwise.cli.common import UserError, int_list, storage_arg, user_errors
+from chunkwise.cli.measure import _storage_options, remote_options
+from chunkwise.engine.convert import ConversionPlan, ConversionResult
+from chunkwise.engine.rechunk import RechunkEvent
+from chunkwise.model.storage import STORAGE_PRESETS
+from chunkwise.model.workload import WORKLOAD_PRESETS
+
+__all__ = ["convert", "rechunk"]
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[RechunkEvent], None] | None]:
+    """A bar over all bytes the run writes (every pass), with throughput and time left;
+    tasks a resumed run finds done count as written."""
+    if not enabled:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description:<32}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("starting", total=None)
+    counted: dict[tuple[str, str], int] = {}
+
+    def update(event: RechunkEvent) -> None:
+        if event.kind == "run-start":
+            bar.update(task, total=event.nbytes)
+            return
+        if event.kind == "verify-done" or not event.total:
+            return
+        key = (event.array, event.stage)
+        done = event.stage_bytes * event.done // event.total
+        bar.advance(task, done - counted.get(key, 0))
+        counted[key] = done
+        label = f"{event.array + ': ' if event.array else ''}{event.stage}"
+        bar.update(task, description=label[:32])
+
+    with bar:
+        yield update
+
+
+def _layout_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.argument("source"),
+        click.argument("target"),
+        click.option("--chunks", help="Target chunk shape, e.g. 1024,32,32 (-1: whole dim)."),
+        click.option("--shards", help="Target shard shape (zarr v3), a multiple of --chunks."),
+        click.option("--codec", help="Compressor, e.g. blosc:zstd:5:shuffle, zstd:3, none."),
+        click.option("--zarr-format", type=click.Choice(["2", "3"]), help="Target Zarr format."),
+        click.option(
+            "--workload",
+            help=f"Let advise choose the layout: a preset ({', '.join(WORKLOAD_PRESETS)}) "
+            "or a spec file.",
+        ),
+        click.option(
+            "--storage",
+            help=f"With --workload: storage preset ({', '.join(STORAGE_PRESETS)}) or a "
+            "chunkwise probe file.",
+        ),
+        click.option(
+            "--max-mem",
+            default=api.DEFAULT_MAX_MEM,
+            show_default=True,
+            help="Memory budget of the run (per worker with --dask).",
+        ),
+        click.option("--threads", type=int, help="Tasks at once (default: cores, at most 4)."),
+        click.option("--dask", help="Run on Dask: tcp://host:8786, or local:N worker processes."),
+        click.option(
+            "--verify",
+            type=click.Choice(["checksum", "full", "none"]),
+            default="checksum",
+            show_default=True,
+            help="Compare the target with the source: region checksums, every element, or not.",
+        ),
+        click.option("--overwrite", is_flag=True, help="Replace an existing target."),
+        click.option("--dry-run", is_flag=True, help="Print the plan; write nothing."),
+        click.option("--json", "as_json", is_flag=True, help="Print the plan or result as JSON."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return remote_options(func)
+
+
+def _run(require_layout: bool, **kw: Any) -> None:
+    storage = storage_arg(kw["storage"]) if kw["storage"] else None
+    if storage is not None and kw["workload"] is None:
+        raise UserError("--storage only matters with --workload; add --workload or drop it.")
+    options = _storage_options(kw["endpoint_url"], kw["storage_option"])
+    show = not kw["quiet"] and not kw["as_json"] and sys.stderr.isatty()
+    with _progress_bar(show) as bar:
+        result = api.rechunk(
+            kw["source"],
+            kw["target"],
+            chunks=int_list(kw["chunks"], "--chunks"),
+            shards=int_list(kw["shards"], "--shards"),
+            codec=kw["codec"],
+            zarr_format=int(kw["zarr_format"]) if kw["zarr_format"] else None,
+            workload=kw["workload"],
+            storage=storage,
+            max_mem=kw["max_mem"],
+            threads=kw["threads"],
+            dask=kw["dask"],
+            overwrite=kw["overwrite"],
+            verify=kw["verify"],
+            dry_run=kw["dry_run"],
+            storage_options=options,
+            events=bar,
+            require_layout=require_layout,
+        )
+    console = Console()
+    if isinstance(result, ConversionPlan):
+        if kw["as_json"]:
+            click.echo(json.dumps(plan_document(result), indent=2))
+        else:
+            for line in result.describe():
+                console.print(line, highlight=False)
+        return
+    if kw["as_json"]:
+        click.echo(json.dumps(result_document(result), indent=2))
+        return
+    for line in result.summary():
+        console.print(line, highlight=False)
+
+
+def plan_document(plan: ConversionPlan) -> dict[str, Any]:
+    """The plan as JSON (``--dry-run --json``)."""
+    return {
+        "source": plan.source_url,
+        "target": plan.target_url,
+        "zarr_format": plan.zarr_format,
+        "is_group": plan.is_group,
+        "max_mem": plan.max_mem,
+        "peak_memory": plan.peak_memory,
+        "executor": plan.executor,
+        "skipped": list(plan.skipped),
+        "arrays": [
+            {
+                "path": job.path,
+                "shape": list(job.source.shape),
+                "dtype": str(job.source.dtype),
+                "source_chunks": list(job.source.chunks),
+                "chunks": list(job.layout.chunks),
+                "shards": list(job.layout.shards) if job.layout.shards else None,
+                "codec": str(job.layout.codec),
+                "decision": job.decision,
+                "passes": len(job.plan.stages),
+                "intermediate_chunks": list(job.plan.intermediate_chunks or []) or None,
+                "stages": [
+                    {
+                        "name": s.name,
+                        "tasks": s.tasks,
+                        "task_shape": list(s.task_shape),
+                        "parallel": s.parallel,
+                        "memory_per_task": s.memory_per_task,
+                        "peak_memory": s.peak_memory,
+                        "bytes_read": s.bytes_read,
+                        "bytes_written": s.bytes_written,
+                    }
+                    for s in job.plan.stages
+                ],
+            }
+            for job in plan.jobs
+        ],
+    }
+
+
+def result_document(result: ConversionResult) -> dict[str, Any]:
+    """The run as JSON (``--json``)."""
+    return {
+        "plan": plan_document(result.plan),
+        "seconds": result.seconds,
+        "resumed": result.resumed,
+        "peak_rss": result.peak_rss,
+        "arrays": {
+            path: {
+                "tasks_run": r.tasks_run,
+                "tasks_skipped": r.tasks_skipped,
+                "bytes_moved": r.bytes_moved,
+                "seconds": r.seconds,
+                "verified": r.verified,
+            }
+            for path, r in result.results.items()
+        },
+    }
+
+
+@click.command()
+@_layout_options
+@user_errors
+def rechunk(**kw: Any) -> None:
+    """Copy SOURCE into TARGET with new chunks, shards and codec, within --max-mem.
+
+    SOURCE is a Zarr array or group (directory, .zip, s3://; #path picks a member), .npy,
+    HDF5/NetCDF-4 (#path picks a dataset), a TIFF file/folder/glob or an MRC file. TARGET
+    is a new directory or s3://bucket/prefix. Give the layout with --chunks (and --shards,
+    --codec) or let advise choose it with --workload. A killed run resumes when the same
+    command is run again; the result is verified against the source.
+    """
+    _run(True, **kw)
+
+
+@click.command()
+@_layout_options
+@user_errors
+def convert(**kw: Any) -> None:
+    """Convert SOURCE (HDF5, NetCDF-4, TIFF, MRC, .npy or Zarr) into a Zarr TARGET.
+
+    Keeps the source's chunks unless --chunks or --workload says otherwise; everything
+    else is as in rechunk: bounded memory, resumable, verified.
+    """
+    _run(False, **kw)

@@ -1,0 +1,806 @@
+"""``rechunk`` and ``convert``: decide each array's target layout, plan, write, verify.
+
+The flow, for a source of one array or a whole group (:mod:`chunkwise.engine.readers`):
+
+1. **Decide** every array's layout: explicit ``--chunks/--shards/--codec``, ``advise``'s best
+   for a workload, or (``convert`` without either) the source's own chunks. The decision and
+   its reasons are recorded in the array's ``chunkwise`` attribute.
+2. **Plan** every array within the memory budget (:func:`~chunkwise.plan.rechunk.plan_rechunk`).
+   Every check happens here, before anything is written: bad input writes nothing.
+3. **Claim** the target: a run record ``.chunkwise-rechunk/run.json`` is written first. A
+   target that exists without a record of the *same* run is refused unless ``overwrite``.
+   A record of the same run means an earlier run was killed: this run resumes it.
+4. **Write** each array (local threads or Dask), **verify** it against the source, then
+   consolidate the metadata of a group and remove the run record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import resource
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from chunkwise.engine.readers import Source, SourceArray, SourceGroup, open_source
+from chunkwise.engine.rechunk import (
+    MARKER_PREFIX,
+    Events,
+    RechunkEvent,
+    RechunkResult,
+    Verify,
+    _tidy,
+    run_plan,
+    tame_allocator,
+    thread_runner,
+)
+from chunkwise.errors import SpecError
+from chunkwise.model.array import ArraySpec
+from chunkwise.model.codec import CodecSpec, parse_codec
+from chunkwise.model.layout import Layout
+from chunkwise.plan.rechunk import RechunkPlan, plan_rechunk
+from chunkwise.units import format_bytes, format_count, format_duration
+
+__all__ = [
+    "RUN_RECORD",
+    "ArrayJob",
+    "ConversionPlan",
+    "ConversionResult",
+    "LayoutRequest",
+    "plan_conversion",
+    "run_conversion",
+]
+
+#: The run record: which run a half-written target belongs to.
+RUN_RECORD = f"{MARKER_PREFIX}/run.json"
+#: Arrays up to this size in a group whose layout was not asked for are stored as one chunk
+#: (coordinates, masks): one object instead of many tiny ones.
+SMALL_ARRAY_BYTES = 16 * 2**20
+#: Memory a run holds besides its tasks (codec contexts, zarr's pools, allocator slack),
+#: bytes; measured on zarr-python 3.1.6 (tests/test_rechunk_memory.py).
+RUN_OVERHEAD = 16 * 2**20
+#: Codec used when neither the user nor the source gives one chunkwise can keep.
+DEFAULT_CODEC = "blosc:zstd:5:shuffle"
+
+Decided = Literal["chunks", "advise", "source", "small", "auto"]
+
+
+@dataclass(frozen=True)
+class LayoutRequest:
+    """What the user asked for (all optional).
+
+    Attributes
+    ----------
+    chunks, shards
+        Explicit shapes (``-1`` means the whole dim); applied to arrays with as many dims.
+    codec
+        A codec (``"blosc:zstd:5:shuffle"``, ``"zstd:3"``, ``"none"``).
+    zarr_format
+        2 or 3; default: the source's format (zarr sources), else 3; 3 when shards are given.
+    workload, storage
+        Let ``advise`` choose chunks, shards and codec: a workload preset or spec file, and a
+        storage preset or mapping.
+    require_layout
+        ``rechunk`` demands ``chunks`` or ``workload``; ``convert`` keeps the source chunks.
+    """
+
+    chunks: tuple[int, ...] | None = None
+    shards: tuple[int, ...] | None = None
+    codec: str | None = None
+    zarr_format: int | None = None
+    workload: str | None = None
+    storage: str | Mapping[str, Any] | None = None
+    require_layout: bool = False
+
+
+@dataclass(frozen=True)
+class ArrayJob:
+    """One array to write.
+
+    Attributes
+    ----------
+    path
+        Path in the target (``""`` when the target is one array).
+    source
+        The source array.
+    layout
+        The target layout.
+    plan
+        How it is moved within the budget.
+    decision
+        Recorded in the target's ``chunkwise`` attribute: how the layout was decided, the
+        workload, storage, predicted costs and rationale when ``advise`` chose it.
+    """
+
+    path: str
+    source: SourceArray
+    layout: Layout
+    plan: RechunkPlan
+    decision: dict[str, Any]
+
+    @property
+    def nbytes(self) -> int:
+        """Uncompressed size of the array, bytes."""
+        return math.prod(self.source.shape) * self.source.dtype.itemsize
+
+    def describe(self) -> list[str]:
+        """Lines for ``--dry-run``."""
+        layout = self.layout
+        name = self.path or "(array)"
+        head = (
+            f"{name}: {'x'.join(map(str, self.source.shape))} {self.source.dtype} "
+            f"({format_bytes(self.nbytes)}), chunks {_shape(self.source.chunks)} -> "
+            f"{_shape(layout.chunks)}"
+            + (f" in shards of {_shape(layout.shards)}" if layout.shards else "")
+            + f", {layout.codec}, zarr v{layout.zarr_format} [{self.decision['decided_by']}]"
+        )
+        return [head, *(f"  {line}" for line in self.plan.describe())]
+
+
+@dataclass(frozen=True)
+class ConversionPlan:
+    """Everything a run will do, decided before it writes a byte (``--dry-run`` prints it).
+
+    Attributes
+    ----------
+    source_url, target_url
+        As given.
+    source_description
+        What the source is.
+    is_group
+        The target is a group (the source was a group or a multi-array file).
+    zarr_format
+        Format of the target.
+    groups
+        Groups to create, with their attributes.
+    jobs
+        One per array.
+    skipped
+        Source arrays not written, with the reason.
+    max_mem
+        The memory budget, bytes (per worker on Dask).
+    executor
+        ``"threads"`` or the Dask address.
+    """
+
+    source_url: str
+    target_url: str
+    source_description: str
+    is_group: bool
+    zarr_format: int
+    groups: tuple[SourceGroup, ...]
+    jobs: tuple[ArrayJob, ...]
+    skipped: tuple[str, ...]
+    max_mem: int
+    executor: str
+
+    @property
+    def peak_memory(self) -> int:
+        """Projected peak bytes: the largest array's plan (arrays run one after another)."""
+        return max((job.plan.peak_memory for job in self.jobs), default=0)
+
+    @property
+    def bytes_written(self) -> int:
+        """Uncompressed bytes written over every stage of every array."""
+        return sum(job.plan.bytes_written for job in self.jobs)
+
+    def fingerprint(self) -> str:
+        """Identifies the run: the same command on the same source gives the same value."""
+        content = {
+            "source": self.source_url,
+            "format": self.zarr_format,
+            "arrays": [
+                [job.path, list(job.source.shape), str(job.source.dtype), list(job.layout.chunks),
+                 list(job.layout.shards or ()), str(job.layout.codec),
+                 [list(stage.task_shape) for stage in job.plan.stages],
+                 list(job.plan.intermediate_chunks or ())]
+                for job in self.jobs
+            ],
+        }  # fmt: skip
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+    def describe(self) -> list[str]:
+        """The plan as lines."""
+        lines = [
+            f"source: {self.source_description}",
+            f"target: {self.target_url} (zarr v{self.zarr_format} "
+            f"{'group' if self.is_group else 'array'})",
+            f"memory: projected peak {format_bytes(self.peak_memory)} of a "
+            f"{format_bytes(self.max_mem)} budget"
+            + (" per worker" if self.executor != "threads" else "")
+            + f"; executor: {self.executor}",
+            f"writes {format_bytes(self.bytes_written)} (uncompressed, all passes) in "
+            f"{format_count(sum(s.tasks for j in self.jobs for s in j.plan.stages))} tasks",
+        ]
+        for job in self.jobs:
+            lines.extend(job.describe())
+        lines.extend(f"skipped: {reason}" for reason in self.skipped)
+        return lines
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What a run did.
+
+    Attributes
+    ----------
+    plan
+        The plan that ran.
+    results
+        Per array path, the executor's result.
+    seconds
+        Wall time of the whole run.
+    resumed
+        An earlier, interrupted run of the same plan was continued.
+    peak_rss
+        Peak resident memory, bytes: of this process (threads), or the largest worker's
+        (Dask).
+    """
+
+    plan: ConversionPlan
+    results: dict[str, RechunkResult]
+    seconds: float
+    resumed: bool
+    peak_rss: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> list[str]:
+        """Lines for the terminal."""
+        plan = self.plan
+        source_bytes = sum(job.nbytes for job in plan.jobs)
+        run = sum(r.tasks_run for r in self.results.values())
+        skipped = sum(r.tasks_skipped for r in self.results.values())
+        verified = {r.verified for r in self.results.values()}
+        rate = source_bytes / self.seconds if self.seconds > 0 else 0.0
+        lines = [
+            f"wrote {plan.target_url}: {len(plan.jobs)} array{'s' * (len(plan.jobs) != 1)}, "
+            f"{format_bytes(source_bytes)} in {format_duration(self.seconds)} "
+            f"({format_bytes(rate)}/s)",
+            f"tasks: {format_count(run)} run"
+            + (f", {format_count(skipped)} already done (resumed)" if skipped else ""),
+            "verified: "
+            + (
+                "skipped (--verify none)"
+                if verified == {"none"}
+                else "every element compared bit for bit"
+                if verified == {"full"}
+                else "checksums of every region match the source"
+            ),
+        ]
+        if self.peak_rss is not None:
+            who = "largest worker" if plan.executor != "threads" else "this process"
+            lines.append(
+                f"memory: peak RSS {format_bytes(self.peak_rss)} ({who}); projected peak "
+                f"{format_bytes(plan.peak_memory)} of a {format_bytes(plan.max_mem)} budget"
+            )
+        return lines
+
+
+def _shape(shape: Sequence[int] | None) -> str:
+    return "x".join(map(str, shape or ()))
+
+
+# ----------------------------------------------------------------------------- deciding
+
+
+def _resolve(shape: Sequence[int], values: Sequence[int], what: str) -> tuple[int, ...]:
+    """``-1`` means the whole dim; sizes above the dim are clipped to it."""
+    out = []
+    for v, n in zip(values, shape, strict=True):
+        if v == -1:
+            out.append(n)
+        elif v < 1:
+            raise SpecError(
+                f"{what} {list(values)!r} must be positive sizes (or -1 for a whole dim)."
+            )
+        else:
+            out.append(min(v, n))
+    return tuple(out)
+
+
+def _source_codec(array: SourceArray, zarr_format: int) -> tuple[CodecSpec, str | None]:
+    """The source's compressor when chunkwise can keep it (same zarr format), with a note
+    when it cannot."""
+    zarr_array = array.zarr_array
+    if zarr_array is None:
+        return parse_codec(DEFAULT_CODEC), None
+    try:
+        meta = zarr_array.metadata.to_dict()
+        codecs: Any = meta.get("compressor") if "compressor" in meta else meta.get("codecs")
+        if zarr_format == 3 and isinstance(codecs, list):
+            inner = [
+                c for c in codecs if isinstance(c, dict) and c.get("name") == "sharding_indexed"
+            ]
+            if inner:
+                codecs = inner[0].get("configuration", {}).get("codecs", [])
+        filters = meta.get("filters")
+        if filters:
+            raise SpecError("filters")
+        return parse_codec(codecs), None
+    except SpecError:
+        return parse_codec(DEFAULT_CODEC), (
+            f"the source's codecs are not ones chunkwise writes; using {DEFAULT_CODEC}"
+        )
+
+
+def _check_dtype(array: SourceArray, codec: CodecSpec) -> str | None:
+    """Why chunkwise cannot write this dtype with this codec, or ``None``."""
+    dtype = array.dtype
+    if dtype.kind not in "biufcmM":
+        return (
+            f"array {array.path or '(array)'!r} has dtype {dtype.str!r}, which chunkwise cannot "
+            f"write with codec {codec}; it writes numeric, boolean and datetime arrays only"
+        )
+    if codec.kind == "blosc" and dtype.itemsize > 255:
+        return (
+            f"array {array.path or '(array)'!r} has {dtype.itemsize}-byte elements, more than "
+            "Blosc's shuffle handles (255); use --codec zstd:3"
+        )
+    return None
+
+
+def _spec(array: SourceArray) -> ArraySpec:
+    dims = array.dims or tuple(f"dim_{i}" for i in range(len(array.shape)))
+    return ArraySpec.create(array.shape, array.dtype.name, dims)
+
+
+def _advised(
+    array: SourceArray, request: LayoutRequest, zarr_format: int | None
+) -> tuple[Layout, dict[str, Any]]:
+    from chunkwise import api
+
+    assert request.workload is not None
+    spec: Any = None
+    workload: Any = request.workload
+    if Path(request.workload).suffix.lower() in (".yaml", ".yml", ".json"):
+        if not Path(request.workload).is_file():
+            raise SpecError(
+                f"workload file {request.workload!r} does not exist; give a preset name or a "
+                "spec file."
+            )
+        spec, workload = request.workload, None
+    a = _spec(array)
+    advice = api.advise(
+        spec,
+        array={"shape": list(a.shape), "dtype": a.dtype, "dims": list(a.dims)},
+        workload=workload,
+        storage=request.storage,
+        constraints={"zarr_format": zarr_format} if zarr_format else None,
+        codec=request.codec,
+        top=1,
+    )
+    best = advice.best
+    decision = {
+        "decided_by": "advise",
+        "workload": advice.workload.to_list(),
+        "storage": advice.to_dict().get("storage"),
+        "predicted_s": {name: op["seconds"] for name, op in best.cost.ops.items()},
+        "rationale": list(best.rationale),
+    }
+    return best.layout, decision
+
+
+def _decide(
+    array: SourceArray, request: LayoutRequest, zarr_format: int, lone: bool
+) -> tuple[Layout, dict[str, Any]]:
+    """The target layout of one array and how it was decided."""
+    a = _spec(array)
+    ndim = len(array.shape)
+    explicit = request.chunks is not None and len(request.chunks) == ndim
+    nbytes = math.prod(array.shape) * array.dtype.itemsize
+    if request.codec is not None:
+        codec, note = parse_codec(request.codec), None
+    elif array.zarr_array is not None and _zarr_format_of(array) == zarr_format:
+        codec, note = _source_codec(array, zarr_format)
+    else:
+        codec, note = parse_codec(DEFAULT_CODEC), None
+    if request.workload is not None and (lone or (ndim >= 2 and nbytes > SMALL_ARRAY_BYTES)):
+        return _advised(array, request, zarr_format)
+    shards: tuple[int, ...] | None = None
+    decided: Decided
+    if explicit:
+        assert request.chunks is not None
+        chunks = _resolve(array.shape, request.chunks, "--chunks")
+        if request.shards is not None:
+            shards = tuple(
+                -(-n // c) * c if s == -1 or s > n else s
+                for s, c, n in zip(request.shards, chunks, array.shape, strict=True)
+            )
+        decided = "chunks"
+    elif not lone and nbytes <= SMALL_ARRAY_BYTES:
+        chunks, decided = array.shape, "small"
+    else:
+        chunks = tuple(min(c, n) for c, n in zip(array.chunks, array.shape, strict=True))
+        shards = getattr(array.zarr_array, "shards", None) if zarr_format == 3 else None
+        decided = "source"
+    layout = Layout.create(a, chunks, shards=shards, codec=codec, zarr_format=zarr_format)
+    reasons = {
+        "chunks": "explicit --chunks",
+        "source": "kept the source's chunks",
+        "small": f"one chunk: a small array (at most {format_bytes(SMALL_ARRAY_BYTES)})",
+        "auto": "zarr's automatic chunks",
+        "advise": "advise",
+    }
+    decision: dict[str, Any] = {"decided_by": reasons[decided]}
+    if note:
+        decision["note"] = note
+    return layout, decision
+
+
+def _zarr_format_of(array: SourceArray) -> int | None:
+    meta = getattr(array.zarr_array, "metadata", None)
+    return int(meta.zarr_format) if meta is not None else None
+
+
+def plan_conversion(
+    source: Source,
+    target_url: str,
+    request: LayoutRequest,
+    *,
+    max_mem: int,
+    threads: int,
+    executor: str = "threads",
+) -> ConversionPlan:
+    """Decide and plan every array of ``source``; raises before anything is written.
+
+    Raises
+    ------
+    SpecError
+        For a layout that does not fit an array, a dtype chunkwise cannot write, or a
+        request that names no layout where one is required.
+    ConstraintError
+        When an array cannot be moved within ``max_mem`` (names the smallest budget).
+    """
+    if request.require_layout and request.chunks is None and request.workload is None:
+        raise SpecError(
+            "rechunk needs a target layout: give --chunks (e.g. --chunks 1024,32,32) or "
+            "--workload (e.g. --workload time-series); use convert to keep the source's chunks."
+        )
+    zarr_format = request.zarr_format or (
+        3 if request.shards is not None else (source.zarr_format or 3)
+    )
+    if zarr_format not in (2, 3):
+        raise SpecError(f"--zarr-format {zarr_format!r} must be 2 or 3.")
+    lone = not source.is_group
+    if request.chunks is not None:
+        ndims = {len(a.shape) for a in source.arrays}
+        if len(request.chunks) not in ndims:
+            have = ", ".join(
+                f"{a.path or '(array)'} has {len(a.shape)} ({', '.join(a.dims or ())})".replace(
+                    " ()", ""
+                )
+                for a in source.arrays[:4]
+            )
+            raise SpecError(
+                f"--chunks {','.join(map(str, request.chunks))} has {len(request.chunks)} sizes "
+                f"but no array of the source has {len(request.chunks)} dims ({have}); give one "
+                "size per dim."
+            )
+        if request.shards is not None and len(request.shards) != len(request.chunks):
+            raise SpecError(
+                f"--shards {','.join(map(str, request.shards))} must have as many sizes as "
+                f"--chunks ({len(request.chunks)})."
+            )
+    jobs: list[ArrayJob] = []
+    skipped = list(getattr(source, "skipped", ()))
+    for array in source.arrays:
+        codec_for_check = parse_codec(request.codec or DEFAULT_CODEC)
+        problem = _check_dtype(array, codec_for_check)
+        if problem is not None:
+            if lone:
+                raise SpecError(problem + ".")
+            skipped.append(problem)
+            continue
+        layout, decision = _decide(array, request, zarr_format, lone)
+        plan = plan_rechunk(
+            array.shape,
+            array.dtype.itemsize,
+            array.chunks,
+            layout.chunks,
+            layout.shards,
+            max_mem=max_mem,
+            threads=threads,
+            overhead=RUN_OVERHEAD,
+        )
+        jobs.append(ArrayJob(array.path, array, layout, plan, decision))
+    if not jobs:
+        raise SpecError(
+            f"source {source.url!r} has no array chunkwise can write ({'; '.join(skipped[:3])})."
+        )
+    return ConversionPlan(
+        source.url, target_url, source.description, source.is_group, zarr_format,
+        source.groups if source.is_group else (), tuple(jobs), tuple(skipped), max_mem, executor,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- the target
+
+
+def open_target_store(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
+    """A writable zarr store for ``url``: a directory, ``s3://bucket/prefix`` or ``memory://``.
+
+    Raises
+    ------
+    SpecError
+        For a zip file or another form chunkwise cannot write resumably.
+    """
+    from zarr.storage import LocalStore, MemoryStore
+
+    text = url.strip()
+    if text.startswith("memory://"):
+        return MemoryStore()
+    if text.lower().endswith(".zip") or text.startswith("zip://"):
+        raise SpecError(
+            f"target {url!r} is a zip file, which cannot be written resumably; write to a "
+            "directory and zip it afterwards."
+        )
+    if text.startswith("s3://"):
+        from chunkwise.engine.stores import _fsspec_store, check_s3_access
+
+        bucket = text.removeprefix("s3://").split("/", 1)[0]
+        check_s3_access(url, bucket, storage_options or {})
+        return _fsspec_store(text, storage_options or {})
+    if "://" in text and not text.startswith("file://"):
+        raise SpecError(
+            f"target {url!r} is not a place chunkwise can write to; use a directory, "
+            "s3://bucket/prefix or memory://."
+        )
+    path = Path(text.removeprefix("file://")).expanduser()
+    if path.exists() and not path.is_dir():
+        raise SpecError(f"target {url!r} is a file, not a directory; choose a new directory name.")
+    return LocalStore(path)
+
+
+def _keys(store: Any, limit: int = 1) -> list[str]:
+    from zarr.core.sync import sync
+
+    async def first() -> list[str]:
+        found: list[str] = []
+        with contextlib.suppress(FileNotFoundError):
+            async for key in store.list():
+                found.append(key)
+                if len(found) >= limit:
+                    break
+        return found
+
+    return sync(first())
+
+
+def _read_record(store: Any) -> dict[str, Any] | None:
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    buffer = sync(store.get(RUN_RECORD, prototype=default_buffer_prototype()))
+    if buffer is None:
+        return None
+    try:
+        record = json.loads(buffer.to_bytes())
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _write_record(store: Any, record: Mapping[str, Any]) -> None:
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    data = json.dumps(record, indent=1).encode()
+    sync(store.set(RUN_RECORD, default_buffer_prototype().buffer.from_bytes(data)))
+
+
+def _clear(store: Any) -> None:
+    from zarr.core.sync import sync
+
+    sync(store.delete_dir(""))
+
+
+def check_target(store: Any, plan: ConversionPlan, *, overwrite: bool) -> str:
+    """What a run would do with the target, without writing: ``"new"``, ``"resume"`` or
+    ``"replace"``.
+
+    Raises
+    ------
+    SpecError
+        When the target holds data not written by a run of this plan and ``overwrite`` is
+        false.
+    """
+    root = getattr(store, "root", None)
+    if isinstance(root, Path) and not root.exists():
+        return "new"  # (asking a LocalStore would create the directory)
+    record = _read_record(store)
+    if record is not None and record.get("fingerprint") == plan.fingerprint() and not overwrite:
+        return "resume"
+    if not _keys(store):
+        return "new"
+    if overwrite:
+        return "replace"
+    if record is not None:
+        raise SpecError(
+            f"target {plan.target_url!r} holds an unfinished chunkwise run with other "
+            "options; rerun that command to resume it, or add --overwrite to replace it."
+        )
+    raise SpecError(
+        f"target {plan.target_url!r} already exists and was not written by this run; "
+        "choose a new target or add --overwrite to replace it."
+    )
+
+
+def claim_target(store: Any, plan: ConversionPlan, *, overwrite: bool) -> bool:
+    """Make the target ours; returns whether an interrupted run of this plan is resumed.
+
+    Raises
+    ------
+    SpecError
+        As :func:`check_target`.
+    """
+    state = check_target(store, plan, overwrite=overwrite)
+    if state == "resume":
+        return True
+    if state == "replace":
+        _clear(store)
+    _write_record(
+        store,
+        {
+            "fingerprint": plan.fingerprint(),
+            "source": plan.source_url,
+            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return False
+
+
+def _json_safe(value: Any) -> Any:
+    """Attributes as JSON: NumPy scalars and arrays become Python numbers and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _record(job: ArrayJob, plan: ConversionPlan) -> dict[str, Any]:
+    from chunkwise import __version__
+
+    a = _spec(job.source)
+    return {
+        "tool": f"chunkwise {__version__}",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source": {
+            "url": plan.source_url,
+            "path": job.source.path,
+            "chunks": list(job.source.chunks),
+        },
+        "layout": job.layout.to_dict(a),
+        **_json_safe(job.decision),
+    }
+
+
+def _create_array(store: Any, job: ArrayJob, plan: ConversionPlan) -> Any:
+    """The target array: opened when a resumed run already created it, else created."""
+    import zarr
+
+    from chunkwise.adapters.zarr_codecs import zarr_compressor
+
+    with contextlib.suppress(FileNotFoundError):
+        return zarr.open_array(store, path=job.path, mode="r+")
+    source, layout = job.source, job.layout
+    attributes = dict(_json_safe(source.attributes))
+    if not plan.is_group:  # a group records every array's decision on its root
+        attributes["chunkwise"] = _record(job, plan)
+    dtype = source.dtype
+    if layout.zarr_format == 3 and dtype.byteorder == ">":
+        dtype = dtype.newbyteorder("=")  # zarr v3 stores native order; values are unchanged
+    options: dict[str, Any] = {
+        "store": store,
+        "name": job.path or None,
+        "shape": source.shape,
+        "dtype": dtype,
+        "chunks": layout.chunks,
+        "compressors": zarr_compressor(layout.codec, dtype.itemsize, layout.zarr_format),
+        "zarr_format": layout.zarr_format,
+        "attributes": attributes,
+    }
+    if source.fill_value is not None:
+        options["fill_value"] = source.fill_value
+    if layout.shards is not None:
+        options["shards"] = layout.shards
+    if source.dims is not None:
+        if layout.zarr_format == 3:
+            options["dimension_names"] = list(source.dims)
+        else:
+            attributes["_ARRAY_DIMENSIONS"] = list(source.dims)
+    if layout.zarr_format == 2:
+        options["chunk_key_encoding"] = {"name": "v2", "separator": layout.separator}
+    return zarr.create_array(**options)
+
+
+def _create_groups(store: Any, plan: ConversionPlan) -> None:
+    """The groups, with their attributes; the root also records how every array's layout
+    was decided (``attributes["chunkwise"]["arrays"][path]``), so the arrays keep exactly
+    their source attributes."""
+    import zarr
+
+    for group in sorted(plan.groups, key=lambda g: g.path.count("/") + bool(g.path)):
+        attributes = dict(_json_safe(group.attributes))
+        if not group.path:
+            attributes["chunkwise"] = {
+                "source": plan.source_url,
+                "arrays": {job.path: _record(job, plan) for job in plan.jobs},
+            }
+        zarr.open_group(
+            store,
+            path=group.path or None,
+            mode="a",
+            zarr_format=plan.zarr_format,  # type: ignore[arg-type]
+            attributes=attributes,
+        )
+
+
+def _consolidate(store: Any, plan: ConversionPlan) -> None:
+    import zarr
+
+    if not plan.is_group:
+        return
+    with warnings.catch_warnings():
+        # zarr-python warns that consolidated metadata is not yet in the v3 specification.
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(store, zarr_format=plan.zarr_format)  # type: ignore[arg-type]
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory so far, bytes (Linux reports KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def run_conversion(
+    plan: ConversionPlan,
+    store: Any,
+    *,
+    overwrite: bool = False,
+    verify: Verify = "checksum",
+    runner: Any = thread_runner,
+    events: Events | None = None,
+) -> ConversionResult:
+    """Write every array of ``plan`` into ``store`` (see the module docstring)."""
+    start = time.perf_counter()
+    tame_allocator()
+    resumed = claim_target(store, plan, overwrite=overwrite)
+    if events is not None:
+        events(RechunkEvent("run-start", "", "", 0, len(plan.jobs), plan.bytes_written, 0.0))
+    if plan.is_group:
+        _create_groups(store, plan)
+    results: dict[str, RechunkResult] = {}
+    for job in plan.jobs:
+        target = _create_array(store, job, plan)
+        state = f"{MARKER_PREFIX}/arrays/{job.path or '_'}"
+        results[job.path] = run_plan(
+            job.plan, job.source.data, target, verify=verify, state=state, runner=runner,
+            events=events, name=job.path,
+        )  # fmt: skip
+    _consolidate(store, plan)
+    _tidy(store)
+    return ConversionResult(plan, results, time.perf_counter() - start, resumed, _peak_rss())
+
+
+def default_threads() -> int:
+    """Tasks at once on the local executor: the cores, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+__all__ += ["check_target", "claim_target", "default_threads", "open_source", "open_target_store"]

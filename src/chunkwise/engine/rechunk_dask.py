@@ -1,0 +1,161 @@
+"""Run rechunk tasks on a Dask distributed cluster.
+
+Every task is :func:`chunkwise.engine.rechunk.copy_task`: the worker reads its box from the
+source itself and writes whole shards straight into the target store, so no array data
+passes through the scheduler or the client; only a byte count comes back.
+
+**Memory.** ``--max-mem`` is a budget *per worker process* (as in rechunker). The plan is
+made for the workers' thread count, and the client pins every task to a worker and keeps
+at most ``parallel`` tasks on each one, so no worker holds more than the plan's projected
+peak, whatever its number of threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from chunkwise.errors import MissingDependencyError, SpecError
+
+__all__ = ["DaskExecutor", "connect"]
+
+
+@dataclass
+class DaskExecutor:
+    """A connected Dask client (and the local cluster started for it, if any).
+
+    Attributes
+    ----------
+    client
+        The ``distributed.Client``.
+    address
+        The scheduler's address, or ``local:N`` for a cluster started here.
+    cluster
+        The ``LocalCluster`` started for ``local:N``, else ``None``.
+    """
+
+    client: Any
+    address: str
+    cluster: Any = None
+
+    @property
+    def workers(self) -> list[str]:
+        """Worker addresses, in a stable order."""
+        return sorted(self.client.scheduler_info()["workers"])
+
+    @property
+    def threads_per_worker(self) -> int:
+        """The most threads any worker has."""
+        info = self.client.scheduler_info()["workers"]
+        return max((int(w.get("nthreads", 1)) for w in info.values()), default=1)
+
+    def describe(self) -> str:
+        """``Dask cluster tcp://... (2 workers x 1 thread)``."""
+        n, t = len(self.workers), self.threads_per_worker
+        where = "a local Dask cluster" if self.cluster is not None else f"Dask at {self.address}"
+        return f"{where} ({n} worker{'s' * (n != 1)} x {t} thread{'s' * (t != 1)})"
+
+    def runner(
+        self, fn: Callable[..., int], items: list[tuple[Any, ...]], parallel: int
+    ) -> Iterator[int]:
+        """Run ``fn(*args)`` for every item: each task pinned to one worker, at most
+        ``parallel`` in flight per worker; results as they complete."""
+        from distributed import as_completed
+
+        pending = iter(items)
+        owner: dict[str, str] = {}
+        running = as_completed()  # type: ignore[no-untyped-call]
+
+        def submit(worker: str) -> None:
+            args = next(pending, None)
+            if args is None:
+                return
+            future = self.client.submit(
+                fn, *args, workers=[worker], allow_other_workers=False, pure=False
+            )
+            owner[future.key] = worker
+            running.add(future)  # type: ignore[no-untyped-call]
+
+        for worker in self.workers:
+            for _ in range(max(1, parallel)):
+                submit(worker)
+        for future in running:
+            nbytes = int(future.result())  # a failed task raises here, on the client
+            worker = owner.pop(future.key)
+            future.release()
+            submit(worker)
+            yield nbytes
+
+    def peak_rss(self) -> int:
+        """The largest peak resident memory of any worker process so far, bytes."""
+        peaks = self.client.run(_peak_rss)
+        return max((int(v) for v in peaks.values()), default=0)
+
+    def close(self) -> None:
+        """Close the client, and the local cluster if this started one."""
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+
+
+def _peak_rss() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def connect(address: str, *, threads_per_worker: int = 1) -> DaskExecutor:
+    """Connect to ``tcp://host:port`` (a running scheduler) or start ``local:N`` workers.
+
+    Parameters
+    ----------
+    address
+        ``tcp://host:port`` / ``tls://...`` of a scheduler, or ``local:N`` for a
+        ``distributed.LocalCluster`` of ``N`` worker processes started (and stopped) here.
+    threads_per_worker
+        Threads of each local worker (``local:N`` only).
+
+    Raises
+    ------
+    SpecError
+        For an address of neither form, or a scheduler that cannot be reached.
+    MissingDependencyError
+        When dask.distributed is not installed.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise MissingDependencyError(
+            "--dask needs dask.distributed; install it with: pip install 'chunkwise[dask]'."
+        ) from None
+    text = address.strip()
+    if text.startswith("local:"):
+        count = text.removeprefix("local:")
+        if not count.isdigit() or int(count) < 1:
+            raise SpecError(
+                f"--dask {address!r} must name a positive number of workers, like local:2."
+            )
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=int(count),
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+            memory_limit=0,  # the plan bounds memory; Dask's nanny must not spill or kill
+        )
+        return DaskExecutor(Client(cluster), text, cluster)  # type: ignore[no-untyped-call]
+    if "://" not in text:
+        raise SpecError(
+            f"--dask {address!r} is not a scheduler address; use tcp://host:8786 or local:N."
+        )
+    try:
+        client = Client(text, timeout="10s")  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as exc:
+        raise SpecError(
+            f"the Dask scheduler at {address!r} cannot be reached ({exc}); start it or use "
+            "--dask local:N."
+        ) from None
+    return DaskExecutor(client, text)
