@@ -342,6 +342,7 @@ def rechunk(
                 from chunkwise.engine.rechunk_dask import connect
 
                 executor = connect(dask)
+                executor.prepare()
                 workers = executor.threads_per_worker
                 plan = plan_conversion(
                     src, str(target), request, max_mem=budget, threads=workers,

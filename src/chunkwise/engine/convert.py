@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import os
-import resource
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ from chunkwise.engine.rechunk import (
     RechunkResult,
     Verify,
     _tidy,
+    peak_rss,
     run_plan,
     tame_allocator,
     thread_runner,
@@ -763,11 +763,6 @@ def _consolidate(store: Any, plan: ConversionPlan) -> None:
         zarr.consolidate_metadata(store, zarr_format=plan.zarr_format)  # type: ignore[arg-type]
 
 
-def _peak_rss() -> int:
-    """This process's peak resident memory so far, bytes (Linux reports KiB)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
 def run_conversion(
     plan: ConversionPlan,
     store: Any,
@@ -795,7 +790,7 @@ def run_conversion(
         )  # fmt: skip
     _consolidate(store, plan)
     _tidy(store)
-    return ConversionResult(plan, results, time.perf_counter() - start, resumed, _peak_rss())
+    return ConversionResult(plan, results, time.perf_counter() - start, resumed, peak_rss())
 
 
 def default_threads() -> int:

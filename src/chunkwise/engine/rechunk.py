@@ -24,6 +24,7 @@ differing index); ``"none"`` skips it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import re
@@ -46,6 +47,7 @@ __all__ = [
     "TaskRunner",
     "VerificationError",
     "copy_task",
+    "peak_rss",
     "run_plan",
     "tame_allocator",
     "task_boxes",
@@ -178,6 +180,22 @@ def copy_task(source: Any, dest: Any, marker: str, box: tuple[slice, ...]) -> in
     del values
     _release_memory()
     return nbytes
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory, bytes.
+
+    Linux's ``VmHWM`` (reset when a program is executed), else ``ru_maxrss``, which a
+    process started by ``fork`` + ``exec`` inherits from its parent's peak."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    import resource
+    import sys
+
+    scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
 
 
 def tame_allocator() -> None:

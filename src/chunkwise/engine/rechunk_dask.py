@@ -57,6 +57,13 @@ class DaskExecutor:
         where = "a local Dask cluster" if self.cluster is not None else f"Dask at {self.address}"
         return f"{where} ({n} worker{'s' * (n != 1)} x {t} thread{'s' * (t != 1)})"
 
+    def prepare(self) -> None:
+        """Ask every worker's allocator to hand large buffers back to the OS at once
+        (:func:`chunkwise.engine.rechunk.tame_allocator`), as the local executor does."""
+        from chunkwise.engine.rechunk import tame_allocator
+
+        self.client.run(tame_allocator)
+
     def runner(
         self, fn: Callable[..., int], items: list[tuple[Any, ...]], parallel: int
     ) -> Iterator[int]:
@@ -90,7 +97,9 @@ class DaskExecutor:
 
     def peak_rss(self) -> int:
         """The largest peak resident memory of any worker process so far, bytes."""
-        peaks = self.client.run(_peak_rss)
+        from chunkwise.engine.rechunk import peak_rss
+
+        peaks = self.client.run(peak_rss)
         return max((int(v) for v in peaks.values()), default=0)
 
     def close(self) -> None:
@@ -100,12 +109,6 @@ class DaskExecutor:
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close()
-
-
-def _peak_rss() -> int:
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def connect(address: str, *, threads_per_worker: int = 1) -> DaskExecutor:
@@ -143,7 +146,7 @@ def connect(address: str, *, threads_per_worker: int = 1) -> DaskExecutor:
             n_workers=int(count),
             threads_per_worker=threads_per_worker,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             memory_limit=0,  # the plan bounds memory; Dask's nanny must not spill or kill
         )
         return DaskExecutor(Client(cluster), text, cluster)  # type: ignore[no-untyped-call]
