@@ -716,8 +716,7 @@ def _create_array(store: Any, job: ArrayJob, plan: ConversionPlan) -> Any:
         "zarr_format": layout.zarr_format,
         "attributes": attributes,
     }
-    if source.fill_value is not None:
-        options["fill_value"] = source.fill_value
+    options.update(_fill_options(source, layout.zarr_format, attributes))
     if layout.shards is not None:
         options["shards"] = layout.shards
     if source.dims is not None:
@@ -728,6 +727,47 @@ def _create_array(store: Any, job: ArrayJob, plan: ConversionPlan) -> Any:
     if layout.zarr_format == 2:
         options["chunk_key_encoding"] = {"name": "v2", "separator": layout.separator}
     return zarr.create_array(**options)
+
+
+def _missing_value(source: SourceArray) -> tuple[bool, Any]:
+    """Whether the source's fill value means "missing" to xarray, and the value.
+
+    A Zarr v2 ``fill_value`` and a NetCDF/HDF5 ``_FillValue`` do; a Zarr v3 ``fill_value``
+    is only the value of unwritten chunks (xarray reads the missing value of v3 from a
+    ``_FillValue`` attribute, which travels with the attributes)."""
+    if source.zarr_array is not None and _zarr_format_of(source) == 3:
+        return False, None
+    return source.fill_value is not None, source.fill_value
+
+
+def _encode_fill(value: Any, dtype: np.dtype[Any]) -> Any:
+    """A ``_FillValue`` attribute as xarray writes it for Zarr v3 (floats as base64 of a
+    little-endian float64)."""
+    import base64
+    import struct
+
+    if dtype.kind == "f":
+        return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
+    if dtype.kind in "iu":
+        return int(value)
+    if dtype.kind == "b":
+        return bool(value)
+    return value
+
+
+def _fill_options(
+    source: SourceArray, zarr_format: int, attributes: dict[str, Any]
+) -> dict[str, Any]:
+    """``fill_value`` for the target, so xarray masks exactly what it masked in the source:
+    v2 stores the missing value (or ``null``) as ``fill_value``; v3 keeps the storage fill
+    and records a missing value in a ``_FillValue`` attribute."""
+    is_missing, missing = _missing_value(source)
+    if zarr_format == 2:
+        return {"fill_value": missing if is_missing else None}
+    if is_missing and missing is not None and "_FillValue" not in attributes:
+        attributes["_FillValue"] = _encode_fill(missing, source.dtype)
+    fill = source.fill_value
+    return {"fill_value": fill} if fill is not None else {}
 
 
 def _create_groups(store: Any, plan: ConversionPlan) -> None:

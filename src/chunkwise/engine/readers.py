@@ -922,7 +922,9 @@ def _h5_array(dataset: Any, path: str, file: _Lazy, *, unwrap_singletons: bool) 
     chunks = dataset.chunks or read_block_chunks(
         shape, dtype.itemsize, block_bytes=READ_BLOCK_BYTES
     )
-    fill = dataset.attrs.get("_FillValue", dataset.fillvalue)
+    # Only an explicit _FillValue means "missing"; HDF5's default fill (0) is a storage
+    # detail, and carrying it over would make xarray mask real zeros.
+    fill = dataset.attrs.get("_FillValue")
     return SourceArray(
         path=path,
         data=_H5Reader(file, dataset.name, shape, dtype),
@@ -931,7 +933,7 @@ def _h5_array(dataset: Any, path: str, file: _Lazy, *, unwrap_singletons: bool) 
         chunks=tuple(int(c) for c in chunks),
         dims=_h5_dims(dataset),
         attributes=_h5_attributes(dataset, unwrap_singletons),
-        fill_value=_scalar(fill),
+        fill_value=_scalar(fill) if fill is not None else None,
     )
 
 
