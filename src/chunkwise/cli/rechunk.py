@@ -135,19 +135,19 @@ def _run(require_layout: bool, **kw: Any) -> None:
             events=bar,
             require_layout=require_layout,
         )
-    console = Console()
+    console = Console(soft_wrap=True)
     if isinstance(result, ConversionPlan):
         if kw["as_json"]:
             click.echo(json.dumps(plan_document(result), indent=2))
         else:
             for line in result.describe():
-                console.print(line, highlight=False)
+                console.print(line, highlight=False, markup=False)
         return
     if kw["as_json"]:
         click.echo(json.dumps(result_document(result), indent=2))
         return
     for line in result.summary():
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
 
 
 def plan_document(plan: ConversionPlan) -> dict[str, Any]:
