@@ -25,13 +25,13 @@ import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from chunkwise.engine.readers import Source, SourceArray, SourceGroup, open_source
+from chunkwise.engine.readers import Source, SourceArray, SourceGroup, json_value, open_source
 from chunkwise.engine.rechunk import (
     MARKER_PREFIX,
     Events,
@@ -57,6 +57,11 @@ __all__ = [
     "ConversionPlan",
     "ConversionResult",
     "LayoutRequest",
+    "check_target",
+    "claim_target",
+    "default_threads",
+    "open_source",
+    "open_target_store",
     "plan_conversion",
     "run_conversion",
 ]
@@ -72,7 +77,7 @@ RUN_OVERHEAD = 16 * 2**20
 #: Codec used when neither the user nor the source gives one chunkwise can keep.
 DEFAULT_CODEC = "blosc:zstd:5:shuffle"
 
-Decided = Literal["chunks", "advise", "source", "small", "auto"]
+Decided = Literal["chunks", "source", "small"]
 
 
 @dataclass(frozen=True)
@@ -252,7 +257,6 @@ class ConversionResult:
     seconds: float
     resumed: bool
     peak_rss: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> list[str]:
         """Lines for the terminal."""
@@ -308,29 +312,22 @@ def _resolve(shape: Sequence[int], values: Sequence[int], what: str) -> tuple[in
     return tuple(out)
 
 
-def _source_codec(array: SourceArray, zarr_format: int) -> tuple[CodecSpec, str | None]:
-    """The source's compressor when chunkwise can keep it (same zarr format), with a note
-    when it cannot."""
-    zarr_array = array.zarr_array
-    if zarr_array is None:
-        return parse_codec(DEFAULT_CODEC), None
-    try:
-        meta = zarr_array.metadata.to_dict()
-        codecs: Any = meta.get("compressor") if "compressor" in meta else meta.get("codecs")
-        if zarr_format == 3 and isinstance(codecs, list):
-            inner = [
-                c for c in codecs if isinstance(c, dict) and c.get("name") == "sharding_indexed"
-            ]
-            if inner:
-                codecs = inner[0].get("configuration", {}).get("codecs", [])
-        filters = meta.get("filters")
-        if filters:
-            raise SpecError("filters")
-        return parse_codec(codecs), None
-    except SpecError:
-        return parse_codec(DEFAULT_CODEC), (
-            f"the source's codecs are not ones chunkwise writes; using {DEFAULT_CODEC}"
-        )
+def _source_codec(array: SourceArray) -> tuple[CodecSpec, str | None]:
+    """The compressor of a Zarr source when chunkwise can keep it, else the default and a
+    note saying why."""
+    meta = array.zarr_array.metadata.to_dict()
+    codecs: Any = meta["compressor"] if "compressor" in meta else meta.get("codecs")
+    if isinstance(codecs, list):  # v3: a sharded array's compressor is inside the shard
+        sharding = [
+            c for c in codecs if isinstance(c, dict) and c.get("name") == "sharding_indexed"
+        ]
+        if sharding:
+            codecs = sharding[0].get("configuration", {}).get("codecs", [])
+    if not meta.get("filters"):
+        with contextlib.suppress(SpecError):
+            return parse_codec(codecs), None
+    note = f"the source's codecs are not ones chunkwise writes; using {DEFAULT_CODEC}"
+    return parse_codec(DEFAULT_CODEC), note
 
 
 def _check_dtype(array: SourceArray, codec: CodecSpec) -> str | None:
@@ -401,7 +398,7 @@ def _decide(
     if request.codec is not None:
         codec, note = parse_codec(request.codec), None
     elif array.zarr_array is not None and _zarr_format_of(array) == zarr_format:
-        codec, note = _source_codec(array, zarr_format)
+        codec, note = _source_codec(array)
     else:
         codec, note = parse_codec(DEFAULT_CODEC), None
     if request.workload is not None and (lone or (ndim >= 2 and nbytes > SMALL_ARRAY_BYTES)):
@@ -428,8 +425,6 @@ def _decide(
         "chunks": "explicit --chunks",
         "source": "kept the source's chunks",
         "small": f"one chunk: a small array (at most {format_bytes(SMALL_ARRAY_BYTES)})",
-        "auto": "zarr's automatic chunks",
-        "advise": "advise",
     }
     decision: dict[str, Any] = {"decided_by": reasons[decided]}
     if note:
@@ -492,10 +487,10 @@ def plan_conversion(
                 f"--chunks ({len(request.chunks)})."
             )
     jobs: list[ArrayJob] = []
-    skipped = list(getattr(source, "skipped", ()))
+    skipped = list(source.skipped)
+    requested_codec = parse_codec(request.codec or DEFAULT_CODEC)
     for array in source.arrays:
-        codec_for_check = parse_codec(request.codec or DEFAULT_CODEC)
-        problem = _check_dtype(array, codec_for_check)
+        problem = _check_dtype(array, requested_codec)
         if problem is not None:
             if lone:
                 raise SpecError(problem + ".")
@@ -659,21 +654,6 @@ def claim_target(store: Any, plan: ConversionPlan, *, overwrite: bool) -> bool:
     return False
 
 
-def _json_safe(value: Any) -> Any:
-    """Attributes as JSON: NumPy scalars and arrays become Python numbers and lists."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
-
-
 def _record(job: ArrayJob, plan: ConversionPlan) -> dict[str, Any]:
     from chunkwise import __version__
 
@@ -687,7 +667,7 @@ def _record(job: ArrayJob, plan: ConversionPlan) -> dict[str, Any]:
             "chunks": list(job.source.chunks),
         },
         "layout": job.layout.to_dict(a),
-        **_json_safe(job.decision),
+        **json_value(job.decision),
     }
 
 
@@ -700,7 +680,7 @@ def _create_array(store: Any, job: ArrayJob, plan: ConversionPlan) -> Any:
     with contextlib.suppress(FileNotFoundError):
         return zarr.open_array(store, path=job.path, mode="r+")
     source, layout = job.source, job.layout
-    attributes = dict(_json_safe(source.attributes))
+    attributes = dict(source.attributes)  # JSON already: the readers' contract
     if not plan.is_group:  # a group records every array's decision on its root
         attributes["chunkwise"] = _record(job, plan)
     dtype = source.dtype
@@ -777,7 +757,7 @@ def _create_groups(store: Any, plan: ConversionPlan) -> None:
     import zarr
 
     for group in sorted(plan.groups, key=lambda g: g.path.count("/") + bool(g.path)):
-        attributes = dict(_json_safe(group.attributes))
+        attributes = dict(group.attributes)
         if not group.path:
             attributes["chunkwise"] = {
                 "source": plan.source_url,
@@ -836,6 +816,3 @@ def run_conversion(
 def default_threads() -> int:
     """Tasks at once on the local executor: the cores, at most 4."""
     return max(1, min(4, os.cpu_count() or 1))
-
-
-__all__ += ["check_target", "claim_target", "default_threads", "open_source", "open_target_store"]

@@ -51,6 +51,7 @@ __all__ = [
     "Source",
     "SourceArray",
     "SourceGroup",
+    "json_value",
     "open_source",
 ]
 
@@ -379,6 +380,12 @@ def _jsonable(value: Any, *, unwrap_singletons: bool) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v, unwrap_singletons=False) for k, v in value.items()}
     raise _Unconvertible(type(value))
+
+
+def json_value(value: Any) -> Any:
+    """``value`` (NumPy scalars and arrays, bytes, nested lists and dicts) as
+    JSON-serializable Python, as attributes are stored."""
+    return _jsonable(value, unwrap_singletons=False)
 
 
 def _attributes(
@@ -746,27 +753,35 @@ def _open_npy(url: str, path: str, inner: str, options: dict[str, Any]) -> Sourc
     offset = int(getattr(values, "offset", 0))
     del values
     reader = _MemmapReader(str(file.resolve()), offset, shape, dtype, order=order)
-    return Source(
-        url=url,
-        kind="npy",
-        description=f"NumPy file {file.name} ({_extent(shape, dtype)})",
-        arrays=(
-            SourceArray(
-                path="",
-                data=reader,
-                shape=shape,
-                dtype=dtype,
-                chunks=read_block_chunks(shape, dtype.itemsize, block_bytes=READ_BLOCK_BYTES),
-                dims=None,
-                attributes={},
-                fill_value=None,
-            ),
-        ),
-        groups=(),
-        is_group=False,
-        zarr_format=None,
-        _closers=[reader.close],
+    description = f"NumPy file {file.name} ({_extent(shape, dtype)})"
+    return _memmapped_source(url, "npy", description, reader, dims=None, attributes={})
+
+
+def _memmapped_source(
+    url: str,
+    kind: str,
+    description: str,
+    reader: _MemmapReader,
+    *,
+    dims: tuple[str, ...] | None,
+    attributes: dict[str, Any],
+) -> Source:
+    """A source of one uncompressed array read through a memory map (``.npy``, MRC)."""
+    shape, dtype = reader.shape, reader.dtype
+    array = SourceArray(
+        path="",
+        data=reader,
+        shape=shape,
+        dtype=dtype,
+        chunks=read_block_chunks(shape, dtype.itemsize, block_bytes=READ_BLOCK_BYTES),
+        dims=dims,
+        attributes=attributes,
+        fill_value=None,
     )
+    return Source(
+        url=url, kind=kind, description=description, arrays=(array,), groups=(),
+        is_group=False, zarr_format=None, _closers=[reader.close],
+    )  # fmt: skip
 
 
 # --- HDF5 and NetCDF-4 ----------------------------------------------------------------
@@ -1156,27 +1171,8 @@ def _open_mrc(url: str, path: str, inner: str, options: dict[str, Any]) -> Sourc
     reader = _MemmapReader(str(file.resolve()), offset, shape, dtype)
     dims = {3: ("z", "y", "x"), 2: ("y", "x")}.get(len(shape))
     what = _MRC_KINDS.get(file.suffix.lower(), "tomogram" if volume else "image")
-    return Source(
-        url=url,
-        kind="mrc",
-        description=f"MRC {what} {file.name} ({_extent(shape, dtype)})",
-        arrays=(
-            SourceArray(
-                path="",
-                data=reader,
-                shape=shape,
-                dtype=dtype,
-                chunks=read_block_chunks(shape, dtype.itemsize, block_bytes=READ_BLOCK_BYTES),
-                dims=dims,
-                attributes=attributes,
-                fill_value=None,
-            ),
-        ),
-        groups=(),
-        is_group=False,
-        zarr_format=None,
-        _closers=[reader.close],
-    )
+    description = f"MRC {what} {file.name} ({_extent(shape, dtype)})"
+    return _memmapped_source(url, "mrc", description, reader, dims=dims, attributes=attributes)
 
 
 def _mrc_attributes(mrc: Any) -> dict[str, Any]:
