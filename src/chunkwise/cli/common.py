@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -12,7 +12,15 @@ import click
 from chunkwise.errors import ChunkwiseError
 from chunkwise.spec import load_spec
 
-__all__ = ["UserError", "codec_profiles_arg", "int_list", "storage_arg", "user_errors"]
+__all__ = [
+    "UserError",
+    "codec_profiles_arg",
+    "int_list",
+    "remote_options",
+    "storage_arg",
+    "storage_options",
+    "user_errors",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -75,3 +83,37 @@ def int_list(value: str | None, what: str) -> list[int] | None:
         raise UserError(
             f"{what} {value!r} must be comma-separated integers, like 184,630,630."
         ) from None
+
+
+def storage_options(endpoint_url: str | None, pairs: Sequence[str]) -> dict[str, Any]:
+    """fsspec options from ``--endpoint-url`` and ``--storage-option key=value``."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--storage-option {pair!r} must look like key=value, e.g. anon=true.")
+        lowered = value.strip().lower()
+        options[key.strip()] = (
+            True if lowered == "true" else False if lowered == "false" else value.strip()
+        )
+    if endpoint_url:
+        options.setdefault("client_kwargs", {})["endpoint_url"] = endpoint_url
+    return options
+
+
+_remote_options = [
+    click.option("--endpoint-url", help="S3-compatible endpoint, e.g. http://127.0.0.1:9000."),
+    click.option(
+        "--storage-option",
+        "storage_option",
+        multiple=True,
+        help="fsspec option for remote stores, key=value (repeatable), e.g. anon=true.",
+    ),
+]
+
+
+def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--endpoint-url`` and ``--storage-option``."""
+    for option in reversed(_remote_options):
+        func = option(func)
+    return func

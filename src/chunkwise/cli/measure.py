@@ -6,11 +6,10 @@ import contextlib
 import json
 import shlex
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
 import yaml
@@ -19,44 +18,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from chunkwise import api
-from chunkwise.cli.common import UserError, storage_arg, user_errors
+from chunkwise.cli.common import (
+    UserError,
+    remote_options,
+    storage_arg,
+    storage_options,
+    user_errors,
+)
 from chunkwise.units import format_bytes, format_rate
 
 __all__ = ["bench", "codecs", "probe"]
-
-
-def _storage_options(endpoint_url: str | None, pairs: Sequence[str]) -> dict[str, Any]:
-    """fsspec options from ``--endpoint-url`` and ``--storage-option key=value``."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--storage-option {pair!r} must look like key=value, e.g. anon=true.")
-        lowered = value.strip().lower()
-        options[key.strip()] = (
-            True if lowered == "true" else False if lowered == "false" else value.strip()
-        )
-    if endpoint_url:
-        options.setdefault("client_kwargs", {})["endpoint_url"] = endpoint_url
-    return options
-
-
-_remote_options = [
-    click.option("--endpoint-url", help="S3-compatible endpoint, e.g. http://127.0.0.1:9000."),
-    click.option(
-        "--storage-option",
-        "storage_option",
-        multiple=True,
-        help="fsspec option for remote stores, key=value (repeatable), e.g. anon=true.",
-    ),
-]
-
-
-def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--endpoint-url`` and ``--storage-option``."""
-    for option in reversed(_remote_options):
-        func = option(func)
-    return func
 
 
 @contextmanager
@@ -171,7 +142,7 @@ def bench(
             storage=storage_arg(storage) if storage is not None else None,
             region=region, top=top, baselines=not no_baselines,
             only_candidates=only_candidates, repeats=repeats, seed=seed, warm=not no_warm,
-            storage_options=_storage_options(endpoint_url, storage_option), keep=keep,
+            storage_options=storage_options(endpoint_url, storage_option), keep=keep,
             progress=progress,
         )  # fmt: skip
     words = ["chunkwise", "bench", spec, "--data", data, "--store", store]
@@ -223,7 +194,7 @@ def probe(
     from chunkwise.engine.probe import probe_store
     from chunkwise.engine.stores import open_target
 
-    target = open_target(store, _storage_options(endpoint_url, storage_option))
+    target = open_target(store, storage_options(endpoint_url, storage_option))
     if target.kind == "zip":
         raise UserError(
             f"store {store!r} is a zip target, and a zip file cannot delete what the probe "
@@ -303,7 +274,7 @@ def codecs(
         data,
         array=array,
         region=region,
-        storage_options=_storage_options(endpoint_url, storage_option),
+        storage_options=storage_options(endpoint_url, storage_option),
     )
     budget = parse_bytes(sample_size, what="--sample")
     if budget < 1:

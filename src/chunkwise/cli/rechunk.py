@@ -20,8 +20,14 @@ from rich.progress import (
 )
 
 from chunkwise import api
-from chunkwise.cli.common import UserError, int_list, storage_arg, user_errors
-from chunkwise.cli.measure import _storage_options, remote_options
+from chunkwise.cli.common import (
+    UserError,
+    int_list,
+    remote_options,
+    storage_arg,
+    storage_options,
+    user_errors,
+)
 from chunkwise.engine.convert import ConversionPlan, ConversionResult
 from chunkwise.engine.rechunk import RechunkEvent
 from chunkwise.model.storage import STORAGE_PRESETS
@@ -113,7 +119,7 @@ def _run(require_layout: bool, **kw: Any) -> None:
     storage = storage_arg(kw["storage"]) if kw["storage"] else None
     if storage is not None and kw["workload"] is None:
         raise UserError("--storage only matters with --workload; add --workload or drop it.")
-    options = _storage_options(kw["endpoint_url"], kw["storage_option"])
+    options = storage_options(kw["endpoint_url"], kw["storage_option"])
     show = not kw["quiet"] and not kw["as_json"] and sys.stderr.isatty()
     with _progress_bar(show) as bar:
         result = api.rechunk(
