@@ -16,7 +16,7 @@ import statistics
 import time
 from typing import Any
 
-from results_file import machine, write_section
+from results_file import machine, publish
 
 import chunkwise
 from chunkwise.cost import geometry
@@ -118,10 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = run(args.repeats)
     section = markdown(rows, args.repeats)
-    print()
-    print(section)
-    if args.write_results:
-        print(f"wrote {write_section(section)}")
+    publish(section, write=args.write_results)
 
 
 if __name__ == "__main__":

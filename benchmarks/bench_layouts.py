@@ -25,7 +25,7 @@ import time
 from importlib import resources
 from typing import Any
 
-from results_file import machine, write_section
+from results_file import machine, publish
 
 import chunkwise
 from chunkwise.units import compare_speed
@@ -112,10 +112,7 @@ def main() -> None:
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
     section = markdown(args.runs, climate(args.runs), planes(args.runs))
-    print()
-    print(section)
-    if args.write_results:
-        print(f"wrote {write_section(section)}")
+    publish(section, write=args.write_results)
 
 
 if __name__ == "__main__":

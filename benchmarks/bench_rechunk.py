@@ -67,7 +67,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from results_file import machine, write_section
+from results_file import machine, publish
+
+from chunkwise.units import compare_speed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -678,12 +680,7 @@ def _mib(n: float) -> str:
 
 
 def _versus(mine: float, theirs: float) -> str:
-    ratio = theirs / mine
-    if ratio >= 1.05:
-        return f"{ratio:.2f}x faster"
-    if ratio <= 1 / 1.05:
-        return f"{1 / ratio:.2f}x slower"
-    return "about as fast"
+    return compare_speed(mine, theirs).removesuffix(" than").removesuffix(" as")
 
 
 def markdown(
@@ -1034,10 +1031,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown contender(s) {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
     section = run_bench(args)
-    print()
-    print(section)
-    if args.write_results:
-        print(f"wrote {write_section(section)}")
+    publish(section, write=args.write_results)
 
 
 if __name__ == "__main__":

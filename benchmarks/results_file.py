@@ -30,3 +30,11 @@ def write_section(section: str) -> Path:
         text = text.rstrip() + "\n\n" + section
     RESULTS.write_text(text)
     return RESULTS
+
+
+def publish(section: str, *, write: bool) -> None:
+    """Print ``section``; with ``write``, also put it into RESULTS.md."""
+    print()
+    print(section)
+    if write:
+        print(f"wrote {write_section(section)}")
