@@ -7,20 +7,26 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from zarr.core.buffer import Buffer, default_buffer_prototype
+from zarr.storage import LocalStore
 
 from chunkwise.engine.rechunk import (
     MARKER_PREFIX,
     RechunkEvent,
     VerificationError,
+    readback_boxes,
     run_plan,
     task_boxes,
 )
-from chunkwise.engine.rechunk import _verify as verify
+from chunkwise.engine.rechunk import _verify_full as verify_full
 from chunkwise.plan.rechunk import plan_rechunk
 
 SHAPE = (64, 64, 64)
@@ -138,16 +144,119 @@ def test_verification_names_the_first_difference(tmp_path: Path) -> None:
     target = make_target(tmp_path / "dst.zarr")
     plan = plan_rechunk(SHAPE, 4, SOURCE_CHUNKS, TARGET_CHUNKS, TARGET_SHARDS, max_mem=2**26)
     run_plan(plan, source, target)
+    verify_full(source, target, plan)
     target[5, 6, 7] = 42.0
     with pytest.raises(VerificationError, match=r"at index \(5, 6, 7\)"):
-        verify(source, target, plan, "full")
-    with pytest.raises(VerificationError, match=r"in region \[0:64, 0:64, 0:64\]"):
-        verify(source, target, plan, "checksum")
+        verify_full(source, target, plan)
     # -0.0 and 0.0 compare equal as numbers but not as bits: verification is bitwise.
     target[5, 6, 7] = source[5, 6, 7]
     target[0, 0, 1] = 0.0
-    with pytest.raises(VerificationError):
-        verify(source, target, plan, "full")
+    with pytest.raises(VerificationError, match=r"at index \(0, 0, 1\)"):
+        verify_full(source, target, plan)
+
+
+class FlippingStore(LocalStore):
+    """A local store whose disk "flips" the first byte of one object as it is written."""
+
+    def __init__(self, root: Path, key: str) -> None:
+        super().__init__(root)
+        self.bad_key = key
+
+    async def set(self, key: str, value: Buffer) -> None:
+        if key == self.bad_key:
+            raw = bytearray(value.to_bytes())
+            raw[0] ^= 0xFF
+            value = default_buffer_prototype().buffer.from_bytes(bytes(raw))
+        await super().set(key, value)
+
+
+@pytest.mark.parametrize(("max_mem", "passes"), [(64 * 2**20, 1), (2**20, 2)])
+def test_reading_back_catches_a_write_that_did_not_stick(
+    tmp_path: Path, max_mem: int, passes: int
+) -> None:
+    """Every task reads back what it wrote: a corrupted object fails the run at the element
+    it hit, and its task is not marked done, so a rerun on a good disk rewrites it."""
+    source = make_source(tmp_path / "src.zarr")
+    bad = FlippingStore(tmp_path / "dst.zarr", "c/0/1/2")  # the chunk at (0:64, 8:16, 16:24)
+    target = zarr.create_array(
+        bad, shape=SHAPE, dtype="float32", chunks=TARGET_CHUNKS, compressors=None
+    )
+    plan = plan_rechunk(SHAPE, 4, SOURCE_CHUNKS, TARGET_CHUNKS, max_mem=max_mem)
+    assert len(plan.stages) == passes
+    with pytest.raises(VerificationError, match=r"at index \(0, 8, 16\)"):
+        run_plan(plan, source, target, verify="readback")
+    last = tmp_path / "dst.zarr" / MARKER_PREFIX / plan.stages[-1].name
+    boxes = list(task_boxes(SHAPE, plan.stages[-1].task_shape))
+    bad_task = next(
+        i
+        for i, b in enumerate(boxes)
+        if b[1].start <= 8 < b[1].stop and b[2].start <= 16 < b[2].stop
+    )
+    assert not (last / str(bad_task)).exists()
+    # Without read-back the same corruption goes unnoticed, as documented.
+    target = zarr.create_array(
+        FlippingStore(tmp_path / "dst2.zarr", "c/0/1/2"),
+        shape=SHAPE, dtype="float32", chunks=TARGET_CHUNKS, compressors=None,
+    )  # fmt: skip
+    run_plan(plan, source, target, verify="none")
+    assert not bitwise_equal(target[...], source[...])
+    # The same store on a good disk: the rerun rewrites the bad chunk and passes.
+    good = zarr.open_array(tmp_path / "dst.zarr", mode="r+")
+    result = run_plan(plan, source, good, verify="readback")
+    assert result.tasks_run >= 1
+    assert bitwise_equal(good[...], source[...])
+
+
+def test_unchecked_tasks_are_redone_when_the_rerun_checks(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "src.zarr")
+    plan = plan_rechunk(SHAPE, 4, SOURCE_CHUNKS, TARGET_CHUNKS, TARGET_SHARDS, max_mem=2**20)
+    total = sum(stage.tasks for stage in plan.stages)
+
+    def stop_after(n: int) -> Callable[[RechunkEvent], None]:
+        def events(event: RechunkEvent) -> None:
+            if event.kind == "task-done" and event.done >= n:
+                raise KeyboardInterrupt
+
+        return events
+
+    target = make_target(tmp_path / "dst.zarr")
+    with pytest.raises(KeyboardInterrupt):
+        run_plan(plan, source, target, verify="none", events=stop_after(3))
+    checked = run_plan(plan, source, target, verify="readback")
+    assert checked.tasks_skipped == 0 and checked.tasks_run == total
+
+    target = make_target(tmp_path / "dst2.zarr")
+    with pytest.raises(KeyboardInterrupt):
+        run_plan(plan, source, target, verify="readback", events=stop_after(3))
+    unchecked = run_plan(plan, source, target, verify="none")
+    assert unchecked.tasks_skipped >= 3  # checked markers satisfy any rerun
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(1, 4), st.integers(1, 9)), min_size=1, max_size=3
+    ),
+    st.integers(1, 12),
+)
+def test_readback_batches_tile_the_task_in_whole_units(
+    dims: list[tuple[int, int, int]], count: int
+) -> None:
+    """Brute force: every element of the box is covered once, every batch starts on the
+    unit grid and holds at most ``count`` units."""
+    unit = tuple(u for _, u, _ in dims)
+    box = tuple(slice(k * u, k * u + n) for (k, u, n) in dims)
+    covered = np.zeros([b.stop for b in box], dtype=int)
+    for sub in readback_boxes(box, unit, count):
+        assert all(s.start % u == 0 and b.start <= s.start < s.stop <= b.stop
+                   for s, u, b in zip(sub, unit, box, strict=True))  # fmt: skip
+        units = 1
+        for s, u in zip(sub, unit, strict=True):
+            units *= -(-(s.stop - s.start) // u)
+        assert units <= count
+        covered[sub] += 1
+    assert (covered[box] == 1).all()
+    assert covered.sum() == np.prod([b.stop - b.start for b in box])
 
 
 def test_markers_live_only_in_the_target_store(tmp_path: Path) -> None:

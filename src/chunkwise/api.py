@@ -248,7 +248,7 @@ def rechunk(
     threads: int | None = None,
     dask: str | None = None,
     overwrite: bool = False,
-    verify: Literal["checksum", "full", "none"] = "checksum",
+    verify: Literal["readback", "full", "none"] = "readback",
     dry_run: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     events: Events | None = None,
@@ -286,8 +286,10 @@ def rechunk(
     overwrite
         Replace a target that exists and was not written by this same run.
     verify
-        ``"checksum"`` (every region's digest, the default), ``"full"`` (every element)
-        or ``"none"``.
+        ``"readback"`` (the default: every written region is read back from the target
+        and compared bit for bit with the data read for it), ``"full"`` (also compares
+        every element of source and target once more at the end; slow when the grids are
+        misaligned) or ``"none"``.
     dry_run
         Return the plan without writing anything.
     storage_options

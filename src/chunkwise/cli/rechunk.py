@@ -29,7 +29,7 @@ from chunkwise.cli.common import (
     user_errors,
 )
 from chunkwise.engine.convert import ConversionPlan, ConversionResult
-from chunkwise.engine.rechunk import RechunkEvent
+from chunkwise.engine.rechunk import VERIFY_MODES, RechunkEvent
 from chunkwise.model.storage import STORAGE_PRESETS
 from chunkwise.model.workload import WORKLOAD_PRESETS
 
@@ -100,10 +100,11 @@ def _layout_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--dask", help="Run on Dask: tcp://host:8786, or local:N worker processes."),
         click.option(
             "--verify",
-            type=click.Choice(["checksum", "full", "none"]),
-            default="checksum",
+            type=click.Choice(VERIFY_MODES),
+            default=VERIFY_MODES[0],
             show_default=True,
-            help="Compare the target with the source: region checksums, every element, or not.",
+            help="readback: read every written region back and compare it bit for bit; "
+            "full: also compare all of source and target again at the end; none: skip.",
         ),
         click.option("--overwrite", is_flag=True, help="Replace an existing target."),
         click.option("--dry-run", is_flag=True, help="Print the plan; write nothing."),

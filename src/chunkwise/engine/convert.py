@@ -276,9 +276,9 @@ class ConversionResult:
             + (
                 "skipped (--verify none)"
                 if verified == {"none"}
-                else "every element compared bit for bit"
+                else "every element compared bit for bit, after every region was read back"
                 if verified == {"full"}
-                else "checksums of every region match the source"
+                else "every region read back after writing and matched the source bit for bit"
             ),
         ]
         if self.peak_rss is not None:
@@ -788,7 +788,7 @@ def run_conversion(
     store: Any,
     *,
     overwrite: bool = False,
-    verify: Verify = "checksum",
+    verify: Verify = "readback",
     runner: Any = thread_runner,
     events: Events | None = None,
 ) -> ConversionResult:

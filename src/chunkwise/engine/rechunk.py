@@ -4,8 +4,8 @@ Tasks run on a thread pool (zarr's codecs release the GIL), ``stage.parallel`` a
 Each task reads its region and writes it whole into the next array, so every target
 shard is written exactly once, by one task, without reading it first.
 
-**Resumable.** When a task's write has completed, an empty marker object
-``<state>/<stage>/<task>`` is stored *in the target store* (``state`` defaults to
+**Resumable.** When a task's write has completed (and been read back), an empty marker
+object ``<state>/<stage>/<task>`` (``<task>-unchecked`` without read-back) is stored *in the target store* (``state`` defaults to
 ``.chunkwise-rechunk``; one prefix per array of a group); a rerun of the same plan skips
 every marked task, so a run killed at any moment resumes where it stopped and never
 rewrites a finished shard. The two-pass intermediate array lives under the same prefix.
@@ -17,15 +17,19 @@ zarr arrays, the task's box), so the same tasks run on a local thread pool or on
 workers (:mod:`chunkwise.engine.rechunk_dask`), each writing straight to the target
 store: no data passes through the caller or a scheduler.
 
-**Verified.** Each task region of the source is compared with the target, bit for bit,
-by digest (``"checksum"``) or element by element (``"full"``, which also names the first
-differing index); ``"none"`` skips it.
+**Verified.** With ``"readback"`` (the default) every task reads back what it wrote, in
+batches of whole write units, and compares it bit for bit with the data it read, *before*
+marking itself done: a marker therefore means "written and checked". With two passes the
+chain is checked link by link (source = intermediate, then intermediate = target), so the
+target equals the source without reading the source again in the target's misaligned
+order. ``"full"`` adds an independent pass at the end comparing every element of source
+and target (slow when the grids are misaligned: the source is read once per target task);
+``"none"`` checks nothing. A mismatch names the first differing index.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import re
 import time
@@ -38,16 +42,18 @@ from typing import Any, Literal
 import numpy as np
 
 from chunkwise.errors import ChunkwiseError
-from chunkwise.plan.rechunk import RechunkPlan, Stage
+from chunkwise.plan.rechunk import READ_CONCURRENCY, RechunkPlan, Stage
 
 __all__ = [
     "MARKER_PREFIX",
+    "VERIFY_MODES",
     "RechunkEvent",
     "RechunkResult",
     "TaskRunner",
     "VerificationError",
     "copy_task",
     "peak_rss",
+    "readback_boxes",
     "run_plan",
     "tame_allocator",
     "task_boxes",
@@ -57,7 +63,10 @@ __all__ = [
 #: Where progress markers and the intermediate array live in the target store.
 MARKER_PREFIX = ".chunkwise-rechunk"
 
-Verify = Literal["checksum", "full", "none"]
+Verify = Literal["readback", "full", "none"]
+
+#: The verification modes, default first.
+VERIFY_MODES: tuple[Verify, ...] = ("readback", "full", "none")
 
 
 class VerificationError(ChunkwiseError):
@@ -149,14 +158,24 @@ def task_boxes(shape: tuple[int, ...], task: tuple[int, ...]) -> Iterator[tuple[
         yield tuple(slice(c, min(c + t, n)) for c, t, n in zip(corner, task, shape, strict=True))
 
 
-def _done(store: Any, state: str, stage: Stage) -> set[int]:
+#: A task's marker: its number, with ``-unchecked`` when it ran without read-back.
+_MARKER = re.compile(r"(\d+)(-unchecked)?")
+
+
+def _marker(state: str, stage: Stage, task: int, check: bool) -> str:
+    return f"{state}/{stage.name}/{task}{'' if check else '-unchecked'}"
+
+
+def _done(store: Any, state: str, stage: Stage, check: bool) -> set[int]:
+    """Tasks an earlier run completed; when ``check``, only those it also read back."""
     from zarr.core.sync import sync
 
     async def listed() -> set[int]:
         prefix = f"{state}/{stage.name}/"
-        # Only whole markers count: a write killed midway may leave a temporary file.
         names = [key.rsplit("/", 1)[1] async for key in store.list_prefix(prefix)]
-        return {int(name) for name in names if name.isdigit()}
+        # Only whole markers count: a write killed midway may leave a temporary file.
+        found = [m for m in map(_MARKER.fullmatch, names) if m is not None]
+        return {int(m[1]) for m in found if not (check and m[2])}
 
     return sync(listed())
 
@@ -168,18 +187,97 @@ def _mark(store: Any, key: str) -> None:
     sync(store.set(key, default_buffer_prototype().buffer.from_bytes(b"")))
 
 
-def copy_task(source: Any, dest: Any, marker: str, box: tuple[slice, ...]) -> int:
-    """One task: read ``box`` of ``source``, write it whole into ``dest``, then store the
-    empty ``marker`` key in ``dest``'s store. Returns the bytes written (uncompressed).
+def copy_task(
+    source: Any, dest: Any, marker: str, box: tuple[slice, ...], check: bool = False
+) -> int:
+    """One task: read ``box`` of ``source``, write it whole into ``dest``, read it back and
+    compare when ``check``, then store the empty ``marker`` key in ``dest``'s store.
+    Returns the bytes written (uncompressed).
 
-    A top-level function of picklable arguments, so Dask workers can run it."""
+    A top-level function of picklable arguments, so Dask workers can run it.
+
+    Raises
+    ------
+    VerificationError
+        When ``check`` and what ``dest`` returns differs from what was written; the task
+        is then not marked done.
+    """
     values = np.asarray(source[box])
-    dest[box] = values
+    _writer(dest, values)[box] = values
+    if check:
+        _check_written(dest, box, values)
     _mark(dest.store, marker)
     nbytes = int(values.nbytes)
     del values
     _release_memory()
     return nbytes
+
+
+def _writer(dest: Any, values: np.ndarray[Any, Any]) -> Any:
+    """``dest`` as the handle to write ``values`` with: when no chunk of the region is all
+    fill value, one that skips zarr's own per-chunk emptiness test (it compares every
+    chunk element by element as raw void bytes, ~3 s of CPU per 2 GiB written here);
+    otherwise ``dest`` itself, so all-fill chunks stay unwritten as zarr would leave them.
+    The region starts on the chunk grid (task regions do)."""
+    with_config = getattr(dest, "with_config", None)
+    if with_config is None or _has_fill_chunk(values, tuple(dest.chunks), dest.fill_value):
+        return dest
+    return with_config({"write_empty_chunks": True})
+
+
+def _has_fill_chunk(values: np.ndarray[Any, Any], chunks: tuple[int, ...], fill: Any) -> bool:
+    """Whether some chunk of ``values`` (on a grid of ``chunks`` from its origin) holds
+    only ``fill``, bit for bit; ``True`` when unsure (zarr then decides per chunk)."""
+    try:
+        fill_bits = _as_bits(np.asarray(0 if fill is None else fill, dtype=values.dtype).reshape(1))
+    except (TypeError, ValueError):
+        return True
+    bits = _as_bits(values)
+    if bits.ndim != values.ndim or values.ndim == 0 or values.size == 0:
+        return True
+    step = chunks[0]
+    for start in range(0, values.shape[0], step):  # a row of chunks at a time: small temps
+        differs = bits[start : start + step] != fill_bits[0]
+        for axis, size in enumerate(chunks):
+            edges = np.arange(0, differs.shape[axis], size)
+            differs = np.logical_or.reduceat(differs, edges, axis=axis)
+        if not differs.all():
+            return True
+    return False
+
+
+def readback_boxes(
+    box: tuple[slice, ...], unit: tuple[int, ...], count: int
+) -> Iterator[tuple[slice, ...]]:
+    """``box`` cut into batches of at most ``count`` whole write units (the last dims
+    first), clipped to ``box``: what one read-back request covers, so reading back holds
+    no more objects at once than writing did.
+
+    ``box`` must start on the write-unit grid (task regions do)."""
+    extents = [b.stop - b.start for b in box]
+    batch = list(unit)
+    left = max(1, count)
+    for axis in reversed(range(len(box))):
+        units = -(-extents[axis] // unit[axis])
+        take = max(1, min(units, left))
+        batch[axis] = unit[axis] * take
+        left //= take
+    ranges = [range(b.start, b.stop, n) for b, n in zip(box, batch, strict=True)]
+    for corner in itertools.product(*ranges):
+        yield tuple(
+            slice(c, min(c + n, b.stop)) for c, n, b in zip(corner, batch, box, strict=True)
+        )
+
+
+def _check_written(dest: Any, box: tuple[slice, ...], values: np.ndarray[Any, Any]) -> None:
+    """Read ``box`` back from ``dest`` in batches of whole write units and compare it bit
+    for bit with ``values`` (what was written there)."""
+    unit = tuple(dest.shards or dest.chunks)
+    for sub in readback_boxes(box, unit, READ_CONCURRENCY):
+        inner = tuple(
+            slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, box, strict=True)
+        )
+        _compare(values[inner], np.asarray(dest[sub]), sub)
 
 
 def peak_rss() -> int:
@@ -199,11 +297,14 @@ def peak_rss() -> int:
 
 
 def tame_allocator() -> None:
-    """Make glibc return large buffers to the OS at once, so resident memory follows what
-    the tasks hold: buffers from 256 KiB up are mapped and unmapped (fixing the threshold
-    also stops glibc raising it after each large free), and at most two malloc arenas
-    keep freed memory. Process-wide; chunkwise calls it when a rechunk run starts. A no-op
-    off glibc."""
+    """Cap glibc at two malloc arenas, so memory freed by one thread's codec buffers is
+    reused by the next instead of idling in a per-thread arena: with :func:`copy_task`
+    trimming the heap after each task, resident memory then follows what the tasks hold.
+    Process-wide; chunkwise calls it when a rechunk run starts. A no-op off glibc.
+
+    Large buffers keep glibc's default (dynamic) mmap threshold: forcing every buffer of
+    256 KiB and up through ``mmap`` held peaks a little lower but cost the 1 GiB benchmark
+    about 7 s of system time in page faults, a third of its run."""
     import ctypes
     import ctypes.util
 
@@ -212,8 +313,7 @@ def tame_allocator() -> None:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return
-    m_mmap_threshold, m_arena_max = -3, -8
-    mallopt(m_mmap_threshold, 256 * 1024)
+    m_arena_max = -8
     mallopt(m_arena_max, 2)
 
 
@@ -281,12 +381,13 @@ def _run_stage(
     shape: tuple[int, ...],
     runner: TaskRunner,
     emit: Callable[..., None],
+    check: bool,
 ) -> tuple[int, int, int]:
     size = stage.bytes_written
     boxes = list(task_boxes(shape, stage.task_shape))
-    done = _done(dest.store, state, stage)
+    done = _done(dest.store, state, stage, check)
     todo = [
-        (source, dest, f"{state}/{stage.name}/{i}", box)
+        (source, dest, _marker(state, stage, i, check), box, check)
         for i, box in enumerate(boxes)
         if i not in done
     ]
@@ -303,44 +404,44 @@ def _run_stage(
     return len(todo), len(boxes) - len(todo), moved
 
 
-def _digest(values: np.ndarray[Any, Any]) -> bytes:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(np.ascontiguousarray(values).data.cast("B"))  # no copy
-    return digest.digest()
+def _as_bits(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``values``' bytes as unsigned integers, one per element (a trailing axis of bytes
+    for item sizes other than 1, 2, 4 and 8), so equality means bit-for-bit equality (NaN
+    payloads and -0.0 included)."""
+    contiguous = np.ascontiguousarray(values)
+    size = contiguous.dtype.itemsize
+    if size in (1, 2, 4, 8):
+        return contiguous.view(f"u{size}")
+    return contiguous.view(np.uint8).reshape(*contiguous.shape, size)
 
 
-def _bitwise_equal(want: np.ndarray[Any, Any], got: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Per element, whether the bytes agree (NaN payloads and -0.0 included)."""
-    size = want.dtype.itemsize
-    a = np.ascontiguousarray(want).view(np.uint8).reshape(*want.shape, size)
-    b = np.ascontiguousarray(got).view(np.uint8).reshape(*got.shape, size)
-    same: np.ndarray[Any, Any] = np.all(a == b, axis=-1)
-    return same
-
-
-def _verify(source: Any, target: Any, plan: RechunkPlan, mode: Verify) -> None:
-    if mode == "none":
+def _compare(want: np.ndarray[Any, Any], got: np.ndarray[Any, Any], box: tuple[slice, ...]) -> None:
+    """Raise :class:`VerificationError` naming the first index of ``box`` (global
+    coordinates) where ``got`` differs from ``want`` bit for bit."""
+    if want.dtype != got.dtype and want.dtype.newbyteorder("=") == got.dtype:
+        want = want.astype(got.dtype)  # a v3 target stores native byte order: lossless
+    a, b = _as_bits(want), _as_bits(got)
+    if a.shape == b.shape and np.array_equal(a, b):
         return
+    if a.shape != b.shape:
+        where = tuple(s.start for s in box)
+    else:
+        differ = a != b
+        if differ.ndim > want.ndim:
+            differ = differ.any(axis=-1)
+        first = np.argwhere(differ)[0]
+        where = tuple(int(i) + s.start for i, s in zip(first, box, strict=True))
+    raise VerificationError(
+        f"the target differs from the source at index {where}; it is not "
+        "trustworthy: rerun with --overwrite."
+    )
+
+
+def _verify_full(source: Any, target: Any, plan: RechunkPlan) -> None:
+    """Compare every element of ``source`` and ``target``, one final-stage region at a
+    time."""
     for box in task_boxes(plan.shape, plan.stages[-1].task_shape):
-        want, got = np.asarray(source[box]), np.asarray(target[box])
-        if want.dtype != got.dtype and want.dtype.newbyteorder("=") == got.dtype:
-            want = want.astype(got.dtype)  # a v3 target stores native byte order: lossless
-        if mode == "checksum":
-            if _digest(want) != _digest(got):
-                region = ", ".join(f"{b.start}:{b.stop}" for b in box)
-                raise VerificationError(
-                    f"the target differs from the source in region [{region}]; it is not "
-                    "trustworthy: rerun with --overwrite."
-                )
-            continue
-        same = _bitwise_equal(want, got)
-        if not bool(same.all()):
-            first = np.argwhere(~same)[0]
-            where = tuple(int(i) + b.start for i, b in zip(first, box, strict=True))
-            raise VerificationError(
-                f"the target differs from the source at index {where}; it is not "
-                "trustworthy: rerun with --overwrite."
-            )
+        _compare(np.asarray(source[box]), np.asarray(target[box]), box)
 
 
 def run_plan(
@@ -348,7 +449,7 @@ def run_plan(
     source: Any,
     target: Any,
     *,
-    verify: Verify = "checksum",
+    verify: Verify = "readback",
     state: str = MARKER_PREFIX,
     runner: TaskRunner = thread_runner,
     events: Events | None = None,
@@ -367,7 +468,9 @@ def run_plan(
         The target zarr array, already created with the plan's layout. Markers of an
         earlier, interrupted run of the same plan in its store are honoured.
     verify
-        ``"checksum"`` (default), ``"full"`` or ``"none"``.
+        ``"readback"`` (default: every task compares what it wrote, read back, with what
+        it read), ``"full"`` (also every element of source and target at the end) or
+        ``"none"``.
     state
         Key prefix in the target store for this array's markers and intermediate array.
     runner
@@ -399,10 +502,11 @@ def run_plan(
         first, second = plan.stages
         passes = [(first, source, inter), (second, inter, target)]
     for stage, src, dst in passes:
-        r, s, m = _run_stage(stage, src, dst, state, plan.shape, runner, emit)
+        r, s, m = _run_stage(stage, src, dst, state, plan.shape, runner, emit, verify != "none")
         run, skipped, moved = run + r, skipped + s, moved + m
     checked = time.perf_counter()
-    _verify(source, target, plan, verify)
+    if verify == "full":
+        _verify_full(source, target, plan)
     boxes = plan.stages[-1].tasks
     emit("verify-done", "verify", boxes, boxes, 0, time.perf_counter() - checked)
     _tidy(target.store, state)
