@@ -71,8 +71,6 @@ from typing import TYPE_CHECKING, Any
 
 from results_file import machine, publish
 
-from chunkwise.units import compare_speed
-
 if TYPE_CHECKING:
     import numpy as np
 
@@ -676,6 +674,14 @@ def check_target(dst: Path, case: Case, source: np.ndarray) -> str:
 
 def _mib(n: float) -> str:
     return f"{n / MiB:,.0f} MiB"
+
+
+def compare_speed(mine: float, theirs: float) -> str:
+    """chunkwise's wording of a speed ratio, imported here: the rechunker environment runs
+    this module too, without chunkwise."""
+    from chunkwise.units import compare_speed as wording
+
+    return wording(mine, theirs)
 
 
 def _versus(mine: float, theirs: float) -> str:
