@@ -34,6 +34,7 @@ def problems(draw: st.DrawFn) -> dict[str, object]:
         "max_mem": draw(st.integers(64, 2 * 10**6)),
         "threads": draw(st.integers(1, 4)),
         "overhead": draw(st.sampled_from([0, 0, 1000, 50_000])),
+        "slack": draw(st.sampled_from([0.0, 0.0, 0.25])),
     }
 
 
@@ -96,7 +97,7 @@ def test_plans_keep_the_budget_and_the_grids(problem: dict[str, object]) -> None
 def test_one_pass_whenever_it_fits(problem: dict[str, object]) -> None:
     roomy = plan_rechunk(**{**problem, "max_mem": 2**40})  # type: ignore[arg-type]
     assert len(roomy.stages) == 1  # with room, never through an intermediate
-    need = roomy.stages[0].memory_per_task + roomy.overhead
+    need = math.ceil(roomy.stages[0].memory_per_task * (1 + roomy.slack)) + roomy.overhead
     exact = plan_rechunk(**{**problem, "max_mem": need})  # type: ignore[arg-type]
     assert len(exact.stages) == 1
 

@@ -23,8 +23,9 @@ zarr-python 3.1 (peak resident memory of single tasks against this formula):
 * while writing: up to ``concurrency`` objects in flight, each as a contiguous copy, the
   compressor's output buffer and the stored bytes (a shard is assembled whole).
 
-Tasks run ``parallel`` at a time; the plan's peak is ``parallel`` times the largest task
-plus a fixed ``overhead`` (codec contexts and allocator slack, given by the engine).
+Tasks run ``parallel`` at a time; the plan's peak is ``parallel`` times the largest task,
+plus a ``slack`` fraction of that (freed buffers the memory allocator keeps for reuse), plus
+a fixed ``overhead`` (codec contexts, pools); the engine gives both from measurements.
 This module is pure: shapes in, a :class:`RechunkPlan` out.
 """
 
@@ -41,6 +42,10 @@ __all__ = ["RechunkPlan", "Stage", "plan_rechunk"]
 
 #: Requests zarr-python keeps in flight per read or write (``async.concurrency``).
 READ_CONCURRENCY = 10
+#: Intermediate chunks smaller than this, bytes, are grown even at the cost of running
+#: fewer tasks at once (on a 1 GiB map -> time-series job at a 96 MiB budget, 32 KiB
+#: intermediate chunks took 2.5x the CPU of 1 MiB ones).
+MIN_INTERMEDIATE_BYTES = 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +110,9 @@ class RechunkPlan:
     intermediate_chunks
         Chunk shape of the intermediate array, or ``None`` for a single pass.
     overhead
-        Fixed bytes on top of the tasks (codec contexts, allocator slack).
+        Fixed bytes on top of the tasks (codec contexts, pools).
+    slack
+        Fraction of the tasks' memory the allocator may hold on top of it.
     """
 
     shape: tuple[int, ...]
@@ -117,11 +124,13 @@ class RechunkPlan:
     stages: tuple[Stage, ...]
     intermediate_chunks: tuple[int, ...] | None
     overhead: int = 0
+    slack: float = 0.0
 
     @property
     def peak_memory(self) -> int:
-        """Projected peak bytes over all stages, with the fixed overhead."""
-        return max(stage.peak_memory for stage in self.stages) + self.overhead
+        """Projected peak bytes over all stages, with allocator slack and fixed overhead."""
+        tasks = max(stage.peak_memory for stage in self.stages)
+        return _with_slack(tasks, self.slack) + self.overhead
 
     @property
     def bytes_read(self) -> int:
@@ -149,6 +158,10 @@ class RechunkPlan:
         if self.intermediate_chunks is not None:
             lines.append(f"intermediate chunks {'x'.join(map(str, self.intermediate_chunks))}")
         return lines
+
+
+def _with_slack(n_bytes: int, slack: float) -> int:
+    return math.ceil(n_bytes * (1 + slack))
 
 
 def _check_shape(name: str, value: Sequence[int], ndim: int) -> tuple[int, ...]:
@@ -228,6 +241,7 @@ def plan_rechunk(
     threads: int = 4,
     read_concurrency: int = READ_CONCURRENCY,
     overhead: int = 0,
+    slack: float = 0.0,
 ) -> RechunkPlan:
     """Plan a rechunk within ``max_mem`` bytes (see the module docstring).
 
@@ -246,7 +260,10 @@ def plan_rechunk(
     read_concurrency
         Chunks one read or write keeps in flight (zarr-python's ``async.concurrency``: 10).
     overhead
-        Fixed bytes the run holds besides its tasks; the tasks get ``max_mem - overhead``.
+        Fixed bytes the run holds besides its tasks.
+    slack
+        Fraction of the tasks' memory the allocator may hold on top of it (freed buffers
+        kept for reuse); the tasks get ``(max_mem - overhead) / (1 + slack)``.
 
     Raises
     ------
@@ -263,6 +280,8 @@ def plan_rechunk(
         raise SpecError(f"itemsize {itemsize!r} must be a positive number of bytes.")
     if max_mem < 1:
         raise SpecError(f"max_mem {max_mem!r} must be a positive number of bytes.")
+    if slack < 0:
+        raise SpecError(f"slack {slack!r} must be a fraction of at least 0.")
     src = _check_shape("source chunks", source_chunks, ndim)
     chunks = _check_shape("target chunks", target_chunks, ndim)
     unit = chunks if target_shards is None else _check_shape("target shards", target_shards, ndim)
@@ -275,7 +294,7 @@ def plan_rechunk(
     shards_t = unit if target_shards is not None else None
     # Clip to the array: a chunk larger than the array behaves like the array's extent.
     src = tuple(min(c, n) for c, n in zip(src, shape_t, strict=True))
-    budget = max_mem - overhead
+    budget = math.floor((max_mem - overhead) / (1 + slack))
     args = (budget, threads, read_concurrency)
     single = _stage(
         "copy", shape_t, itemsize, src, unit, chunks,
@@ -283,12 +302,13 @@ def plan_rechunk(
     )  # fmt: skip
     if single.memory_per_task <= budget:
         return RechunkPlan(
-            shape_t, itemsize, src, chunks, shards_t, max_mem, (single,), None, overhead
+            shape_t, itemsize, src, chunks, shards_t, max_mem, (single,), None, overhead, slack
         )
     two = _two_passes(shape_t, itemsize, src, unit, chunks, args) if budget > 0 else None
     if two is None:
-        smallest = overhead + _smallest_budget(
-            shape_t, itemsize, src, unit, chunks, threads, read_concurrency
+        smallest = overhead + _with_slack(
+            _smallest_budget(shape_t, itemsize, src, unit, chunks, threads, read_concurrency),
+            slack,
         )
         raise ConstraintError(
             f"max_mem {format_bytes(max_mem)} is too small to rechunk this array: even one task "
@@ -296,7 +316,7 @@ def plan_rechunk(
         )
     first, second, inter = two
     return RechunkPlan(
-        shape_t, itemsize, src, chunks, shards_t, max_mem, (first, second), inter, overhead
+        shape_t, itemsize, src, chunks, shards_t, max_mem, (first, second), inter, overhead, slack
     )
 
 
@@ -345,17 +365,27 @@ def _two_passes(
     options = [
         _between(min(s, u), min(max(s, u), n)) for s, u, n in zip(src, unit, shape, strict=True)
     ]
-    grew = True
-    while grew:
-        grew = False
-        for axis in sorted(range(len(shape)), key=lambda a: inter[a]):
-            bigger = [v for v in options[axis] if v > inter[axis]]
-            if bigger:
-                trial = inter.copy()
-                trial[axis] = bigger[0]
-                if fits(trial):
-                    inter = trial
-                    grew = True
+
+    def grow(until: int) -> None:
+        nonlocal inter
+        grew = True
+        while grew and math.prod(inter) * itemsize < until:
+            grew = False
+            for axis in sorted(range(len(shape)), key=lambda a: inter[a]):
+                bigger = [v for v in options[axis] if v > inter[axis]]
+                if bigger:
+                    trial = inter.copy()
+                    trial[axis] = bigger[0]
+                    if fits(trial):
+                        inter = trial
+                        grew = True
+
+    grow(until=2**62)
+    if limit < max_mem and math.prod(inter) * itemsize < MIN_INTERMEDIATE_BYTES:
+        # Tiny intermediate chunks cost more per byte (a request and a file each, in both
+        # passes) than running fewer tasks at once: let tasks use the whole budget.
+        limit = max_mem
+        grow(until=MIN_INTERMEDIATE_BYTES)
     first, second = _intermediate_stages(shape, itemsize, src, unit, chunks, tuple(inter), args)
     return first, second, tuple(inter)
 
