@@ -366,7 +366,8 @@ def rechunk(
                 events=events,
             )  # fmt: skip
             if executor is not None:
-                result = replace(result, peak_rss=executor.peak_rss())
+                peak, added = executor.peak_rss()
+                result = replace(result, peak_rss=peak, peak_added=added)
             return result
         finally:
             if executor is not None:

@@ -206,6 +206,7 @@ def result_document(result: ConversionResult) -> dict[str, Any]:
         "seconds": result.seconds,
         "resumed": result.resumed,
         "peak_rss": result.peak_rss,
+        "peak_rss_added": result.peak_added,
         "arrays": {
             path: {
                 "tasks_run": r.tasks_run,

@@ -41,6 +41,7 @@ from chunkwise.engine.rechunk import (
     _tidy,
     peak_rss,
     run_plan,
+    start_memory_watch,
     tame_allocator,
     thread_runner,
 )
@@ -253,8 +254,11 @@ class ConversionResult:
     resumed
         An earlier, interrupted run of the same plan was continued.
     peak_rss
-        Peak resident memory, bytes: of this process (threads), or the largest worker's
-        (Dask).
+        Peak resident memory during the run, bytes: of this process (threads), or the
+        largest worker's (Dask).
+    peak_added
+        How far that peak rose above the resident memory when the run started, bytes (on
+        Dask, the largest rise of any worker): what the budget bounds.
     """
 
     plan: ConversionPlan
@@ -262,6 +266,7 @@ class ConversionResult:
     seconds: float
     resumed: bool
     peak_rss: int | None = None
+    peak_added: int | None = None
 
     def summary(self) -> list[str]:
         """Lines for the terminal."""
@@ -288,9 +293,14 @@ class ConversionResult:
         ]
         if self.peak_rss is not None:
             who = "largest worker" if plan.executor != "threads" else "this process"
+            added = (
+                ""
+                if self.peak_added is None
+                else f", {format_bytes(self.peak_added)} above the start of the run"
+            )
             lines.append(
-                f"memory: peak RSS {format_bytes(self.peak_rss)} ({who}); projected peak "
-                f"{format_bytes(plan.peak_memory)} of a {format_bytes(plan.max_mem)} budget"
+                f"memory: peak RSS {format_bytes(self.peak_rss)} ({who}){added}; projected "
+                f"peak {format_bytes(plan.peak_memory)} of a {format_bytes(plan.max_mem)} budget"
             )
         return lines
 
@@ -801,6 +811,7 @@ def run_conversion(
     """Write every array of ``plan`` into ``store`` (see the module docstring)."""
     start = time.perf_counter()
     tame_allocator()
+    rss_at_start = start_memory_watch()
     resumed = claim_target(store, plan, overwrite=overwrite)
     if events is not None:
         events(RechunkEvent("run-start", "", "", 0, len(plan.jobs), plan.bytes_written, 0.0))
@@ -816,7 +827,10 @@ def run_conversion(
         )  # fmt: skip
     _consolidate(store, plan)
     _tidy(store)
-    return ConversionResult(plan, results, time.perf_counter() - start, resumed, peak_rss())
+    peak = peak_rss()
+    return ConversionResult(
+        plan, results, time.perf_counter() - start, resumed, peak, max(0, peak - rss_at_start)
+    )
 
 
 def default_threads() -> int:

@@ -55,6 +55,7 @@ __all__ = [
     "peak_rss",
     "readback_boxes",
     "run_plan",
+    "start_memory_watch",
     "tame_allocator",
     "task_boxes",
     "thread_runner",
@@ -294,6 +295,21 @@ def peak_rss() -> int:
 
     scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale
+
+
+def start_memory_watch() -> int:
+    """Reset this process's peak resident memory to its current value (Linux: write 5 to
+    ``/proc/self/clear_refs``) and return the current resident memory, bytes, so that a
+    later :func:`peak_rss` minus this is what the work in between added. Elsewhere the
+    peak is the process's lifetime peak and the difference an upper bound."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        import os
+
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    return 0
 
 
 def tame_allocator() -> None:

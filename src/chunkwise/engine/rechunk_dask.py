@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chunkwise.errors import MissingDependencyError, SpecError
@@ -34,11 +34,14 @@ class DaskExecutor:
         The scheduler's address, or ``local:N`` for a cluster started here.
     cluster
         The ``LocalCluster`` started for ``local:N``, else ``None``.
+    rss_at_start
+        Each worker's resident memory when :meth:`prepare` ran, bytes.
     """
 
     client: Any
     address: str
     cluster: Any = None
+    rss_at_start: dict[str, int] = field(default_factory=dict)
 
     @property
     def workers(self) -> list[str]:
@@ -58,11 +61,15 @@ class DaskExecutor:
         return f"{where} ({n} worker{'s' * (n != 1)} x {t} thread{'s' * (t != 1)})"
 
     def prepare(self) -> None:
-        """Ask every worker's allocator to hand large buffers back to the OS at once
-        (:func:`chunkwise.engine.rechunk.tame_allocator`), as the local executor does."""
-        from chunkwise.engine.rechunk import tame_allocator
+        """Tame every worker's allocator as the local executor does
+        (:func:`chunkwise.engine.rechunk.tame_allocator`), and start watching each worker's
+        peak memory from its current resident memory."""
+        from chunkwise.engine.rechunk import start_memory_watch, tame_allocator
 
         self.client.run(tame_allocator)
+        self.rss_at_start = {
+            worker: int(rss) for worker, rss in self.client.run(start_memory_watch).items()
+        }
 
     def runner(
         self, fn: Callable[..., int], items: list[tuple[Any, ...]], parallel: int
@@ -95,12 +102,15 @@ class DaskExecutor:
             submit(worker)
             yield nbytes
 
-    def peak_rss(self) -> int:
-        """The largest peak resident memory of any worker process so far, bytes."""
+    def peak_rss(self) -> tuple[int, int]:
+        """The largest peak resident memory of any worker process since :meth:`prepare`,
+        and the largest rise of any worker above its memory then, bytes."""
         from chunkwise.engine.rechunk import peak_rss
 
-        peaks = self.client.run(peak_rss)
-        return max((int(v) for v in peaks.values()), default=0)
+        peaks = {worker: int(v) for worker, v in self.client.run(peak_rss).items()}
+        start = self.rss_at_start
+        rises = [peak - start.get(worker, peak) for worker, peak in peaks.items()]
+        return max(peaks.values(), default=0), max(rises, default=0)
 
     def close(self) -> None:
         """Close the client, and the local cluster if this started one."""
