@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.rule import Rule
 
 from chunkwise import api
+from chunkwise.engine.convert import ConversionResult
 from chunkwise.engine.rechunk import RechunkEvent
 from chunkwise.engine.results import Progress
 from chunkwise.report.bench import print_bench
@@ -94,6 +95,7 @@ def _rechunk(console: Console, out: Path) -> None:
         source, target, workload="time-series", storage="local-ssd", max_mem="48MiB",
         overwrite=True, events=show,
     )  # fmt: skip
+    assert isinstance(result, ConversionResult)  # not a dry run
     for line in result.summary():
         console.print(f"  {line}", highlight=False)
 
