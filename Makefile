@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[moto]' "botocore==$$($(BIN)/python -c 'import botocore; print(botocore.__version__)')"
 	@touch $(STAMP)
 
 demo: $(STAMP)
