@@ -12,6 +12,7 @@ __all__ = [
     "ConstraintError",
     "MissingDependencyError",
     "SpecError",
+    "StoreError",
 ]
 
 
@@ -29,3 +30,7 @@ class ConstraintError(ChunkwiseError):
 
 class MissingDependencyError(ChunkwiseError):
     """An optional dependency needed for this feature is not installed."""
+
+
+class StoreError(ChunkwiseError):
+    """A store cannot be opened or read: missing, not Zarr, unreachable or corrupt."""

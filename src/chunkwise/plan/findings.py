@@ -1,0 +1,617 @@
+"""A performance lint for existing Zarr arrays: findings with stable rule ids.
+
+Pure: it takes plain facts about arrays and their store (shape, chunks, shards, object
+counts, metadata state) plus a :class:`~chunkwise.model.storage.StorageProfile` and
+returns :class:`Finding` values. ``chunkwise inspect`` gathers the facts; nothing here
+reads a byte.
+
+=====  =========  =============================================================
+rule   severity   checks
+=====  =========  =============================================================
+CW101  warning    chunks far below the storage's efficient request size
+CW102  warn/err   chunks (or shards) too big for memory
+CW103  warn/err   too many objects for a filesystem or an object store (v3)
+CW104  info/warn  coordinate arrays chunked by 1 or in tiny pieces
+CW105  info-err   Zarr v2 arrays with object counts that v3 sharding would fix
+CW106  warning    unconsolidated metadata on a remote store
+CW107  error      stale consolidated metadata
+CW108  warn/err   Dask task graphs: too many chunks for one full pass
+CW109  info       very uneven chunking: a last chunk holding a sliver of the dim
+=====  =========  =============================================================
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from chunkwise.model.layout import ceil_div
+from chunkwise.model.storage import StorageProfile
+from chunkwise.units import format_bytes, format_count, format_duration
+
+__all__ = [
+    "RULES",
+    "SEVERITIES",
+    "ArrayFacts",
+    "Finding",
+    "LintThresholds",
+    "Severity",
+    "StoreFacts",
+    "at_or_above",
+    "lint",
+    "rechunk_command",
+    "target_url",
+]
+
+Severity = Literal["info", "warning", "error"]
+#: Severities from least to most severe.
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
+
+#: Rule id -> short name.
+RULES: dict[str, str] = {
+    "CW101": "small-chunks",
+    "CW102": "chunks-too-big",
+    "CW103": "too-many-objects",
+    "CW104": "coordinate-chunking",
+    "CW105": "v2-needs-sharding",
+    "CW106": "unconsolidated-remote",
+    "CW107": "stale-consolidated",
+    "CW108": "dask-task-graph",
+    "CW109": "uneven-chunks",
+}
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint result.
+
+    Attributes
+    ----------
+    rule
+        Stable id, ``CW101`` ... (see :data:`RULES`).
+    severity
+        ``"info"``, ``"warning"`` or ``"error"``.
+    path
+        The array the finding is about; ``""`` for the store as a whole.
+    message
+        One sentence with the evidence in numbers.
+    evidence
+        The numbers behind the message (bytes, counts, seconds).
+    fix
+        What to do, ideally an exact ``chunkwise`` command.
+    """
+
+    rule: str
+    severity: Severity
+    path: str
+    message: str
+    evidence: Mapping[str, float | int | str] = field(default_factory=dict)
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form: ``rule``, ``name``, ``severity``, ``path``, ``message``, ``evidence``, ``fix``."""
+        return {
+            "rule": self.rule,
+            "name": RULES.get(self.rule, ""),
+            "severity": self.severity,
+            "path": self.path,
+            "message": self.message,
+            "evidence": dict(self.evidence),
+            "fix": self.fix,
+        }
+
+
+def at_or_above(severity: str, threshold: str) -> bool:
+    """``severity`` is at least as severe as ``threshold`` (``info < warning < error``)."""
+    return SEVERITIES.index(severity) >= SEVERITIES.index(threshold)
+
+
+@dataclass(frozen=True)
+class ArrayFacts:
+    """What the lint needs to know about one array (all plain values).
+
+    Attributes
+    ----------
+    path
+        Path inside the store (``""`` when the store is one array).
+    zarr_format
+        2 or 3.
+    shape, chunks
+        Elements per dimension of the array and of one (inner) chunk.
+    shards
+        Elements per dimension of one shard, or ``None``.
+    itemsize
+        Bytes per element.
+    dims
+        Dimension names when the array has them.
+    codec
+        The compressor as a ``chunkwise`` codec string (``"zstd:3"``), or ``None`` when
+        chunkwise cannot write it.
+    data_objects
+        Chunk or shard objects actually stored (``None`` unless keys were listed).
+    """
+
+    path: str
+    zarr_format: int
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None
+    itemsize: int
+    dims: tuple[str, ...] | None = None
+    codec: str | None = None
+    data_objects: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The last path component."""
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> str:
+        """The path of the group holding the array."""
+        return self.path.rpartition("/")[0]
+
+    @property
+    def nbytes(self) -> int:
+        """Uncompressed bytes of the whole array."""
+        return math.prod(self.shape) * self.itemsize
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Uncompressed bytes of one (inner) chunk."""
+        return math.prod(self.chunks) * self.itemsize
+
+    @property
+    def write_unit(self) -> tuple[int, ...]:
+        """Shape of one stored object: the shard, else the chunk."""
+        return self.shards if self.shards is not None else self.chunks
+
+    @property
+    def object_bytes(self) -> int:
+        """Uncompressed bytes of one stored object."""
+        return math.prod(self.write_unit) * self.itemsize
+
+    @property
+    def nchunks(self) -> int:
+        """(Inner) chunks in the grid."""
+        return math.prod(ceil_div(n, c) for n, c in zip(self.shape, self.chunks, strict=True))
+
+    @property
+    def grid_objects(self) -> int:
+        """Stored objects when every chunk (or shard) is written."""
+        return math.prod(ceil_div(n, c) for n, c in zip(self.shape, self.write_unit, strict=True))
+
+
+@dataclass(frozen=True)
+class StoreFacts:
+    """What the lint needs to know about the store.
+
+    Attributes
+    ----------
+    url
+        The store as the user named it (used in the suggested commands).
+    remote
+        Read over a network (``s3://``, ``https://``, ...).
+    is_group
+        The root is a group.
+    members
+        Arrays and groups below the root.
+    consolidated
+        The root carries consolidated metadata.
+    stale
+        How the consolidated metadata disagrees with the members' own (one phrase each).
+    """
+
+    url: str
+    remote: bool
+    is_group: bool
+    members: int
+    consolidated: bool
+    stale: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LintThresholds:
+    """Where the rules fire. The defaults are the lint's definition.
+
+    Attributes
+    ----------
+    small_fraction
+        CW101 fires below this fraction of the storage's smallest efficient object size.
+    chunk_warn_bytes, chunk_error_bytes
+        CW102: decoded chunk size a reader must hold at once (2 GiB is also Blosc's
+        buffer limit).
+    shard_warn_bytes
+        CW102: a shard that a writer assembles in memory.
+    objects_filesystem, objects_object_store
+        CW103/CW105 warn above these object counts per array (ten times more: error).
+    v2_objects_info
+        CW105 notes v2 arrays with more objects than this.
+    coordinate_max_bytes
+        CW104: a chunked 1-D coordinate this small belongs in one chunk.
+    dask_tasks_warn, dask_tasks_error
+        CW108: Dask tasks of one full pass (~1 ms of scheduler time each).
+    sliver_fraction
+        CW109: a last chunk holding less than this fraction of a full chunk.
+    """
+
+    small_fraction: float = 0.25
+    chunk_warn_bytes: int = 256 * MiB
+    chunk_error_bytes: int = 2048 * MiB
+    shard_warn_bytes: int = 2048 * MiB
+    objects_filesystem: int = 100_000
+    objects_object_store: int = 1_000_000
+    v2_objects_info: int = 10_000
+    coordinate_max_bytes: int = 64 * MiB
+    dask_tasks_warn: int = 100_000
+    dask_tasks_error: int = 1_000_000
+    sliver_fraction: float = 0.1
+
+
+#: Seconds of Dask scheduler overhead per task (the Dask docs' rule of thumb: ~1 ms).
+DASK_TASK_OVERHEAD_S = 1e-3
+#: Size chunkwise grows small chunks to when suggesting a fix, by storage kind (bytes).
+_GROW_TARGET = {"filesystem": 1 * MiB, "object": 8 * MiB}
+#: Shard size suggested when a fix adds shards, bytes.
+_SHARD_TARGET = 64 * MiB
+
+
+def _shape(values: Sequence[int]) -> str:
+    return "x".join(map(str, values))
+
+
+def _csv(values: Sequence[int]) -> str:
+    return ",".join(map(str, values))
+
+
+def _source(store: StoreFacts, array: ArrayFacts) -> str:
+    return f"{store.url}#{array.path}" if array.path else store.url
+
+
+def target_url(url: str, path: str, label: str) -> str:
+    """A new store next to ``url`` for the rechunked array: ``data.zarr`` + ``"tomo"`` +
+    ``"roi"`` -> ``data-tomo-roi.zarr``."""
+    base = url.rstrip("/")
+    stem, dot, ext = base.rpartition(".")
+    if not dot or "/" in ext:
+        stem, ext = base, "zarr"
+    name = f"-{path.replace('/', '-')}" if path else ""
+    return f"{stem}{name}-{label}.{ext}"
+
+
+def _target(store: StoreFacts, array: ArrayFacts, label: str) -> str:
+    return target_url(store.url, array.path, label)
+
+
+def rechunk_command(
+    source: str,
+    target: str,
+    *,
+    chunks: Sequence[int],
+    shards: Sequence[int] | None,
+    codec: str | None,
+    zarr_format: int,
+) -> str:
+    """The ``chunkwise rechunk`` command line that writes this layout."""
+    parts = ["chunkwise", "rechunk", source, target, "--chunks", _csv(chunks)]
+    if shards is not None:
+        parts += ["--shards", _csv(shards)]
+    if codec is not None:
+        parts += ["--codec", codec]
+    parts += ["--zarr-format", str(zarr_format)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def grow_chunks(
+    shape: Sequence[int], chunks: Sequence[int], itemsize: int, target_bytes: int
+) -> tuple[int, ...]:
+    """Double the smallest chunk dims (never past the array) until a chunk reaches
+    ``target_bytes``: near-cubic growth that keeps the chunk's orientation."""
+    out = [min(c, n) for c, n in zip(chunks, shape, strict=True)]
+    while math.prod(out) * itemsize < target_bytes:
+        growable = [i for i, (c, n) in enumerate(zip(out, shape, strict=True)) if c < n]
+        if not growable:
+            break
+        i = min(growable, key=lambda j: out[j])
+        out[i] = min(out[i] * 2, shape[i])
+    return tuple(out)
+
+
+def grow_shards(
+    shape: Sequence[int], chunks: Sequence[int], itemsize: int, target_bytes: int
+) -> tuple[int, ...]:
+    """A shard of whole chunks (a multiple of ``chunks`` per dim, at most the array
+    rounded up to the chunk) of about ``target_bytes``."""
+    out = list(chunks)
+    limit = [ceil_div(n, c) * c for n, c in zip(shape, chunks, strict=True)]
+    while math.prod(out) * itemsize * 2 <= target_bytes:
+        growable = [i for i in range(len(out)) if out[i] * 2 <= limit[i]]
+        if not growable:
+            break
+        i = min(growable, key=lambda j: out[j])
+        out[i] *= 2
+    return tuple(out)
+
+
+def _objects(array: ArrayFacts) -> int:
+    return array.data_objects if array.data_objects is not None else array.grid_objects
+
+
+def _object_limit(storage: StorageProfile, t: LintThresholds) -> int:
+    return t.objects_filesystem if storage.kind == "filesystem" else t.objects_object_store
+
+
+def _small_chunks(
+    array: ArrayFacts, store: StoreFacts, storage: StorageProfile, t: LintThresholds
+) -> Finding | None:
+    floor = storage.object_bytes_min * t.small_fraction
+    if array.chunk_bytes >= floor or array.nchunks < 2 or array.nbytes < storage.object_bytes_min:
+        return None
+    requests = array.nchunks
+    full_read_s = (
+        math.ceil(requests / storage.effective_concurrency) * storage.latency_s
+        + array.nbytes / storage.bandwidth_Bps
+    )
+    grown = grow_chunks(array.shape, array.chunks, array.itemsize, _GROW_TARGET[storage.kind])
+    command = rechunk_command(
+        _source(store, array), _target(store, array, "rechunked"), chunks=grown, shards=None,
+        codec=array.codec, zarr_format=array.zarr_format,
+    )  # fmt: skip
+    sharded = array.shards is not None
+    return Finding(
+        "CW101",
+        "info" if sharded else "warning",
+        array.path,
+        f"chunks {_shape(array.chunks)} hold {format_bytes(array.chunk_bytes)}, far below the "
+        f"{format_bytes(storage.object_bytes_min)} that {storage.name} serves efficiently: a full "
+        f"read takes {format_count(requests)} requests (about {format_duration(full_read_s)} on {storage.name})"
+        + (" even inside shards" if sharded else "")
+        + ".",
+        {
+            "chunk_bytes": array.chunk_bytes,
+            "efficient_bytes": storage.object_bytes_min,
+            "requests_per_full_read": requests,
+            "full_read_s": full_read_s,
+        },
+        f"rechunk to bigger chunks, e.g. {command}; or let advise choose: "
+        f"chunkwise inspect {shlex.quote(store.url)} --workload <preset> --storage {storage.name}",
+    )
+
+
+def _big_chunks(array: ArrayFacts, store: StoreFacts, t: LintThresholds) -> Finding | None:
+    chunk, shard = array.chunk_bytes, array.object_bytes
+    if chunk >= t.chunk_warn_bytes:
+        severity: Severity = "error" if chunk >= t.chunk_error_bytes else "warning"
+        what = f"chunks {_shape(array.chunks)} decode to {format_bytes(chunk)} each"
+    elif array.shards is not None and shard >= t.shard_warn_bytes:
+        severity = "warning"
+        what = f"shards {_shape(array.write_unit)} are {format_bytes(shard)} each, all held by a writer"
+    else:
+        return None
+    if chunk >= t.chunk_warn_bytes:
+        chunks = _shrink(array.chunks, array.itemsize, max(t.chunk_warn_bytes // 16, 1))
+        shards = None
+        advice = "use smaller chunks"
+    else:
+        chunks = array.chunks
+        grown = grow_shards(array.shape, chunks, array.itemsize, _SHARD_TARGET)
+        shards = grown if grown != chunks else None
+        advice = "keep the chunks in smaller shards" if shards else "keep the chunks, unsharded"
+    command = rechunk_command(
+        _source(store, array), _target(store, array, "rechunked"), chunks=chunks,
+        shards=shards, codec=array.codec, zarr_format=array.zarr_format,
+    )  # fmt: skip
+    return Finding(
+        "CW102",
+        severity,
+        array.path,
+        f"{what}: every reader (and every Dask task) holds that much memory at once, "
+        f"several copies while decoding"
+        + (", and Blosc cannot compress buffers over 2 GiB" if chunk >= t.chunk_error_bytes else "")
+        + ".",
+        {"chunk_bytes": chunk, "object_bytes": shard},
+        f"{advice}, e.g. {command}",
+    )
+
+
+def _shrink(chunks: Sequence[int], itemsize: int, target_bytes: int) -> tuple[int, ...]:
+    out = list(chunks)
+    while math.prod(out) * itemsize > target_bytes and max(out) > 1:
+        i = max(range(len(out)), key=lambda j: out[j])
+        out[i] = ceil_div(out[i], 2)
+    return tuple(out)
+
+
+def _many_objects(
+    array: ArrayFacts, store: StoreFacts, storage: StorageProfile, t: LintThresholds
+) -> Finding | None:
+    objects = _objects(array)
+    limit = _object_limit(storage, t)
+    if array.zarr_format == 2:
+        if objects <= t.v2_objects_info:
+            return None
+        severity: Severity = (
+            "error" if objects > 10 * limit else "warning" if objects > limit else "info"
+        )
+        rule, verb = "CW105", "Zarr v2 has no sharding: "
+    else:
+        if objects <= limit:
+            return None
+        severity = "error" if objects > 10 * limit else "warning"
+        rule, verb = "CW103", ""
+    shards = grow_shards(array.shape, array.chunks, array.itemsize, _SHARD_TARGET)
+    after = math.prod(ceil_div(n, s) for n, s in zip(array.shape, shards, strict=True))
+    kind = "filesystem" if storage.kind == "filesystem" else "object store"
+    command = rechunk_command(
+        _source(store, array), _target(store, array, "sharded"), chunks=array.chunks,
+        shards=shards, codec=array.codec, zarr_format=3,
+    )  # fmt: skip
+    counted = "stored" if array.data_objects is not None else "in its grid"
+    return Finding(
+        rule,
+        severity,
+        array.path,
+        f"{verb}{format_count(objects)} objects {counted} ({format_bytes(array.object_bytes)} "
+        + (
+            f"each), more than {'a' if kind == 'filesystem' else 'an'} {kind} ({storage.name}) "
+            f"handles well ({format_count(limit)}): "
+            if objects > limit
+            else "each): "
+        )
+        + "every copy, listing and delete pays per object.",
+        {"objects": objects, "limit": limit, "objects_with_shards": after},
+        f"keep the chunks and pack them into v3 shards {_shape(shards)} "
+        f"({format_count(after)} objects): {command}",
+    )
+
+
+def _coordinates(
+    arrays: Sequence[ArrayFacts], store: StoreFacts, t: LintThresholds
+) -> list[Finding]:
+    dims_by_group: dict[str, set[str]] = {}
+    for a in arrays:
+        if a.dims is not None and len(a.shape) > 1:
+            dims_by_group.setdefault(a.parent, set()).update(a.dims)
+    out = []
+    for a in arrays:
+        if len(a.shape) != 1 or a.nchunks < 2 or a.nbytes > t.coordinate_max_bytes:
+            continue
+        if a.name not in dims_by_group.get(a.parent, set()) and a.dims != (a.name,):
+            continue
+        severity: Severity = "warning" if a.chunks[0] == 1 or a.nchunks > 100 else "info"
+        command = rechunk_command(
+            _source(store, a), _target(store, a, "one-chunk"), chunks=a.shape, shards=None,
+            codec=a.codec, zarr_format=a.zarr_format,
+        )  # fmt: skip
+        out.append(
+            Finding(
+                "CW104",
+                severity,
+                a.path,
+                f"coordinate {a.name!r} ({format_count(a.shape[0])} values, "
+                f"{format_bytes(a.nbytes)}) is split into {format_count(a.nchunks)} chunks of "
+                f"{a.chunks[0]}: xarray reads it whole when opening, one request per chunk.",
+                {"nchunks": a.nchunks, "chunk": a.chunks[0], "nbytes": a.nbytes},
+                f"store it as one chunk: {command}",
+            )
+        )
+    return out
+
+
+def _dask(array: ArrayFacts, t: LintThresholds) -> Finding | None:
+    tasks = array.grid_objects
+    if tasks <= t.dask_tasks_warn:
+        return None
+    seconds = tasks * DASK_TASK_OVERHEAD_S
+    severity: Severity = "error" if tasks > t.dask_tasks_error else "warning"
+    return Finding(
+        "CW108",
+        severity,
+        array.path,
+        f"Dask (and xarray with chunks={{}}) makes one task per "
+        f"{'shard' if array.shards is not None else 'chunk'}: {format_count(tasks)} tasks per "
+        f"full pass, about {format_duration(seconds)} of scheduler overhead before any data moves.",
+        {"tasks": tasks, "scheduler_s": seconds},
+        "open it with bigger Dask chunks (a multiple of the stored chunks, e.g. "
+        "xr.open_zarr(url, chunks={...}) of ~100 MiB each) or rechunk to bigger chunks.",
+    )
+
+
+def _uneven(array: ArrayFacts, t: LintThresholds) -> Finding | None:
+    for n, c, i in zip(array.shape, array.chunks, range(len(array.shape)), strict=True):
+        rest = n % c
+        if n > c and 0 < rest < c * t.sliver_fraction:
+            dim = array.dims[i] if array.dims else f"dim {i}"
+            even = ceil_div(n, ceil_div(n, c))
+            return Finding(
+                "CW109",
+                "info",
+                array.path,
+                f"along {dim}, {n} is split into chunks of {c}, leaving a last chunk of {rest}: "
+                "a request and a Dask task for a sliver, and chunks that do not line up with "
+                "even splits.",
+                {"dim": dim, "size": n, "chunk": c, "last_chunk": rest},
+                f"a chunk of {even} along {dim} splits it into {ceil_div(n, even)} chunks of "
+                "(nearly) equal size.",
+            )
+    return None
+
+
+def _store_findings(store: StoreFacts) -> list[Finding]:
+    out = []
+    fix_consolidate = (
+        f"python -c \"import zarr; zarr.consolidate_metadata('{store.url}')\" "
+        "(with storage_options for remote stores)"
+    )
+    if store.remote and store.is_group and store.members > 0 and not store.consolidated:
+        out.append(
+            Finding(
+                "CW106",
+                "warning",
+                "",
+                f"the group has {format_count(store.members)} members and no consolidated "
+                "metadata: opening it remotely costs a listing per group and a request per "
+                "member instead of one.",
+                {"members": store.members},
+                f"consolidate the metadata once: {fix_consolidate}",
+            )
+        )
+    if store.stale:
+        shown = "; ".join(store.stale[:3]) + ("; ..." if len(store.stale) > 3 else "")
+        out.append(
+            Finding(
+                "CW107",
+                "error",
+                "",
+                f"consolidated metadata is stale ({len(store.stale)} "
+                f"difference{'s' if len(store.stale) != 1 else ''}: {shown}): readers that "
+                "trust it see the wrong arrays.",
+                {"differences": len(store.stale)},
+                f"consolidate the metadata again: {fix_consolidate}",
+            )
+        )
+    return out
+
+
+def lint(
+    arrays: Sequence[ArrayFacts],
+    store: StoreFacts,
+    storage: StorageProfile,
+    thresholds: LintThresholds,
+) -> tuple[Finding, ...]:
+    """Run every rule.
+
+    Parameters
+    ----------
+    arrays
+        Facts of every array in the store.
+    store
+        Facts of the store (remote or not, consolidated metadata and its staleness).
+    storage
+        The storage the arrays are read from (its kind, latency, efficient object sizes).
+    thresholds
+        Where the rules fire.
+
+    Returns
+    -------
+    tuple of Finding
+        Most severe first, then by rule and path.
+    """
+    found: list[Finding] = list(_store_findings(store))
+    found.extend(_coordinates(arrays, store, thresholds))
+    for array in arrays:
+        for result in (
+            _small_chunks(array, store, storage, thresholds),
+            _big_chunks(array, store, thresholds),
+            _many_objects(array, store, storage, thresholds),
+            _dask(array, thresholds),
+            _uneven(array, thresholds),
+        ):
+            if result is not None:
+                found.append(result)
+    return tuple(sorted(found, key=lambda f: (-SEVERITIES.index(f.severity), f.rule, f.path)))
