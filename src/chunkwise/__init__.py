@@ -6,8 +6,14 @@ Measure first, model the cost, recommend with reasons. The public API:
 * :func:`bench` — those layouts (and the usual baselines) written and timed on your data and store.
 """
 
-from chunkwise.api import advise, bench, convert, problem, rechunk
-from chunkwise.errors import ChunkwiseError, ConstraintError, MissingDependencyError, SpecError
+from chunkwise.api import advise, bench, convert, inspect, problem, rechunk, trace
+from chunkwise.errors import (
+    ChunkwiseError,
+    ConstraintError,
+    MissingDependencyError,
+    SpecError,
+    StoreError,
+)
 from chunkwise.plan.advice import Advice, Recommendation
 
 __version__ = "0.1.0"
@@ -19,10 +25,13 @@ __all__ = [
     "MissingDependencyError",
     "Recommendation",
     "SpecError",
+    "StoreError",
     "__version__",
     "advise",
     "bench",
     "convert",
+    "inspect",
     "problem",
     "rechunk",
+    "trace",
 ]

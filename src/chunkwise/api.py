@@ -13,7 +13,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,9 +24,13 @@ from chunkwise.plan.advice import Advice, make_advice
 from chunkwise.spec import Problem, load_spec, problem_from_spec
 
 if TYPE_CHECKING:
+    from zarr.abc.store import Store
+
     from chunkwise.engine.convert import ConversionPlan, ConversionResult
+    from chunkwise.engine.inspect import InspectReport
     from chunkwise.engine.rechunk import Events
     from chunkwise.engine.results import BenchReport, Progress
+    from chunkwise.engine.trace import ScriptRun, Trace
 
 __all__ = [
     "DEFAULT_BENCH_TOP",
@@ -33,14 +38,18 @@ __all__ = [
     "DEFAULT_GRID_BUDGET",
     "DEFAULT_MAX_MEM",
     "DEFAULT_REPEATS",
+    "DEFAULT_SPAN_FRACTION",
     "DEFAULT_STORAGE",
     "DEFAULT_TIE_TOLERANCE",
     "DEFAULT_TOP",
     "advise",
     "bench",
     "convert",
+    "inspect",
     "problem",
     "rechunk",
+    "trace",
+    "trace_script",
 ]
 
 #: Storage assumed when a spec names none.
@@ -383,6 +392,56 @@ def convert(
     return rechunk(source, target, **options)
 
 
+def inspect(
+    url: str | Path,
+    *,
+    complete: bool = False,
+    workload: str | None = None,
+    storage: str | Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> InspectReport:
+    """Look at an existing Zarr store: its tree, each array's layout, and performance findings.
+
+    Parameters
+    ----------
+    url
+        A Zarr array or group: a directory, a ``.zip``, ``s3://bucket/prefix`` or
+        ``https://...``.
+    complete
+        Also list every key with its size (objects, stored bytes, initialized chunks,
+        compression ratio per array). By default only metadata documents are read: one
+        GET per member, plus one delimited listing per group when the metadata is not
+        consolidated.
+    workload
+        A workload preset (``"slice-viewer"``, ``"time-series"``, ...) or spec file: also
+        predict the current layout's seconds per operation, compare them with
+        ``advise``'s best layout, and give the ``chunkwise rechunk`` command to get there.
+    storage
+        The storage the findings and predictions assume: a preset (``"s3"``,
+        ``"local-ssd"``, ...) or custom values; default: guessed from the URL.
+    storage_options
+        fsspec options for remote stores (``endpoint_url``, ``key``, ``anon``, ...).
+
+    Returns
+    -------
+    InspectReport
+        Its ``repr`` is the report; ``to_json()`` the machine-readable form, with one entry
+        per array under ``arrays`` (``findings`` as ``{rule, severity, message, fix}``).
+
+    Raises
+    ------
+    chunkwise.errors.StoreError
+        For a path that is not a Zarr store, an unreachable server or corrupt metadata,
+        with a one-sentence message.
+    """
+    from chunkwise.engine.inspect import inspect_store
+
+    return inspect_store(
+        url, complete=complete, workload=workload, storage=storage,
+        storage_options=storage_options,
+    )  # fmt: skip
+
+
 def _check_not_nested(source: str, target: str) -> None:
     """Refuse a local target that is the source, inside it, or holds it."""
     if "://" in target or "://" in source:
@@ -394,3 +453,82 @@ def _check_not_nested(source: str, target: str) -> None:
             f"target {target!r} overlaps the source {source!r}; chunkwise never writes into "
             "its source: choose a separate directory."
         )
+
+
+#: A traced read covering at least this fraction of a dim spans it (plane, series, scan).
+DEFAULT_SPAN_FRACTION = 0.9
+
+
+@contextmanager
+def trace(
+    store: Store | None = None, *, span_fraction: float = DEFAULT_SPAN_FRACTION
+) -> Iterator[Trace]:
+    """Record every store request and array selection of a block of zarr work.
+
+    >>> import zarr, chunkwise
+    >>> from zarr.storage import MemoryStore
+    >>> store = MemoryStore()
+    >>> _ = zarr.create_array(store, shape=(4, 8, 8), chunks=(1, 8, 8), dtype="f4")
+    >>> with chunkwise.trace(store) as t:
+    ...     arr = zarr.open_array(t.store, mode="r")
+    ...     _ = arr[2]
+    >>> t.workload().to_spec()["workload"]
+    [{'op': 'plane', 'dims': ['dim_1', 'dim_2'], 'weight': 1.0}]
+
+    Parameters
+    ----------
+    store
+        The zarr store to trace; open arrays on ``t.store`` inside the block. ``None``
+        traces every store zarr opens inside the block (``zarr.open_array(path)``,
+        ``xarray.open_zarr(url)``, ...).
+    span_fraction
+        A read covering at least this fraction (0-1] of a dim spans it, when the workload
+        is inferred: a plane cropped by a few percent is still a plane.
+
+    Yields
+    ------
+    chunkwise.engine.trace.Trace
+        Filled as the block runs: ``.events`` (store requests with key, byte range, bytes,
+        start and duration in seconds), ``.selections`` (per-dim boxes read and written),
+        ``.totals_by_op()``, ``.totals_by_array()``, ``.workload()`` (a spec ``advise``
+        accepts via ``.to_spec()``) and ``.heatmap()``.
+
+    Notes
+    -----
+    While a trace is active, zarr's selection functions (and, without a store, its store
+    factory) are wrapped; they are restored when the block ends, even on error.
+    """
+    from chunkwise.engine.trace import tracing
+
+    with tracing(store, span_fraction=span_fraction) as recorded:
+        yield recorded
+
+
+def trace_script(
+    command: Sequence[str], *, span_fraction: float = DEFAULT_SPAN_FRACTION
+) -> ScriptRun:
+    """Run ``python script.py ARGS`` in this process with every zarr store it opens traced.
+
+    Parameters
+    ----------
+    command
+        ``["python", "analysis.py", "--flag"]`` or ``["python", "-m", "package.module"]``
+        (the leading ``python`` is optional). The script runs as ``__main__`` with
+        ``sys.argv`` set to its arguments, in this interpreter.
+    span_fraction
+        A read covering at least this fraction (0-1] of a dim spans it (see :func:`trace`).
+
+    Returns
+    -------
+    chunkwise.engine.trace.ScriptRun
+        The script's exit code (0, its ``sys.exit`` code, or 1 after an uncaught
+        exception, whose traceback is printed to stderr) and the trace.
+
+    Raises
+    ------
+    chunkwise.errors.ChunkwiseError
+        When the command is not a Python script or module that exists.
+    """
+    from chunkwise.engine.trace import run_script
+
+    return run_script(command, span_fraction=span_fraction)

@@ -15,8 +15,10 @@ from rich.console import Console
 
 from chunkwise import __version__, api
 from chunkwise.cli.common import UserError, codec_profiles_arg, int_list, storage_arg, user_errors
+from chunkwise.cli.inspect import inspect
 from chunkwise.cli.measure import bench, codecs, probe
 from chunkwise.cli.rechunk import convert, rechunk
+from chunkwise.cli.trace import trace
 from chunkwise.model.storage import READER_PRESETS, STORAGE_PRESETS
 from chunkwise.model.workload import WORKLOAD_PRESETS
 from chunkwise.report.json import advice_document
@@ -141,6 +143,8 @@ cli.add_command(probe)
 cli.add_command(codecs)
 cli.add_command(rechunk)
 cli.add_command(convert)
+cli.add_command(trace)
+cli.add_command(inspect)
 
 
 def main() -> None:

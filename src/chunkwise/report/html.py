@@ -35,7 +35,14 @@ from chunkwise.report.bench import (
 )
 from chunkwise.report.plots import plot_objects_vs_read, plot_op_times, plot_predicted_vs_measured
 
-__all__ = ["bench_html", "write_report_files"]
+__all__ = [
+    "bench_html",
+    "escape",
+    "figure_html",
+    "html_page",
+    "section_html",
+    "write_report_files",
+]
 
 _CSS = """
 :root { --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --soft: #f6f8fa;
@@ -106,27 +113,28 @@ _PLOTS: tuple[tuple[Callable[[BenchReport], bytes], str, str], ...] = (
 )
 
 
-def _e(text: object) -> str:
+def escape(text: object) -> str:
+    """``text`` escaped for HTML, quotes included."""
     return html.escape(str(text), quote=True)
 
 
 def _cell(text: str, numeric: bool, extra: str = "") -> str:
     classes = " ".join(c for c in ("num" if numeric else "", extra) if c)
     attr = f' class="{classes}"' if classes else ""
-    return f"<td{attr}>{_e(text)}</td>"
+    return f"<td{attr}>{escape(text)}</td>"
 
 
 def _head(table: TextTable) -> str:
     numeric = ' class="num"'
     cells = "".join(
-        f'<th{numeric if n else ""} scope="col">{_e(h)}</th>'
+        f'<th{numeric if n else ""} scope="col">{escape(h)}</th>'
         for h, n in zip(table.headers, table.numeric, strict=True)
     )
     return f"<thead><tr>{cells}</tr></thead>"
 
 
 def _badges(marks: tuple[str, ...]) -> str:
-    return "".join(f'<span class="badge {_e(m)}">{_e(m)}</span>' for m in marks)
+    return "".join(f'<span class="badge {escape(m)}">{escape(m)}</span>' for m in marks)
 
 
 def _study_html(report: BenchReport) -> str:
@@ -137,7 +145,7 @@ def _study_html(report: BenchReport) -> str:
         marks = row_marks(report, row.result)
         attrs = ' class="recommended"' if "recommended" in marks else ""
         attrs += ' data-fastest="true"' if row.result is fastest else ""
-        name = f"<td><strong>{_e(row.cells[0])}</strong>{_badges(marks)}</td>"
+        name = f"<td><strong>{escape(row.cells[0])}</strong>{_badges(marks)}</td>"
         rest = [
             _cell(c, n, "label" if i == 1 else "")
             for i, (c, n) in enumerate(zip(row.cells, table.numeric, strict=True))
@@ -170,34 +178,35 @@ def _plain_table(table: TextTable, table_id: str) -> str:
         "<tr>" + "".join(_cell(c, n) for c, n in zip(r.cells, table.numeric, strict=True)) + "</tr>"
         for r in table.rows
     )
-    return f'<table id="{_e(table_id)}">{_head(table)}<tbody>{body}</tbody></table>'
+    return f'<table id="{escape(table_id)}">{_head(table)}<tbody>{body}</tbody></table>'
 
 
-def _figure(png: bytes, title: str, caption: str) -> str:
+def figure_html(png: bytes, title: str, caption: str) -> str:
+    """A ``<figure>`` with ``png`` inlined as base64 (800x450 px), a title and a caption."""
     data = base64.b64encode(png).decode("ascii")
     return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(title)}" width="800" '
-        f'height="450"><figcaption><strong>{_e(title)}.</strong> {_e(caption)}</figcaption></figure>'
+        f'<figure><img src="data:image/png;base64,{data}" alt="{escape(title)}" width="800" '
+        f'height="450"><figcaption><strong>{escape(title)}.</strong> {escape(caption)}</figcaption></figure>'
     )
 
 
 def _plots_html(report: BenchReport) -> str:
     try:
-        figures = [_figure(plot(report), title, caption) for plot, title, caption in _PLOTS]
+        figures = [figure_html(plot(report), title, caption) for plot, title, caption in _PLOTS]
     except MissingDependencyError as error:
-        return f'<p class="caption">{_e(error)}</p>'
+        return f'<p class="caption">{escape(error)}</p>'
     return "".join(figures)
 
 
 def _list(items: list[str] | tuple[str, ...], css: str) -> str:
-    return f'<ul class="{css}">' + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>"
+    return f'<ul class="{css}">' + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>"
 
 
 def _recommendation_html(report: BenchReport) -> str:
     label = report.recommendation or "none (advise was not run)"
     parts = [
         '<section id="recommendation"><h2>Recommendation</h2>',
-        f'<p class="label"><code>{_e(label)}</code></p>',
+        f'<p class="label"><code>{escape(label)}</code></p>',
         _list(summary_lines(report), "summary"),
     ]
     if report.rationale:
@@ -207,7 +216,7 @@ def _recommendation_html(report: BenchReport) -> str:
 
 def _header_html(report: BenchReport) -> str:
     parts = [
-        f"<header><h1>{_e(report.title)}</h1>",
+        f"<header><h1>{escape(report.title)}</h1>",
         '<p class="subtitle">chunkwise bench: candidate Zarr layouts written and timed</p>',
         "</header>",
     ]
@@ -215,15 +224,16 @@ def _header_html(report: BenchReport) -> str:
     if warning:
         parts.append(
             f'<div class="banner" id="synthetic" role="alert"><strong>{SYNTHETIC_LABEL}:</strong>'
-            f" {_e(warning)}</div>"
+            f" {escape(warning)}</div>"
         )
-    items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in context_items(report))
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in context_items(report))
     parts.append(f'<dl class="context">{items}</dl>')
     return "".join(parts)
 
 
-def _section(section_id: str, title: str, body: str) -> str:
-    return f'<section id="{_e(section_id)}"><h2>{_e(title)}</h2>{body}</section>'
+def section_html(section_id: str, title: str, body: str) -> str:
+    """A ``<section id=...>`` with an ``<h2>`` title around the HTML ``body``."""
+    return f'<section id="{escape(section_id)}"><h2>{escape(title)}</h2>{body}</section>'
 
 
 def _details_html(report: BenchReport) -> str:
@@ -231,11 +241,11 @@ def _details_html(report: BenchReport) -> str:
     codecs = codec_table(report)
     if codecs is not None:
         table = _plain_table(codecs, "codecs")
-        parts.append(_section("codecs", "Codecs on a sample of the data", table))
+        parts.append(section_html("codecs", "Codecs on a sample of the data", table))
     if report.notes:
-        parts.append(_section("notes", "Notes", _list(report.notes, "notes")))
-    items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in machine_items(report))
-    parts.append(_section("machine", "Machine", f'<dl class="context">{items}</dl>'))
+        parts.append(section_html("notes", "Notes", _list(report.notes, "notes")))
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in machine_items(report))
+    parts.append(section_html("machine", "Machine", f'<dl class="context">{items}</dl>'))
     return "".join(parts)
 
 
@@ -243,12 +253,12 @@ def _footer_html(report: BenchReport) -> str:
     line = reproduce_line(report)
     prefix = "Reproduce with: "
     reproduce = (
-        f"{prefix}<code>{_e(line.removeprefix(prefix))}</code>"
+        f"{prefix}<code>{escape(line.removeprefix(prefix))}</code>"
         if line.startswith(prefix)
-        else _e(line)
+        else escape(line)
     )
     return (
-        f"<footer><p>Generated by chunkwise {_e(__version__)} (chunkwise bench). {reproduce}</p>"
+        f"<footer><p>Generated by chunkwise {escape(__version__)} (chunkwise bench). {reproduce}</p>"
         "<p>The exact numbers are in the CSV (one row per layout and operation) and JSON "
         "files written with this page.</p></footer>"
     )
@@ -273,7 +283,7 @@ def bench_html(report: BenchReport) -> str:
     """
     results = (
         f'<div class="scroll">{_study_html(report)}</div>'
-        f'<p class="legend">{_e(study_caption(report))}</p>'
+        f'<p class="legend">{escape(study_caption(report))}</p>'
     )
     accuracy = (
         '<p class="caption">Times per operation; measured/predicted in green when within '
@@ -283,17 +293,30 @@ def bench_html(report: BenchReport) -> str:
         (
             _header_html(report),
             _recommendation_html(report),
-            _section("results-section", "Results", results),
-            _section("plots", "Figures", _plots_html(report)),
-            _section("accuracy", "Predicted vs measured", accuracy),
+            section_html("results-section", "Results", results),
+            section_html("plots", "Figures", _plots_html(report)),
+            section_html("accuracy", "Predicted vs measured", accuracy),
             _details_html(report),
             _footer_html(report),
         )
     )
+    return html_page(report.title, body)
+
+
+def html_page(title: str, body: str) -> str:
+    """A self-contained HTML5 page: ``body`` inside ``<main>``, the reports' inline CSS.
+
+    Parameters
+    ----------
+    title
+        The page title (escaped here).
+    body
+        HTML already escaped by the caller.
+    """
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(report.title)}</title><style>{_CSS}</style></head>"
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )
 

@@ -21,7 +21,13 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_objects_vs_read", "plot_op_times", "plot_predicted_vs_measured"]
+__all__ = [
+    "figure_png",
+    "new_figure",
+    "plot_objects_vs_read",
+    "plot_op_times",
+    "plot_predicted_vs_measured",
+]
 
 FIGSIZE_IN = (8.0, 4.5)
 DPI = 100
@@ -38,7 +44,7 @@ _MARKERS = {
 }
 
 
-def _figure() -> Figure:
+def new_figure() -> Figure:
     """A new figure on its own Agg canvas; a missing matplotlib raises a clear error."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -53,7 +59,7 @@ def _figure() -> Figure:
     return figure
 
 
-def _png(figure: Figure) -> bytes:
+def figure_png(figure: Figure) -> bytes:
     """The figure as PNG bytes; the figure is cleared afterwards."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
@@ -158,12 +164,12 @@ def plot_op_times(report: BenchReport) -> bytes:
     bytes
         A PNG image, 800 x 450 pixels.
     """
-    figure = _figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     names = op_names(report)
     if not names:
         _nothing(ax, "operations")
-        return _png(figure)
+        return figure_png(figure)
     heights = _bars(ax, report, names)
     ax.set_xticks(range(len(names)), labels=[_op_tick(report, n) for n in names], fontsize=9)
     _seconds_axis(ax, "y", _wide(heights))
@@ -172,7 +178,7 @@ def plot_op_times(report: BenchReport) -> bytes:
     ax.grid(axis="y", color="0.9")
     ax.set_axisbelow(True)
     figure.legend(loc="outside right upper", fontsize="small", frameon=False)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def plot_objects_vs_read(report: BenchReport) -> bytes:
@@ -186,12 +192,12 @@ def plot_objects_vs_read(report: BenchReport) -> bytes:
     """
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    figure = _figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     points = [(i, r) for i, r in enumerate(report.results) if _positive(r.measured_weighted_s)]
     if not points:
         _nothing(ax, "measured workload times")
-        return _png(figure)
+        return figure_png(figure)
     for i, result in points:
         star = result is recommended_result(report)
         x, y = max(result.objects, 1), result.measured_weighted_s
@@ -211,7 +217,7 @@ def plot_objects_vs_read(report: BenchReport) -> bytes:
     ax.set_title("Fewer objects vs faster reads", fontsize=11)
     ax.grid(color="0.92")
     ax.set_axisbelow(True)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _accuracy_points(ax: Axes, report: BenchReport) -> tuple[list[float], set[str]]:
@@ -263,12 +269,12 @@ def plot_predicted_vs_measured(report: BenchReport) -> bytes:
     """
     import numpy as np
 
-    figure = _figure()
+    figure = new_figure()
     ax = figure.add_subplot()
     values, kinds = _accuracy_points(ax, report)
     if not values:
         _nothing(ax, "predicted and measured times")
-        return _png(figure)
+        return figure_png(figure)
     lo, hi = min(values) / 2, max(values) * 2
     line = np.geomspace(lo, hi, 50)
     ax.fill_between(line, line / GOOD_PREDICTION, line * GOOD_PREDICTION, color="0.87", zorder=1)
@@ -283,4 +289,4 @@ def plot_predicted_vs_measured(report: BenchReport) -> bytes:
     ax.grid(color="0.92")
     ax.set_axisbelow(True)
     _accuracy_legend(figure, report, kinds)
-    return _png(figure)
+    return figure_png(figure)
