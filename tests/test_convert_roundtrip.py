@@ -631,7 +631,7 @@ def test_a_killed_group_conversion_resumes(tmp_path: Path) -> None:
         values = _write_h5(source, side)
         target = tmp_path / f"cube{side}.zarr"
         command = [*cli, "convert", str(source), str(target), "--chunks", f"{side},8,8",
-                   "--max-mem", "20700KiB", "--threads", "1", "--quiet"]  # fmt: skip
+                   "--max-mem", "24700KiB", "--threads", "1", "--quiet"]  # fmt: skip
         before = snapshot(source)
         first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
@@ -649,7 +649,7 @@ def test_a_killed_group_conversion_resumes(tmp_path: Path) -> None:
     assert (target / ".chunkwise-rechunk" / "run.json").is_file()
 
     plan = chunkwise.convert(source, tmp_path / "plan.zarr", chunks=(side, 8, 8),
-                             max_mem="20700KiB", dry_run=True)  # fmt: skip
+                             max_mem="24700KiB", dry_run=True)  # fmt: skip
     assert isinstance(plan, ConversionPlan)
     assert all(len(job.plan.stages) == 2 for job in plan.jobs)  # two passes, as intended
     total = sum(stage.tasks for job in plan.jobs for stage in job.plan.stages)

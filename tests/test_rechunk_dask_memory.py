@@ -57,7 +57,7 @@ def cluster() -> Iterator[str]:
 
 def test_dask_gives_the_identical_result(tmp_path: Path, cluster: str) -> None:
     data = make_maps(tmp_path / "maps.zarr", (64, 96, 80))
-    options = {"chunks": (64, 8, 8), "shards": (64, 16, 40), "max_mem": "21MiB", "threads": 1}
+    options = {"chunks": (64, 8, 8), "shards": (64, 16, 40), "max_mem": "25MiB", "threads": 1}
     local = api.rechunk(tmp_path / "maps.zarr", tmp_path / "local.zarr", **options)
     on_dask = api.rechunk(tmp_path / "maps.zarr", tmp_path / "dask.zarr", dask=cluster, **options)
     assert len(local.plan.jobs[0].plan.stages) == 2  # type: ignore[union-attr]
@@ -125,12 +125,12 @@ def test_peak_resident_memory_stays_within_the_budget(
     tmp_path: Path, executor: str, cluster: str
 ) -> None:
     """The issue's map -> time-series job, smaller: 128x256x256 float32 (32 MiB) from
-    (1, 256, 256) maps to (128, 16, 16) series with a 24 MiB budget, measured as peak RSS
+    (1, 256, 256) maps to (128, 16, 16) series with a 28 MiB budget, measured as peak RSS
     above the warmed-up process (each Dask worker: above its own baseline)."""
     make_maps(tmp_path / "maps.zarr", (128, 256, 256))
     script = tmp_path / "measure.py"
     script.write_text(MEASURE)
-    budget = 24 * MiB
+    budget = 28 * MiB
     run = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "maps.zarr"), str(tmp_path), str(budget),
          cluster if executor == "dask" else ""],
@@ -144,4 +144,4 @@ def test_peak_resident_memory_stays_within_the_budget(
     assert 0 < report["added"] <= budget
     for worker, peak in report["peak"].items():
         used = peak - report["baseline"][worker]
-        assert used <= budget, f"{worker}: {used / MiB:.1f} MiB above baseline, budget 24 MiB"
+        assert used <= budget, f"{worker}: {used / MiB:.1f} MiB above baseline, budget 28 MiB"
