@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import zarr
 from click.testing import CliRunner
+from counting_store import Counting
 from zarr.storage import LocalStore, ZipStore
 
 import chunkwise
@@ -166,29 +167,6 @@ def test_tree_dims_codecs_and_metadata_state(tmp_path: Path) -> None:
 def test_default_reads_metadata_only(tmp_path: Path) -> None:
     """Without --complete no chunk is read and no array is listed; a consolidated store is
     not listed at all."""
-    from zarr.storage import WrapperStore
-
-    class Counting(WrapperStore[Any]):
-        def __init__(self, store: Any) -> None:
-            super().__init__(store)
-            self.calls: list[tuple[str, str]] = []
-
-        async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-            self.calls.append(("get", key))
-            return await self._store.get(key, prototype, byte_range)
-
-        def list(self) -> Any:
-            self.calls.append(("list", ""))
-            return self._store.list()
-
-        def list_prefix(self, prefix: str) -> Any:
-            self.calls.append(("list_prefix", prefix))
-            return self._store.list_prefix(prefix)
-
-        def list_dir(self, prefix: str) -> Any:
-            self.calls.append(("list_dir", prefix))
-            return self._store.list_dir(prefix)
-
     _v3_group(tmp_path / "g.zarr")
     _v3_group(tmp_path / "u.zarr", consolidate=False)
     for name, lists in (("g.zarr", []), ("u.zarr", [("list_dir", ""), ("list_dir", "sub")])):

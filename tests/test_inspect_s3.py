@@ -10,38 +10,15 @@ import numpy as np
 import pytest
 import zarr
 from click.testing import CliRunner
+from counting_store import Counting
 from s3server import S3Server
-from zarr.storage import FsspecStore, WrapperStore
+from zarr.storage import FsspecStore
 
 import chunkwise
 from chunkwise.cli.main import cli
 from chunkwise.engine.stores import _fsspec_store, close_sessions
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # zarr: consolidated v3 metadata
-
-
-class Counting(WrapperStore[Any]):
-    """Records every request the inspector makes of the store."""
-
-    def __init__(self, store: Any) -> None:
-        super().__init__(store)
-        self.calls: list[tuple[str, str]] = []
-
-    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-        self.calls.append(("get", key))
-        return await self._store.get(key, prototype, byte_range)
-
-    def list(self) -> Any:
-        self.calls.append(("list", ""))
-        return self._store.list()
-
-    def list_prefix(self, prefix: str) -> Any:
-        self.calls.append(("list_prefix", prefix))
-        return self._store.list_prefix(prefix)
-
-    def list_dir(self, prefix: str) -> Any:
-        self.calls.append(("list_dir", prefix))
-        return self._store.list_dir(prefix)
 
 
 def _write(url: str, options: dict[str, Any], *, consolidate: bool) -> dict[str, Any]:

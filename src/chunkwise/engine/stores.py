@@ -25,7 +25,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,13 +223,12 @@ class EmulatedStore(WrapperStore[Store]):
             await self.set(key, value)
 
     async def _set_many(self, values: Iterable[tuple[str, Buffer]]) -> None:
-        await asyncio.gather(*(self.set(k, v) for k, v in values))
+        await set_each(self, values)
 
-    async def _get_many(
+    def _get_many(
         self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
-    ) -> Any:
-        for key, prototype, byte_range in requests:
-            yield (key, await self.get(key, prototype, byte_range))
+    ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+        return get_each(self, requests)
 
     async def _listed(self, items: AsyncIterator[str]) -> AsyncIterator[str]:
         await self._link.request(0)
@@ -248,6 +247,20 @@ class EmulatedStore(WrapperStore[Store]):
 
     def __repr__(self) -> str:
         return f"EmulatedStore({self._store!r}, {self._link.emulation.describe()})"
+
+
+async def set_each(store: Store, values: Iterable[tuple[str, Buffer]]) -> None:
+    """Batched writes through ``store.set``, one key at a time: a wrapper that counts or
+    delays requests sees each of them (zarr's default batching may bypass the wrapper)."""
+    await asyncio.gather(*(store.set(k, v) for k, v in values))
+
+
+async def get_each(
+    store: Store, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+    """Batched reads through ``store.get``, one key at a time (see :func:`set_each`)."""
+    for key, prototype, byte_range in requests:
+        yield (key, await store.get(key, prototype, byte_range))
 
 
 @dataclass

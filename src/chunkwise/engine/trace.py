@@ -23,7 +23,6 @@ restored when the last active trace ends, even on error.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import itertools
 import os
@@ -33,7 +32,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Sto
 from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import WrapperStore
 
+from chunkwise.engine.stores import get_each, set_each
 from chunkwise.errors import SpecError
 from chunkwise.plan.infer import (
     Access,
@@ -349,13 +349,12 @@ class TracingStore(WrapperStore[Store]):
             self._record("set_if_not_exists", key, start, len(value))
 
     async def _set_many(self, values: Iterable[tuple[str, Buffer]]) -> None:
-        await asyncio.gather(*(self.set(k, v) for k, v in values))
+        await set_each(self, values)
 
-    async def _get_many(
+    def _get_many(
         self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
-    ) -> Any:
-        for key, prototype, byte_range in requests:
-            yield (key, await self.get(key, prototype, byte_range))
+    ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+        return get_each(self, requests)
 
     async def delete(self, key: str) -> None:
         start = time.perf_counter()
