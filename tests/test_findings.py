@@ -17,6 +17,7 @@ from chunkwise.plan.findings import (
     grow_chunks,
     grow_shards,
     lint,
+    target_url,
 )
 
 LOCAL = STORAGE_PRESETS["local-ssd"]
@@ -200,3 +201,12 @@ def test_suggested_chunks_and_shards_are_valid(
     assert all(
         s % c == 0 and s <= -(-n // c) * c for s, c, n in zip(shards, chunks, shape, strict=True)
     )
+
+
+def test_targets_of_suggested_commands_are_writable_stores() -> None:
+    """rechunk cannot write a zip: a zip's commands write a directory store next to it."""
+    assert target_url("data.zarr", "tomo", "roi") == "data-tomo-roi.zarr"
+    assert target_url("s3://b/data.zarr/", "", "roi") == "s3://b/data-roi.zarr"
+    assert target_url("/d/v1.0/data", "", "roi") == "/d/v1.0/data-roi.zarr"
+    assert target_url("/d/archive.zip", "a/b", "sharded") == "/d/archive-a-b-sharded.zarr"
+    assert target_url("/d/ARCHIVE.ZIP", "", "x") == "/d/ARCHIVE-x.zarr"

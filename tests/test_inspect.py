@@ -426,3 +426,66 @@ def test_inspect_over_http(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_workload_skips_empty_arrays(tmp_path: Path) -> None:
+    """An empty placeholder array beside the data has nothing to price: the comparison is
+    about the data array, not an error about a size-0 shape."""
+    root = zarr.open_group(LocalStore(tmp_path / "g.zarr"), mode="w")
+    root.create_array("vol", shape=(16, 32, 32), chunks=(16, 4, 4), dtype="uint8")
+    root.create_array("empty", shape=(0, 32, 32), chunks=(1, 32, 32), dtype="uint8")
+    report = chunkwise.inspect(tmp_path / "g.zarr", workload="slice-viewer")
+    assert [c.path for c in report.comparisons] == ["vol"]
+    zarr.create_array(LocalStore(tmp_path / "e.zarr"), shape=(0, 5), chunks=(2, 5), dtype="f4")
+    alone = chunkwise.inspect(tmp_path / "e.zarr", workload="slice-viewer")
+    assert alone.comparisons == ()
+    assert "no numeric array with dimensions to price" in str(alone)
+
+
+def test_zero_chunk_size_is_invalid_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "z0.zarr"
+    zarr.create_array(LocalStore(path), shape=(0,), chunks=(1,), dtype="f4")
+    doc = json.loads((path / "zarr.json").read_text())
+    doc["chunk_grid"]["configuration"]["chunk_shape"] = [0]
+    (path / "zarr.json").write_text(json.dumps(doc))
+    result = CliRunner().invoke(cli, ["inspect", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith(
+        f"Error: metadata 'zarr.json' in store '{path}' is not valid Zarr metadata"
+    )
+
+
+def test_complete_skips_keys_that_vanish_while_listing(tmp_path: Path) -> None:
+    """A chunk deleted between the listing and its size (or a dangling link) is not there."""
+    path = tmp_path / "a.zarr"
+    zarr.create_array(LocalStore(path), shape=(4,), chunks=(2,), dtype="uint8")[:] = 1
+    (path / "c" / "9").symlink_to(tmp_path / "nowhere")
+    (array,) = chunkwise.inspect(path, complete=True).arrays
+    assert array.nchunks_initialized == 2 and array.objects == 3
+
+
+class _NoListing(Counting):
+    """A store that may be read but not listed (S3 without s3:ListBucket, HTTP with 403)."""
+
+    def list(self) -> Any:
+        raise PermissionError("Access Denied")
+
+    def list_dir(self, prefix: str) -> Any:
+        async def denied() -> Any:
+            raise PermissionError("Access Denied")
+            yield prefix  # an async generator
+
+        return denied()
+
+
+def test_a_store_that_cannot_be_listed_is_one_sentence(tmp_path: Path) -> None:
+    _v3_group(tmp_path / "u.zarr", consolidate=False)
+    for complete in (False, True):
+        store = _NoListing(LocalStore(tmp_path / "u.zarr", read_only=True))
+        with pytest.raises(
+            StoreError, match=r"cannot be listed \(PermissionError: Access Denied\)"
+        ):
+            chunkwise.inspect(store, complete=complete)  # type: ignore[arg-type]
+    _v3_group(tmp_path / "g.zarr")  # consolidated: nothing to list without --complete
+    store = _NoListing(LocalStore(tmp_path / "g.zarr", read_only=True))
+    assert len(chunkwise.inspect(store).arrays) == 4  # type: ignore[arg-type]

@@ -464,3 +464,69 @@ def test_bad_commands_are_one_sentence_exit_2(
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_a_script_named_python_something_is_the_script(tmp_path: Path, volume: Path) -> None:
+    """Only an interpreter is dropped from the front of the command, not python_*.py."""
+    viewer = script(tmp_path, VIEWER, "python_viewer.py")
+    run = api.trace_script([str(viewer), str(volume)])
+    assert run.exit_code == 0 and len(run.trace.selections) == 12
+    again = api.trace_script(["python3.11", str(viewer), str(volume)])
+    assert again.exit_code == 0 and len(again.trace.selections) == 12
+
+
+def test_a_root_array_named_like_another_arrays_path_stays_apart(tmp_path: Path) -> None:
+    write_volume(tmp_path / "temp", (4, 6), (2, 3), ("y", "x"))  # a root array "temp"
+    zarr.open_group(tmp_path / "g.zarr", mode="w")
+    write_volume(tmp_path / "g.zarr", (8,), (4,), ("t",), name="temp")  # g.zarr's "temp"
+    with chunkwise.trace() as t:
+        zarr.open_array(tmp_path / "temp", mode="r")[0]
+        zarr.open_group(tmp_path / "g.zarr", mode="r")["temp"][:]
+    assert sorted(a.shape for a in t.arrays.values()) == [(4, 6), (8,)]
+    assert sorted(row.reads for row in t.totals_by_array()) == [1, 1]
+
+
+def test_emptiness_checks_and_clears_are_events() -> None:
+    """zarr asks ``is_empty`` before creating with mode="w-": a listing the trace records."""
+    with chunkwise.trace(MemoryStore()) as t:
+        zarr.open_group(t.store, mode="w-")
+        asyncio.run(t.store.clear())
+    ops = [(e.op, e.key) for e in t.events]
+    assert ("is_empty", "") in ops and ops[-1] == ("clear", "")
+
+
+def test_a_script_that_changes_directory_does_not_move_the_output(
+    tmp_path: Path, volume: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    chdir = "import os\nos.chdir(os.path.join(os.path.dirname(__file__), 'elsewhere'))\n"
+    wanders = script(tmp_path, VIEWER, "wanders.py", then=chdir)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["trace", "-o", "out", "--", "python", wanders.name, str(volume)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "workload.yaml").is_file()
+    assert not (tmp_path / "elsewhere" / "out").exists()
+    assert Path.cwd() == tmp_path
+
+
+def test_the_default_array_is_the_one_read_most_often_by_the_user(tmp_path: Path) -> None:
+    """One Dask computation reads in many chunk-sized pieces but is one read: the default
+    workload is the array the program read most often, the one workload.yaml is for."""
+    import dask
+    import dask.array as da
+
+    store = MemoryStore()
+    zarr.open_group(store, mode="w")
+    write_volume(store, (40, 8), (1, 8), ("t", "x"), name="once")  # 40 chunks, 1 read
+    write_volume(store, (4, 8), (4, 8), ("t", "x"), name="often")  # 3 reads
+    with chunkwise.trace(store) as t, dask.config.set(scheduler="threads"):
+        group = zarr.open_group(t.store, mode="r")
+        da.from_zarr(group["once"]).compute()
+        for i in range(3):
+            group["often"][i]
+    assert sum(s.array == "once" for s in t.selections) >= 40
+    assert t.workload().reads == 3
+    files = write_trace_files(t, tmp_path / "out")
+    assert files.workloads["often"] == files.workload

@@ -410,8 +410,8 @@ def inspect(
     complete
         Also list every key with its size (objects, stored bytes, initialized chunks,
         compression ratio per array). By default only metadata documents are read: one
-        GET per member, plus one delimited listing per group when the metadata is not
-        consolidated.
+        GET per member (three in Zarr v2), plus one delimited listing per group when the
+        metadata is not consolidated.
     workload
         A workload preset (``"slice-viewer"``, ``"time-series"``, ...) or spec file: also
         predict the current layout's seconds per operation, compare them with

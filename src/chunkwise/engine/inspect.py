@@ -3,8 +3,8 @@
 :func:`inspect_store` reads metadata documents only, unless ``complete=True``:
 
 * a root with consolidated metadata is read from it, and each member's own metadata is
-  fetched (one GET per member) to tell whether the consolidated copy is stale; nothing is
-  listed;
+  fetched (one GET per member; three in v2: ``.zarray``, ``.zgroup``, ``.zattrs``) to
+  tell whether the consolidated copy is stale; nothing is listed;
 * a group without consolidated metadata is walked with one delimited listing per group
   (``list_dir``), never inside an array;
 * ``complete=True`` lists every key once, with sizes (one paginated listing on S3), for
@@ -561,15 +561,39 @@ class _Reader:
         if key.endswith("zarr.json"):
             node_type = doc.get("node_type")
             if node_type == "array":
-                return ArrayV3Metadata.from_dict(dict(doc))
+                return _positive_chunks(ArrayV3Metadata.from_dict(dict(doc)))
             if node_type == "group":
                 return GroupMetadata.from_dict(
                     {k: v for k, v in doc.items() if k != "consolidated_metadata"}
                 )
             raise ValueError(f"node_type {node_type!r} is neither 'array' nor 'group'")
         if "shape" in doc:
-            return ArrayV2Metadata.from_dict(dict(doc))
+            return _positive_chunks(ArrayV2Metadata.from_dict(dict(doc)))
         return GroupMetadata.from_dict(dict(doc) | {"zarr_format": 2})
+
+
+def _positive_chunks(metadata: Any) -> Any:
+    """The metadata, if every chunk and shard size is positive (the grid maths divides)."""
+    for name in ("chunks", "shards"):
+        sizes = getattr(metadata, name, None)
+        if sizes is not None and any(int(n) <= 0 for n in sizes):
+            raise ValueError(f"{name} {list(sizes)} has a size below 1")
+    return metadata
+
+
+async def _listing(url: str, awaitable: Awaitable[T]) -> T:
+    """``awaitable``'s result; a failed listing (no permission, no index page) as one
+    sentence."""
+    try:
+        return await awaitable
+    except ChunkwiseError:
+        raise
+    except Exception as exc:  # botocore, aiohttp and fsspec raise many types
+        raise StoreError(
+            f"store {url!r} cannot be listed ({_reason(exc)}); check the URL and that the "
+            "credentials may list it (inspect lists groups without consolidated metadata, "
+            "and every key with --complete)."
+        ) from None
 
 
 async def _all(coroutines: Iterable[Awaitable[T]]) -> list[T]:
@@ -658,7 +682,11 @@ async def _list_sizes(store: Store) -> list[tuple[str, int]]:
         for folder, _, files in os.walk(root):
             for name in files:
                 full = Path(folder) / name
-                out.append((full.relative_to(root).as_posix(), full.stat().st_size))
+                try:
+                    size = full.stat().st_size
+                except FileNotFoundError:  # deleted since listed, or a dangling link
+                    continue
+                out.append((full.relative_to(root).as_posix(), size))
         return out
     if isinstance(store, FsspecStore):
         base = store.path.rstrip("/")
@@ -812,7 +840,7 @@ def _facts(a: ArrayReport) -> ArrayFacts:
 def _data_arrays(arrays: Sequence[ArrayReport]) -> list[ArrayReport]:
     """The arrays a workload is about: numeric, with the most dims, not coordinates."""
 
-    numeric = [a for a in arrays if a.numeric and a.shape]
+    numeric = [a for a in arrays if a.numeric and a.shape and math.prod(a.shape) > 0]
     if len(numeric) <= 1:
         return numeric
     most = max(len(a.shape) for a in numeric)
@@ -1013,7 +1041,7 @@ async def _inspect(
             ".zgroup; give the path of a Zarr array or group."
         )
     root_meta, raw = root
-    listing = await _list_sizes(opened.store) if complete else None
+    listing = await _listing(reader.url, _list_sizes(opened.store)) if complete else None
     if not _is_group(root_meta):
         return [_array_report("", root_meta, listing)], [], False, (), root_meta
     consolidated = _consolidated(raw)
@@ -1046,7 +1074,7 @@ async def _inspect(
             for path in sorted(set(members) - set(consolidated)):
                 stale.append(f"{path!r} exists but is not listed")
     else:
-        await _walk(reader, "", int(root_meta.zarr_format), members)
+        await _listing(reader.url, _walk(reader, "", int(root_meta.zarr_format), members))
     if consolidated is not None:
         for path in sorted(set(consolidated) & set(members)):
             cons_meta = reader.parse(_join(path, "zarr.json" if "node_type" in consolidated[path]

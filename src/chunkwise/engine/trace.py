@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
+import re
 import runpy
 import sys
 import threading
@@ -51,6 +52,7 @@ from chunkwise.plan.infer import (
     InferredWorkload,
     chunk_heatmap,
     infer_workload,
+    merge_batches,
 )
 from chunkwise.units import format_bytes
 
@@ -69,7 +71,8 @@ __all__ = [
 
 TraceOp = Literal[
     "get", "get_partial_values", "set", "set_if_not_exists", "exists", "getsize",
-    "getsize_prefix", "delete", "delete_dir", "list", "list_prefix", "list_dir",
+    "getsize_prefix", "delete", "delete_dir", "clear", "is_empty", "list", "list_prefix",
+    "list_dir",
 ]  # fmt: skip
 _READ_OPS = frozenset({"get", "get_partial_values"})
 _WRITE_OPS = frozenset({"set", "set_if_not_exists"})
@@ -370,6 +373,20 @@ class TracingStore(WrapperStore[Store]):
         finally:
             self._record("delete_dir", prefix, start)
 
+    async def clear(self) -> None:
+        start = time.perf_counter()
+        try:
+            await self._store.clear()
+        finally:
+            self._record("clear", "", start)
+
+    async def is_empty(self, prefix: str) -> bool:
+        start = time.perf_counter()
+        try:
+            return await self._store.is_empty(prefix)
+        finally:
+            self._record("is_empty", prefix, start)
+
     async def _listed(
         self, op: TraceOp, prefix: str, items: AsyncIterator[str]
     ) -> AsyncIterator[str]:
@@ -497,15 +514,12 @@ class Trace:
     @property
     def arrays(self) -> dict[str, TracedArray]:
         """Arrays read or written, by name: their path (a root array: the store's last path
-        part, ``vol.zarr``), as ``name@store`` if two stores hold the same path."""
+        part, ``vol.zarr``), as ``name@store`` if two arrays would share a name."""
         with self._lock:
             arrays = list(self._arrays.values())
-        paths = Counter(a.path for a in arrays)
-        names = {}
-        for a in arrays:
-            name = _array_name(a.store, a.path)
-            names[name if paths[a.path] == 1 else f"{name}@{a.store}"] = a
-        return names
+        named = [(_array_name(a.store, a.path), a) for a in arrays]
+        seen = Counter(name for name, _ in named)
+        return {name if seen[name] == 1 else f"{name}@{a.store}": a for name, a in named}
 
     @property
     def bytes_read(self) -> int:
@@ -529,14 +543,17 @@ class Trace:
                 "the trace saw no zarr array being read or written; open the arrays on the "
                 "traced store (t.store) or inside the traced block."
             )
-        if name is None:
-            reads = Counter((s.store, s.array) for s in self.selections if s.kind == "read")
-            return max(arrays.items(), key=lambda item: reads[(item[1].store, item[1].path)])
+        if name is None:  # the most reads as the program made them (a Dask computation: one)
+            return max(arrays.items(), key=lambda item: self._reads(item[1]))
         if name not in arrays:
             raise SpecError(
                 f"array {name!r} is not in the trace; it saw {', '.join(sorted(arrays))}."
             )
         return name, arrays[name]
+
+    def _reads(self, array: TracedArray) -> int:
+        joined = merge_batches(self._accesses(array, "read"))
+        return sum(1 for a in joined if all(stop > start for start, stop in a.box))
 
     def _accesses(self, array: TracedArray, kind: str) -> list[Access]:
         return [
@@ -840,7 +857,8 @@ class _Hooks:
     def _make_store_hook(self, original: Callable[..., Any]) -> Callable[..., Any]:
         async def hooked(*args: Any, **kwargs: Any) -> Any:
             store = await original(*args, **kwargs)
-            capturing = self.capturing[-1] if self.capturing else None
+            with self.lock:  # another thread's trace may end meanwhile
+                capturing = self.capturing[-1] if self.capturing else None
             if capturing is None or isinstance(store, TracingStore):
                 return store
             return capturing.wrap(store)
@@ -904,8 +922,9 @@ class ScriptRun:
 
 
 def _is_python(word: str) -> bool:
+    """An interpreter (``python``, ``python3.11``, ``pythonw.exe``), not ``python_x.py``."""
     name = Path(word).name
-    return name.startswith("python") or word == sys.executable
+    return re.fullmatch(r"python[0-9.]*w?(\.exe)?", name) is not None or word == sys.executable
 
 
 def _script_target(command: Sequence[str]) -> tuple[str, str, list[str]]:
@@ -960,8 +979,8 @@ def run_script(command: Sequence[str], *, span_fraction: float) -> ScriptRun:
     every zarr store it opens traced.
 
     The script runs as ``__main__`` with ``sys.argv`` set to ``[script, *ARGS]`` and its
-    directory first on ``sys.path``, like ``python script.py`` would; both are restored
-    afterwards. Its exceptions are printed with their traceback, not raised. In-process,
+    directory first on ``sys.path``, like ``python script.py`` would; both, and the
+    working directory, are restored afterwards. Its exceptions are printed with their traceback, not raised. In-process,
     so the trace sees zarr objects directly; work the script hands to other processes
     (multiprocessing, Dask distributed workers) is not traced.
 
@@ -991,7 +1010,7 @@ def run_script(command: Sequence[str], *, span_fraction: float) -> ScriptRun:
         # Imported now so its schedulers are hooked: reads of one Dask computation (an
         # xarray .load()) are then joined into the selection they came from.
         importlib.import_module("dask.threaded")
-    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    saved_argv, saved_path, saved_cwd = sys.argv[:], sys.path[:], os.getcwd()
     error: BaseException | None = None
     exit_code = 0
     with tracing(span_fraction=span_fraction) as trace:
@@ -1018,5 +1037,6 @@ def run_script(command: Sequence[str], *, span_fraction: float) -> ScriptRun:
             _user_traceback(exc)
         finally:
             sys.argv, sys.path[:] = saved_argv, saved_path
+            os.chdir(saved_cwd)
             sys.stdout.flush()
     return ScriptRun(tuple(command), exit_code, trace, error)

@@ -275,11 +275,14 @@ def _source(store: StoreFacts, array: ArrayFacts) -> str:
 
 def target_url(url: str, path: str, label: str) -> str:
     """A new store next to ``url`` for the rechunked array: ``data.zarr`` + ``"tomo"`` +
-    ``"roi"`` -> ``data-tomo-roi.zarr``."""
+    ``"roi"`` -> ``data-tomo-roi.zarr`` (a directory store also for a ``.zip``, which
+    ``rechunk`` cannot write)."""
     base = url.rstrip("/")
     stem, dot, ext = base.rpartition(".")
     if not dot or "/" in ext:
         stem, ext = base, "zarr"
+    elif ext.lower() == "zip":
+        ext = "zarr"
     name = f"-{path.replace('/', '-')}" if path else ""
     return f"{stem}{name}-{label}.{ext}"
 
@@ -554,7 +557,8 @@ def _store_findings(store: StoreFacts) -> list[Finding]:
                 "CW106",
                 "warning",
                 "",
-                f"the group has {format_count(store.members)} members and no consolidated "
+                f"the group has {format_count(store.members)} "
+                f"member{'s' * (store.members != 1)} and no consolidated "
                 "metadata: opening it remotely costs a listing per group and a request per "
                 "member instead of one.",
                 {"members": store.members},
