@@ -540,30 +540,37 @@ def _stamp(array: Any) -> None:
     array.attrs["bench_rechunk"] = {"generator": GENERATOR, "seed": SEED, "complete": True}
 
 
-def ensure_source(case: Case, work: Path) -> Path:
-    """The v3 source, generated in slabs of planes unless a complete one is there."""
+def write_maps(path: Path, shape: tuple[int, int, int], chunks: tuple[int, int, int]) -> Any:
+    """Write the benchmark's (time, y, x) source at ``path``, in slabs of 32 planes so the
+    generator holds little memory: float32, Blosc zstd 5 with shuffle. Returns the array."""
     import zarr
 
+    array = zarr.create_array(
+        path,
+        shape=shape,
+        dtype="float32",
+        chunks=chunks,
+        compressors=_blosc_v3(),
+        fill_value=0.0,
+        dimension_names=("time", "y", "x"),
+        overwrite=True,
+    )
+    terms = _field_terms(shape)
+    step = 32
+    for start in range(0, shape[0], step):
+        stop = min(shape[0], start + step)
+        array[start:stop] = _slab(terms, start, stop)
+    return array
+
+
+def ensure_source(case: Case, work: Path) -> Path:
+    """The v3 source, generated unless a complete one is there."""
     path = work / "source.zarr"
     if _source_ok(path, case, 3):
         return path
     shutil.rmtree(path, ignore_errors=True)
     print(f"generating {path} ...", flush=True)
-    array = zarr.create_array(
-        path,
-        shape=case.shape,
-        dtype="float32",
-        chunks=case.source_chunks,
-        compressors=_blosc_v3(),
-        fill_value=0.0,
-        dimension_names=("time", "y", "x"),
-    )
-    terms = _field_terms(case.shape)
-    step = 32
-    for start in range(0, case.shape[0], step):
-        stop = min(case.shape[0], start + step)
-        array[start:stop] = _slab(terms, start, stop)
-    _stamp(array)
+    _stamp(write_maps(path, case.shape, case.source_chunks))
     return path
 
 

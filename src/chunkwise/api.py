@@ -375,7 +375,7 @@ def rechunk(
                 events=events,
             )  # fmt: skip
             if executor is not None:
-                peak, added = executor.peak_rss()
+                peak, added = executor.memory_peak()
                 result = replace(result, peak_rss=peak, peak_added=added)
             return result
         finally:

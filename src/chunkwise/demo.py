@@ -28,6 +28,8 @@ from chunkwise import api
 from chunkwise.engine.convert import ConversionResult
 from chunkwise.engine.rechunk import RechunkEvent
 from chunkwise.engine.results import Progress
+from chunkwise.engine.sources import load_data
+from chunkwise.model.array import ArraySpec
 from chunkwise.report.bench import print_bench
 from chunkwise.report.html import write_report_files
 from chunkwise.report.terminal import print_advice
@@ -64,19 +66,14 @@ def _progress(console: Console) -> Progress:
 
 
 def _maps(path: Path, shape: tuple[int, int, int] = (256, 256, 256)) -> None:
-    """A (time, y, x) float32 cube stored as one chunk per map: smooth fields plus noise."""
-    import numpy as np
+    """A (time, y, x) float32 cube of ``synthetic:smooth`` data, one chunk per map."""
     import zarr
 
-    t = np.arange(shape[0], dtype="float32")[:, None, None]
-    y = np.arange(shape[1], dtype="float32")[None, :, None]
-    x = np.arange(shape[2], dtype="float32")[None, None, :]
-    field = np.sin(x / 17 + t / 11) * np.cos(y / 13) + np.random.default_rng(0).standard_normal(
-        shape, dtype="float32"
-    ) * np.float32(0.02)
+    array = ArraySpec.create(shape, "float32", ("time", "y", "x"))
+    data = load_data("synthetic:smooth", array=array)
     zarr.create_array(
-        path, data=field.astype("float32"), chunks=(1, *shape[1:]),
-        dimension_names=("time", "y", "x"), overwrite=True,
+        path, data=data.values, chunks=(1, *shape[1:]), dimension_names=array.dims,
+        overwrite=True,
     )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 from chunkwise.errors import SpecError
 
@@ -18,6 +19,7 @@ __all__ = [
     "format_count",
     "format_duration",
     "format_rate",
+    "format_shape",
     "parse_bytes",
     "parse_duration",
     "parse_rate",
@@ -203,6 +205,11 @@ def compare_speed(mine: float, theirs: float) -> str:
     if ratio <= 1 / 1.05:
         return f"{1 / ratio:.3g}x slower than"
     return "about as fast as"
+
+
+def format_shape(values: Sequence[int] | None, *, empty: str = "") -> str:
+    """A shape, chunk or region as ``64x32x32``; ``empty`` when it has no dims."""
+    return "x".join(map(str, values or ())) or empty
 
 
 def format_count(n: float) -> str:

@@ -50,7 +50,7 @@ from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecSpec, parse_codec
 from chunkwise.model.layout import Layout
 from chunkwise.plan.rechunk import RechunkPlan, plan_rechunk
-from chunkwise.units import format_bytes, format_count, format_duration
+from chunkwise.units import format_bytes, format_count, format_duration, format_shape
 
 __all__ = [
     "RUN_RECORD",
@@ -150,10 +150,10 @@ class ArrayJob:
         layout = self.layout
         name = self.path or "(array)"
         head = (
-            f"{name}: {'x'.join(map(str, self.source.shape))} {self.source.dtype} "
-            f"({format_bytes(self.nbytes)}), chunks {_shape(self.source.chunks)} -> "
-            f"{_shape(layout.chunks)}"
-            + (f" in shards of {_shape(layout.shards)}" if layout.shards else "")
+            f"{name}: {format_shape(self.source.shape)} {self.source.dtype} "
+            f"({format_bytes(self.nbytes)}), chunks {format_shape(self.source.chunks)} -> "
+            f"{format_shape(layout.chunks)}"
+            + (f" in shards of {format_shape(layout.shards)}" if layout.shards else "")
             + f", {layout.codec}, zarr v{layout.zarr_format} [{self.decision['decided_by']}]"
         )
         return [head, *(f"  {line}" for line in self.plan.describe())]
@@ -304,10 +304,6 @@ class ConversionResult:
                 f"peak {format_bytes(plan.peak_memory)} of a {format_bytes(plan.max_mem)} budget"
             )
         return lines
-
-
-def _shape(shape: Sequence[int] | None) -> str:
-    return "x".join(map(str, shape or ()))
 
 
 # ----------------------------------------------------------------------------- deciding

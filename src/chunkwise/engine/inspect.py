@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from zarr.abc.store import Store
 
+from chunkwise.engine.stores import _fsspec_store, close_sessions, list_sizes
 from chunkwise.errors import ChunkwiseError, SpecError, StoreError
 from chunkwise.model.storage import StorageProfile
 from chunkwise.plan.findings import (
@@ -43,7 +44,13 @@ from chunkwise.plan.findings import (
     rechunk_command,
     target_url,
 )
-from chunkwise.units import compare_speed, format_bytes, format_count, format_duration
+from chunkwise.units import (
+    compare_speed,
+    format_bytes,
+    format_count,
+    format_duration,
+    format_shape,
+)
 
 __all__ = [
     "ArrayReport",
@@ -68,8 +75,6 @@ T = TypeVar("T")
 #: botocore settings for reading metadata unless the user gives their own: small GETs, so a
 #: dead endpoint is reported in seconds (one retry).
 S3_METADATA_CONFIG = {"connect_timeout": 3, "read_timeout": 30, "retries": {"max_attempts": 2}}
-#: Size requests in flight at once when a listing carries no sizes (HTTP).
-SIZE_REQUESTS_AT_ONCE = 8
 _META_KEYS = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")
 
 
@@ -182,10 +187,12 @@ class ArrayReport:
         """The array's part of the human report."""
         name = self.path or "(array)"
         dims = f" ({', '.join(self.dims)})" if self.dims else ""
-        out = [f"{name}: v{self.zarr_format} {self.dtype} {_x(self.shape)}{dims}"]
-        layout = f"chunks {_x(self.chunks)} ({format_bytes(self.chunk_bytes)} raw)"
+        out = [
+            f"{name}: v{self.zarr_format} {self.dtype} {format_shape(self.shape, empty='scalar')}{dims}"
+        ]
+        layout = f"chunks {format_shape(self.chunks, empty='scalar')} ({format_bytes(self.chunk_bytes)} raw)"
         if self.shards is not None:
-            layout += f" in shards {_x(self.shards)} ({format_bytes(self.object_bytes)} raw)"
+            layout += f" in shards {format_shape(self.shards, empty='scalar')} ({format_bytes(self.object_bytes)} raw)"
         out.append(f"  {layout}; codecs {self.codecs}")
         grid = f"  {_count(self.nchunks, 'chunk')}"
         if self.shards is not None:
@@ -408,10 +415,6 @@ def _count(n: int, noun: str) -> str:
     return f"{format_count(n)} {noun}{'' if n == 1 else 's'}"
 
 
-def _x(values: Sequence[int]) -> str:
-    return "x".join(map(str, values)) or "scalar"
-
-
 # --- opening ---------------------------------------------------------------------------
 
 
@@ -448,8 +451,6 @@ def _open(url: str, options: Mapping[str, Any]) -> _Opened:
             return _Opened(ZipStore(path, mode="r", read_only=True), "zip", False, "local-ssd")
         return _Opened(LocalStore(path, read_only=True), "directory", False, "local-ssd")
     if scheme == "s3":
-        from chunkwise.engine.stores import _fsspec_store
-
         settings = {
             **options,
             "config_kwargs": {**S3_METADATA_CONFIG, **options.get("config_kwargs", {})},
@@ -474,8 +475,6 @@ def _reason(exc: BaseException) -> str:
 
 
 def _close(opened: _Opened) -> None:
-    from chunkwise.engine.stores import close_sessions
-
     if not opened.close:
         return
     close_sessions([opened.store])
@@ -669,36 +668,6 @@ def _is_group(metadata: Any) -> bool:
     from zarr.core.group import GroupMetadata
 
     return isinstance(metadata, GroupMetadata)
-
-
-async def _list_sizes(store: Store) -> list[tuple[str, int]]:
-    """Every key and its size, in as few requests as the store allows."""
-    from zarr.core.common import concurrent_map
-    from zarr.storage import FsspecStore, LocalStore
-
-    if isinstance(store, LocalStore):
-        root = Path(store.root)
-        out = []
-        for folder, _, files in os.walk(root):
-            for name in files:
-                full = Path(folder) / name
-                try:
-                    size = full.stat().st_size
-                except FileNotFoundError:  # deleted since listed, or a dangling link
-                    continue
-                out.append((full.relative_to(root).as_posix(), size))
-        return out
-    if isinstance(store, FsspecStore):
-        base = store.path.rstrip("/")
-        infos = await store.fs._find(base, detail=True, withdirs=False)
-        keys = [(str(name).removeprefix(base).lstrip("/"), info) for name, info in infos.items()]
-        # HTTP directory listings carry no sizes: ask for those (HEAD requests, a few at once).
-        missing = [(key,) for key, info in keys if info.get("size") is None]
-        found = await concurrent_map(missing, store.getsize, SIZE_REQUESTS_AT_ONCE)
-        extra = dict(zip((k for (k,) in missing), found, strict=True))
-        sizes = [info["size"] if info.get("size") is not None else extra[key] for key, info in keys]
-        return [(key, int(size)) for (key, _), size in zip(keys, sizes, strict=True)]
-    return [(key, await store.getsize(key)) async for key in store.list()]
 
 
 # --- arrays ----------------------------------------------------------------------------
@@ -1041,7 +1010,7 @@ async def _inspect(
             ".zgroup; give the path of a Zarr array or group."
         )
     root_meta, raw = root
-    listing = await _listing(reader.url, _list_sizes(opened.store)) if complete else None
+    listing = await _listing(reader.url, list_sizes(opened.store)) if complete else None
     if not _is_group(root_meta):
         return [_array_report("", root_meta, listing)], [], False, (), root_meta
     consolidated = _consolidated(raw)

@@ -44,6 +44,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from chunkwise.errors import MissingDependencyError, SpecError
+from chunkwise.units import format_shape
 
 __all__ = [
     "READ_BLOCK_BYTES",
@@ -306,7 +307,7 @@ def _name(location: str) -> str:
 
 
 def _extent(shape: Sequence[int], dtype: np.dtype[Any]) -> str:
-    return f"{'x'.join(map(str, shape)) or 'scalar'} {dtype.name}"
+    return f"{format_shape(shape, empty='scalar')} {dtype.name}"
 
 
 def _plural(count: int, noun: str) -> str:

@@ -102,7 +102,7 @@ class DaskExecutor:
             submit(worker)
             yield nbytes
 
-    def peak_rss(self) -> tuple[int, int]:
+    def memory_peak(self) -> tuple[int, int]:
         """The largest peak resident memory of any worker process since :meth:`prepare`,
         and the largest rise of any worker above its memory then, bytes."""
         from chunkwise.engine.rechunk import peak_rss

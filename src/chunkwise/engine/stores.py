@@ -46,6 +46,7 @@ __all__ = [
     "StoreTarget",
     "close_sessions",
     "list_objects",
+    "list_sizes",
     "open_target",
 ]
 
@@ -492,7 +493,38 @@ def _fsspec_store(url: str, options: Mapping[str, Any]) -> Store:
     return FsspecStore(fs, path=url.removeprefix("s3://"))
 
 
-async def _list_sizes(store: Store) -> list[tuple[str, int]]:
+#: Size requests in flight at once when a listing carries no sizes (HTTP).
+SIZE_REQUESTS_AT_ONCE = 8
+
+
+async def list_sizes(store: Store) -> list[tuple[str, int]]:
+    """Every key of ``store`` and its size in bytes, in as few requests as the store
+    allows: one directory walk locally, one (paginated) listing with sizes on S3, HEAD
+    requests a few at a time where listings carry no sizes (HTTP)."""
+    from zarr.core.common import concurrent_map
+    from zarr.storage import FsspecStore
+
+    if isinstance(store, LocalStore):
+        root = Path(store.root)
+        out = []
+        for folder, _, files in os.walk(root):
+            for name in files:
+                full = Path(folder) / name
+                try:
+                    size = full.stat().st_size
+                except FileNotFoundError:  # deleted since listed, or a dangling link
+                    continue
+                out.append((full.relative_to(root).as_posix(), size))
+        return out
+    if isinstance(store, FsspecStore):
+        base = store.path.rstrip("/")
+        infos = await store.fs._find(base, detail=True, withdirs=False)
+        keys = [(str(name).removeprefix(base).lstrip("/"), info) for name, info in infos.items()]
+        missing = [(key,) for key, info in keys if info.get("size") is None]
+        found = await concurrent_map(missing, store.getsize, SIZE_REQUESTS_AT_ONCE)
+        extra = dict(zip((k for (k,) in missing), found, strict=True))
+        sizes = [info["size"] if info.get("size") is not None else extra[key] for key, info in keys]
+        return [(key, int(size)) for (key, _), size in zip(keys, sizes, strict=True)]
     return [(key, await store.getsize(key)) async for key in store.list()]
 
 
@@ -501,4 +533,4 @@ def list_objects(store: Store) -> list[tuple[str, int]]:
     from zarr.core.sync import sync
 
     inner = store._store if isinstance(store, WrapperStore) else store
-    return sync(_list_sizes(inner))
+    return sync(list_sizes(inner))

@@ -30,7 +30,7 @@ from typing import Literal
 
 from chunkwise.model.layout import ceil_div
 from chunkwise.model.storage import StorageProfile
-from chunkwise.units import format_bytes, format_count, format_duration
+from chunkwise.units import format_bytes, format_count, format_duration, format_shape
 
 __all__ = [
     "RULES",
@@ -261,10 +261,6 @@ _GROW_TARGET = {"filesystem": 1 * MiB, "object": 8 * MiB}
 _SHARD_TARGET = 64 * MiB
 
 
-def _shape(values: Sequence[int]) -> str:
-    return "x".join(map(str, values))
-
-
 def _csv(values: Sequence[int]) -> str:
     return ",".join(map(str, values))
 
@@ -370,7 +366,7 @@ def _small_chunks(
         "CW101",
         "info" if sharded else "warning",
         array.path,
-        f"chunks {_shape(array.chunks)} hold {format_bytes(array.chunk_bytes)}, far below the "
+        f"chunks {format_shape(array.chunks)} hold {format_bytes(array.chunk_bytes)}, far below the "
         f"{format_bytes(storage.object_bytes_min)} that {storage.name} serves efficiently: a full "
         f"read takes {format_count(requests)} requests (about {format_duration(full_read_s)} on {storage.name})"
         + (" even inside shards" if sharded else "")
@@ -390,10 +386,10 @@ def _big_chunks(array: ArrayFacts, store: StoreFacts, t: LintThresholds) -> Find
     chunk, shard = array.chunk_bytes, array.object_bytes
     if chunk >= t.chunk_warn_bytes:
         severity: Severity = "error" if chunk >= t.chunk_error_bytes else "warning"
-        what = f"chunks {_shape(array.chunks)} decode to {format_bytes(chunk)} each"
+        what = f"chunks {format_shape(array.chunks)} decode to {format_bytes(chunk)} each"
     elif array.shards is not None and shard >= t.shard_warn_bytes:
         severity = "warning"
-        what = f"shards {_shape(array.write_unit)} are {format_bytes(shard)} each, all held by a writer"
+        what = f"shards {format_shape(array.write_unit)} are {format_bytes(shard)} each, all held by a writer"
     else:
         return None
     if chunk >= t.chunk_warn_bytes:
@@ -468,7 +464,7 @@ def _many_objects(
         )
         + "every copy, listing and delete pays per object.",
         {"objects": objects, "limit": limit, "objects_with_shards": after},
-        f"keep the chunks and pack them into v3 shards {_shape(shards)} "
+        f"keep the chunks and pack them into v3 shards {format_shape(shards)} "
         f"({format_count(after)} objects): {command}",
     )
 

@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chunkwise.errors import SpecError
+from chunkwise.units import format_shape
 
 __all__ = [
     "Access",
@@ -195,7 +196,7 @@ class InferredWorkload:
             elif op.kind == "series":
                 what = f"series along {op.dims[0]}"
             elif op.kind == "region":
-                what = f"{'x'.join(map(str, op.extent))} regions"
+                what = f"{format_shape(op.extent)} regions"
             elif op.kind == "point":
                 what = f"{op.count}-point reads"
             elif op.kind == "append":

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chunkwise.errors import ConstraintError, SpecError
-from chunkwise.units import format_bytes, format_count
+from chunkwise.units import format_bytes, format_count, format_shape
 
 __all__ = ["RechunkPlan", "Stage", "plan_rechunk"]
 
@@ -152,12 +152,12 @@ class RechunkPlan:
         for stage in self.stages:
             lines.append(
                 f"{stage.name}: {format_count(stage.tasks)} tasks of "
-                f"{'x'.join(map(str, stage.task_shape))}, {stage.parallel} at a time, "
+                f"{format_shape(stage.task_shape)}, {stage.parallel} at a time, "
                 f"{format_bytes(stage.memory_per_task)} each; reads "
                 f"{format_bytes(stage.bytes_read)}, writes {format_bytes(stage.bytes_written)}"
             )
         if self.intermediate_chunks is not None:
-            lines.append(f"intermediate chunks {'x'.join(map(str, self.intermediate_chunks))}")
+            lines.append(f"intermediate chunks {format_shape(self.intermediate_chunks)}")
         return lines
 
 
