@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_layouts.py --write-results
 	$(BIN)/python benchmarks/bench_rechunk.py --write-results
 	$(BIN)/python benchmarks/bench_rechunk_memory.py --write-results
+	$(BIN)/python benchmarks/bench_rechunk_internals.py --write-results
 
 clean:
 	rm -rf $(VENV) chunkwise-demo build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -72,14 +72,14 @@ RUN_RECORD = f"{MARKER_PREFIX}/run.json"
 #: Arrays up to this size in a group whose layout was not asked for are stored as one chunk
 #: (coordinates, masks): one object instead of many tiny ones.
 SMALL_ARRAY_BYTES = 16 * 2**20
-#: Memory a run holds besides its tasks (codec contexts, zarr's pools, read-back), bytes;
-#: measured on zarr-python 3.1.6: at a 32 MiB budget runs rose up to 2 MiB above a 20 MiB
-#: allowance (benchmarks/bench_rechunk_memory.py).
+#: Memory a run holds besides its tasks (codec contexts, zarr's pools, read-back), bytes,
+#: fitted on zarr-python 3.1.6 with :data:`ALLOCATOR_SLACK` so that measured peaks stay
+#: within budget from 28 MiB up (benchmarks/bench_rechunk_memory.py).
 RUN_OVERHEAD = 24 * 2**20
-#: Freed buffers glibc keeps for reuse, as a fraction of what the tasks hold: peak RSS
-#: above the projection was 13-22% on map -> time-series runs at 32 MiB to 256 MiB budgets
-#: (arenas capped at 2, default mmap threshold; forcing buffers through mmap removes the
-#: slack but costs a third of the run in page faults).
+#: Freed buffers glibc keeps for reuse, as a fraction of what the tasks hold (arenas capped
+#: at 2, default mmap threshold): with it, measured peaks stay within budget from 28 MiB to
+#: 256 MiB (benchmarks/bench_rechunk_memory.py); forcing buffers through mmap would remove
+#: the slack at 40% more run time (benchmarks/bench_rechunk_internals.py).
 ALLOCATOR_SLACK = 0.25
 #: Codec used when neither the user nor the source gives one chunkwise can keep.
 DEFAULT_CODEC = "blosc:zstd:5:shuffle"

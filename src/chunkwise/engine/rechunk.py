@@ -217,7 +217,8 @@ def copy_task(
 def _writer(dest: Any, values: np.ndarray[Any, Any]) -> Any:
     """``dest`` as the handle to write ``values`` with: when no chunk of the region is all
     fill value, one that skips zarr's own per-chunk emptiness test (it compares every
-    chunk element by element as raw void bytes, ~3 s of CPU per 2 GiB written here);
+    chunk element by element as raw void bytes: 0.8 CPU-s on the 1 GiB benchmark job,
+    benchmarks/bench_rechunk_internals.py);
     otherwise ``dest`` itself, so all-fill chunks stay unwritten as zarr would leave them.
     The region starts on the chunk grid (task regions do)."""
     with_config = getattr(dest, "with_config", None)
@@ -319,8 +320,9 @@ def tame_allocator() -> None:
     Process-wide; chunkwise calls it when a rechunk run starts. A no-op off glibc.
 
     Large buffers keep glibc's default (dynamic) mmap threshold: forcing every buffer of
-    256 KiB and up through ``mmap`` held peaks a little lower but cost the 1 GiB benchmark
-    about 7 s of system time in page faults, a third of its run."""
+    256 KiB and up through ``mmap`` held peaks lower but took the 1 GiB benchmark job from
+    13.7 s to 19.3 s, 9 s more system time in page faults
+    (benchmarks/bench_rechunk_internals.py)."""
     import ctypes
     import ctypes.util
 
