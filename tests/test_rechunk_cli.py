@@ -192,9 +192,16 @@ def test_an_existing_target_is_not_overwritten_without_overwrite(
     code, out = run("rechunk", str(source), str(target), "--chunks", "48,8,8", "--overwrite")
     assert code == 0, out
     assert same_bits(zarr.open_array(target)[...], values())
-    # A finished target is not "ours" any more: running again needs --overwrite.
+    # The same command again finds its own finished result and leaves it alone (a kill
+    # between the clean-up and the exit must not make the target unreplaceable)...
+    finished = snapshot(target)
     code, out = run("rechunk", str(source), str(target), "--chunks", "48,8,8")
+    assert code == 0 and "already holds the finished result of this command" in out, out
+    assert snapshot(target) == finished
+    # ... while another command's run is refused without --overwrite.
+    code, out = run("rechunk", str(source), str(target), "--chunks", "48,4,4")
     assert code == 2 and "already exists" in out
+    assert snapshot(target) == finished
 
 
 def test_an_unfinished_run_with_other_options_is_not_resumed(tmp_path: Path, source: Path) -> None:

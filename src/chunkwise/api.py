@@ -327,6 +327,7 @@ def rechunk(
         plan_conversion,
         run_conversion,
     )
+    from chunkwise.engine.locations import check_apart, check_target_name
     from chunkwise.engine.rechunk import thread_runner
     from chunkwise.units import parse_bytes
 
@@ -340,7 +341,10 @@ def rechunk(
         storage=storage,
         require_layout=require_layout,
     )
-    _check_not_nested(str(source), str(target))
+    check_target_name(str(target))
+    check_apart(str(source), str(target))
+    if threads is not None and threads < 1:
+        raise SpecError(f"--threads {threads} must be at least 1; omit it to use the cores.")
     executor = None
     with open_source(str(source), storage_options=storage_options) as src:
         if dask is not None and str(target).startswith("memory://"):
@@ -365,9 +369,9 @@ def rechunk(
                 )
             store = open_target_store(str(target), storage_options)
             if dry_run:
-                from chunkwise.engine.convert import check_target
+                from chunkwise.engine.target import inspect_target
 
-                check_target(store, plan, overwrite=overwrite)
+                inspect_target(store, str(target), plan.fingerprint(), overwrite=overwrite)
                 return plan
             result = run_conversion(
                 plan, store, overwrite=overwrite, verify=verify,
@@ -440,19 +444,6 @@ def inspect(
         url, complete=complete, workload=workload, storage=storage,
         storage_options=storage_options,
     )  # fmt: skip
-
-
-def _check_not_nested(source: str, target: str) -> None:
-    """Refuse a local target that is the source, inside it, or holds it."""
-    if "://" in target or "://" in source:
-        return
-    src = Path(source.rpartition("#")[0] or source).expanduser().resolve()
-    dst = Path(target).expanduser().resolve()
-    if src == dst or src in dst.parents or dst in src.parents:
-        raise SpecError(
-            f"target {target!r} overlaps the source {source!r}; chunkwise never writes into "
-            "its source: choose a separate directory."
-        )
 
 
 #: A traced read covering at least this fraction of a dim spans it (plane, series, scan).

@@ -38,14 +38,21 @@ from chunkwise.engine.rechunk import (
     RechunkEvent,
     RechunkResult,
     Verify,
-    _tidy,
     peak_rss,
     run_plan,
     start_memory_watch,
     tame_allocator,
     thread_runner,
 )
-from chunkwise.errors import SpecError
+from chunkwise.engine.target import (
+    LEASE_KEY,
+    RUN_RECORD,
+    Claim,
+    clear_store,
+    inspect_target,
+    write_record,
+)
+from chunkwise.errors import SpecError, StoreError
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecSpec, parse_codec
 from chunkwise.model.layout import Layout
@@ -58,8 +65,6 @@ __all__ = [
     "ConversionPlan",
     "ConversionResult",
     "LayoutRequest",
-    "check_target",
-    "claim_target",
     "default_threads",
     "open_source",
     "open_target_store",
@@ -67,8 +72,6 @@ __all__ = [
     "run_conversion",
 ]
 
-#: The run record: which run a half-written target belongs to.
-RUN_RECORD = f"{MARKER_PREFIX}/run.json"
 #: Arrays up to this size in a group whose layout was not asked for are stored as one chunk
 #: (coordinates, masks): one object instead of many tiny ones.
 SMALL_ARRAY_BYTES = 16 * 2**20
@@ -260,6 +263,9 @@ class ConversionResult:
     peak_added
         How far that peak rose above the resident memory when the run started, bytes (on
         Dask, the largest rise of any worker): what the budget bounds.
+    completed
+        When an earlier run of the same plan had already finished the target (ISO 8601;
+        this run then wrote nothing), else ``None``.
     """
 
     plan: ConversionPlan
@@ -268,6 +274,12 @@ class ConversionResult:
     resumed: bool
     peak_rss: int | None = None
     peak_added: int | None = None
+    completed: str | None = None
+
+    @property
+    def over_budget(self) -> bool:
+        """Whether the measured rise of memory exceeded the budget."""
+        return self.peak_added is not None and self.peak_added > self.plan.max_mem
 
     def summary(self) -> list[str]:
         """Lines for the terminal."""
@@ -277,13 +289,23 @@ class ConversionResult:
         skipped = sum(r.tasks_skipped for r in self.results.values())
         verified = {r.verified for r in self.results.values()}
         rate = source_bytes / self.seconds if self.seconds > 0 else 0.0
+        arrays = f"{len(plan.jobs)} array{'s' * (len(plan.jobs) != 1)}"
+        if self.completed is not None:
+            head = [
+                f"{plan.target_url} already holds the finished result of this command "
+                f"({arrays}, completed {self.completed}); nothing to do",
+            ]
+        else:
+            head = [
+                f"wrote {plan.target_url}: {arrays}, "
+                f"{format_bytes(source_bytes)} in {format_duration(self.seconds)} "
+                f"({format_bytes(rate)}/s)",
+                f"tasks: {format_count(run)} run"
+                + (f", {format_count(skipped)} already done (resumed)" if skipped else ""),
+            ]
         lines = [
-            f"wrote {plan.target_url}: {len(plan.jobs)} array{'s' * (len(plan.jobs) != 1)}, "
-            f"{format_bytes(source_bytes)} in {format_duration(self.seconds)} "
-            f"({format_bytes(rate)}/s)",
-            f"tasks: {format_count(run)} run"
-            + (f", {format_count(skipped)} already done (resumed)" if skipped else ""),
-            "verified: "
+            *head,
+            ("verified when written: " if self.completed is not None else "verified: ")
             + (
                 "skipped (--verify none)"
                 if verified == {"none"}
@@ -303,6 +325,7 @@ class ConversionResult:
                 f"memory: peak RSS {format_bytes(self.peak_rss)} ({who}){added}; projected "
                 f"peak {format_bytes(plan.peak_memory)} of a {format_bytes(plan.max_mem)} budget"
             )
+        lines.extend(f"not copied: {reason}" for reason in plan.skipped)
         return lines
 
 
@@ -569,104 +592,6 @@ def open_target_store(url: str, storage_options: Mapping[str, Any] | None = None
     return LocalStore(path)
 
 
-def _keys(store: Any, limit: int = 1) -> list[str]:
-    from zarr.core.sync import sync
-
-    async def first() -> list[str]:
-        found: list[str] = []
-        with contextlib.suppress(FileNotFoundError):
-            async for key in store.list():
-                found.append(key)
-                if len(found) >= limit:
-                    break
-        return found
-
-    return sync(first())
-
-
-def _read_record(store: Any) -> dict[str, Any] | None:
-    from zarr.core.buffer import default_buffer_prototype
-    from zarr.core.sync import sync
-
-    buffer = sync(store.get(RUN_RECORD, prototype=default_buffer_prototype()))
-    if buffer is None:
-        return None
-    try:
-        record = json.loads(buffer.to_bytes())
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _write_record(store: Any, record: Mapping[str, Any]) -> None:
-    from zarr.core.buffer import default_buffer_prototype
-    from zarr.core.sync import sync
-
-    data = json.dumps(record, indent=1).encode()
-    sync(store.set(RUN_RECORD, default_buffer_prototype().buffer.from_bytes(data)))
-
-
-def _clear(store: Any) -> None:
-    from zarr.core.sync import sync
-
-    sync(store.delete_dir(""))
-
-
-def check_target(store: Any, plan: ConversionPlan, *, overwrite: bool) -> str:
-    """What a run would do with the target, without writing: ``"new"``, ``"resume"`` or
-    ``"replace"``.
-
-    Raises
-    ------
-    SpecError
-        When the target holds data not written by a run of this plan and ``overwrite`` is
-        false.
-    """
-    root = getattr(store, "root", None)
-    if isinstance(root, Path) and not root.exists():
-        return "new"  # (asking a LocalStore would create the directory)
-    record = _read_record(store)
-    if record is not None and record.get("fingerprint") == plan.fingerprint() and not overwrite:
-        return "resume"
-    if not _keys(store):
-        return "new"
-    if overwrite:
-        return "replace"
-    if record is not None:
-        raise SpecError(
-            f"target {plan.target_url!r} holds an unfinished chunkwise run with other "
-            "options; rerun that command to resume it, or add --overwrite to replace it."
-        )
-    raise SpecError(
-        f"target {plan.target_url!r} already exists and was not written by this run; "
-        "choose a new target or add --overwrite to replace it."
-    )
-
-
-def claim_target(store: Any, plan: ConversionPlan, *, overwrite: bool) -> bool:
-    """Make the target ours; returns whether an interrupted run of this plan is resumed.
-
-    Raises
-    ------
-    SpecError
-        As :func:`check_target`.
-    """
-    state = check_target(store, plan, overwrite=overwrite)
-    if state == "resume":
-        return True
-    if state == "replace":
-        _clear(store)
-    _write_record(
-        store,
-        {
-            "fingerprint": plan.fingerprint(),
-            "source": plan.source_url,
-            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        },
-    )
-    return False
-
-
 def _record(job: ArrayJob, plan: ConversionPlan) -> dict[str, Any]:
     from chunkwise import __version__
 
@@ -796,6 +721,78 @@ def _consolidate(store: Any, plan: ConversionPlan) -> None:
         zarr.consolidate_metadata(store, zarr_format=plan.zarr_format)  # type: ignore[arg-type]
 
 
+def _mark_complete(store: Any, plan: ConversionPlan, verified: str) -> None:
+    """Record in the root node's ``chunkwise`` attribute that this plan's run finished
+    (the mark :func:`~chunkwise.engine.target.completed_fingerprint` reads)."""
+    import zarr
+
+    node = zarr.open(store, mode="r+")
+    found = node.attrs.get("chunkwise")
+    record = dict(found) if isinstance(found, dict) else {}
+    record["run"] = {
+        "fingerprint": plan.fingerprint(),
+        "completed": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "verified": verified,
+    }
+    node.update_attributes({"chunkwise": record})
+
+
+def _completed(store: Any) -> dict[str, Any]:
+    import zarr
+
+    record = zarr.open(store, mode="r").attrs.get("chunkwise") or {}
+    run = record.get("run") if isinstance(record, dict) else None
+    return run if isinstance(run, dict) else {}
+
+
+def _weakest(results: Mapping[str, RechunkResult]) -> str:
+    order = {mode: i for i, mode in enumerate(reversed(VERIFY_MODES_BY_STRENGTH))}
+    return min((r.verified for r in results.values()), key=order.__getitem__, default="none")
+
+
+#: Verification modes, weakest first.
+VERIFY_MODES_BY_STRENGTH = ("none", "readback", "full")
+
+
+def _skipped_results(plan: ConversionPlan, verified: str) -> dict[str, RechunkResult]:
+    return {
+        job.path: RechunkResult(0, sum(s.tasks for s in job.plan.stages), 0, 0.0, verified)
+        for job in plan.jobs
+    }
+
+
+def _write_arrays(
+    plan: ConversionPlan, store: Any, verify: Verify, runner: Any, events: Events | None
+) -> dict[str, RechunkResult]:
+    if plan.is_group:
+        _create_groups(store, plan)
+    results: dict[str, RechunkResult] = {}
+    for job in plan.jobs:
+        target = _create_array(store, job, plan)
+        results[job.path] = run_plan(
+            job.plan, job.source.data, target, verify=verify, state=array_state(job.path),
+            runner=runner, events=events, name=job.path, keep_done=True,
+        )  # fmt: skip
+    return results
+
+
+def array_state(path: str) -> str:
+    """Where an array's markers and intermediate live in the target store."""
+    return f"{MARKER_PREFIX}/arrays/{path or '_'}"
+
+
+def _finish(store: Any) -> None:
+    """Remove the run's state, the run record last but for the lease (which the caller
+    releases): every prefix of these deletions leaves a "finishing" run record or none."""
+    from chunkwise.engine.rechunk import PARTIAL_WRITE
+    from chunkwise.engine.stores import delete_keys, store_keys
+
+    state = [k for k in store_keys(store, f"{MARKER_PREFIX}/") if k not in (RUN_RECORD, LEASE_KEY)]
+    delete_keys(store, state)
+    delete_keys(store, [k for k in store_keys(store) if PARTIAL_WRITE.search(k)])
+    delete_keys(store, [RUN_RECORD])
+
+
 def run_conversion(
     plan: ConversionPlan,
     store: Any,
@@ -805,28 +802,110 @@ def run_conversion(
     runner: Any = thread_runner,
     events: Events | None = None,
 ) -> ConversionResult:
-    """Write every array of ``plan`` into ``store`` (see the module docstring)."""
+    """Write every array of ``plan`` into ``store`` (see the module docstring).
+
+    Takes the target's lease first (a second run on the same target is refused), then
+    claims, writes, verifies and finishes the target as
+    :mod:`chunkwise.engine.target` describes; a rerun of the same plan after a kill at
+    any point resumes, and one after the run finished reports it complete.
+
+    Raises
+    ------
+    chunkwise.errors.ChunkwiseError
+        For a busy target, a target not provably Zarr (``overwrite``), a mismatch found
+        by verification, an unreadable source object, or a target that cannot be
+        written (full disk, read-only, permission), each in one sentence.
+    """
+    from chunkwise.engine.lease import acquire_lease
+    from chunkwise.engine.stores import remove_empty_folders
+
     start = time.perf_counter()
     tame_allocator()
     rss_at_start = start_memory_watch()
-    resumed = claim_target(store, plan, overwrite=overwrite)
-    if events is not None:
-        events(RechunkEvent("run-start", "", "", 0, len(plan.jobs), plan.bytes_written, 0.0))
-    if plan.is_group:
-        _create_groups(store, plan)
-    results: dict[str, RechunkResult] = {}
-    for job in plan.jobs:
-        target = _create_array(store, job, plan)
-        state = f"{MARKER_PREFIX}/arrays/{job.path or '_'}"
-        results[job.path] = run_plan(
-            job.plan, job.source.data, target, verify=verify, state=state, runner=runner,
-            events=events, name=job.path,
-        )  # fmt: skip
-    _consolidate(store, plan)
-    _tidy(store)
+    root = getattr(store, "root", None)
+    existed = root is None or Path(root).exists()
+    try:
+        lease = acquire_lease(store, plan.target_url, LEASE_KEY)
+        try:
+            results, resumed, completed = _claim_and_write(
+                plan, store, overwrite, verify, runner, events
+            )
+        finally:
+            lease.release()
+            remove_empty_folders(store, MARKER_PREFIX)
+            if not existed and root is not None:
+                with contextlib.suppress(OSError):
+                    Path(root).rmdir()  # only when empty: a run that wrote nothing
+    except OSError as exc:
+        raise target_io_error(plan.target_url, exc) from None
     peak = peak_rss()
     return ConversionResult(
-        plan, results, time.perf_counter() - start, resumed, peak, max(0, peak - rss_at_start)
+        plan, results, time.perf_counter() - start, resumed, peak, max(0, peak - rss_at_start),
+        completed=completed,
+    )  # fmt: skip
+
+
+def _claim_and_write(
+    plan: ConversionPlan,
+    store: Any,
+    overwrite: bool,
+    verify: Verify,
+    runner: Any,
+    events: Events | None,
+) -> tuple[dict[str, RechunkResult], bool, str | None]:
+    """Claim the target (under the lease) and take it to the end: results per array,
+    whether an earlier run was resumed, and when an earlier run finished it (if so)."""
+    fingerprint = plan.fingerprint()
+    claim, keys = inspect_target(store, plan.target_url, fingerprint, overwrite=overwrite)
+    if claim is Claim.COMPLETE:
+        done = _completed(store)
+        return (
+            _skipped_results(plan, str(done.get("verified", verify))),
+            True,
+            str(done.get("completed", "?")),
+        )
+    if claim is Claim.REPLACE:
+        clear_store(store, plan.target_url, keys)
+    if claim in (Claim.NEW, Claim.REPLACE):
+        write_record(store, fingerprint, plan.source_url, "writing")
+    if events is not None:
+        events(RechunkEvent("run-start", "", "", 0, len(plan.jobs), plan.bytes_written, 0.0))
+    if claim is Claim.FINISHING:
+        results = _skipped_results(plan, str(_completed(store).get("verified", verify)))
+    else:
+        results = _write_arrays(plan, store, verify, runner, events)
+        _mark_complete(store, plan, _weakest(results))
+        _consolidate(store, plan)
+        write_record(store, fingerprint, plan.source_url, "finishing")
+    _finish(store)
+    return results, claim in (Claim.RESUME, Claim.FINISHING), None
+
+
+def target_io_error(url: str, exc: OSError) -> StoreError:
+    """One sentence for a target that cannot be written: a full disk, a read-only
+    filesystem, denied permission, or another error of the operating system."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreError(
+            f"writing target {url!r} failed: no space left on the disk{where}; free some "
+            "space, then run the same command again to resume."
+        )
+    if exc.errno == errno.EROFS:
+        return StoreError(
+            f"target {url!r} is on a read-only filesystem{where}; choose a target on a "
+            "writable disk."
+        )
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
+        return StoreError(
+            f"target {url!r} cannot be written: permission denied{where}; choose a target "
+            "you may write to, or fix its permissions."
+        )
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return StoreError(
+        f"writing target {url!r} failed: {reason}{where}; fix that, then run the same "
+        "command again to resume."
     )
 
 

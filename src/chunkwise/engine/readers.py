@@ -1231,9 +1231,26 @@ def _open_zarr(url: str, location: str, inner: str, options: dict[str, Any]) -> 
         raise
 
 
+def _refuse_unfinished(url: str, store: Any) -> None:
+    """A store a chunkwise run is still writing (or was killed writing) is not a source."""
+    from zarr.core.sync import sync
+    from zarr.storage import ZipStore
+
+    from chunkwise.engine.target import RUN_RECORD
+
+    if isinstance(store, ZipStore):  # never a target: chunkwise does not write zips
+        return
+    if sync(store.exists(RUN_RECORD)):
+        raise SpecError(
+            f"source {url!r} is the target of an unfinished chunkwise run (it holds "
+            f"{RUN_RECORD}); run that command again to finish it before reading from it."
+        )
+
+
 def _zarr_source(
     url: str, location: str, inner: str, where: _ZarrLocation, store: Any, zarr: Any
 ) -> Source:
+    _refuse_unfinished(url, store)
     try:
         node = zarr.open(store, mode="r", path=inner or None)
     except Exception as exc:  # zarr raises several types for "no node here"

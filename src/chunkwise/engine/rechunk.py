@@ -5,12 +5,15 @@ Each task reads its region and writes it whole into the next array, so every tar
 shard is written exactly once, by one task, without reading it first.
 
 **Resumable.** When a task's write has completed (and been read back), an empty marker
-object ``<state>/<stage>/<task>`` (``<task>-unchecked`` without read-back) is stored *in the target store* (``state`` defaults to
-``.chunkwise-rechunk``; one prefix per array of a group); a rerun of the same plan skips
-every marked task, so a run killed at any moment resumes where it stopped and never
-rewrites a finished shard. The two-pass intermediate array lives under the same prefix.
-Both are removed once the run has verified what it wrote, with any temporary file a
-killed write left behind.
+object ``<state>/<stage>/<task>`` (``<task>-unchecked`` without read-back) is stored *in
+the target store* (``state`` defaults to ``.chunkwise-rechunk``; one prefix per array of a
+group); a rerun of the same plan skips every marked task, so a run killed at any moment
+resumes where it stopped and never rewrites a finished shard. The two-pass intermediate
+array lives under the same prefix; it stores every chunk (fill-valued ones too), so a
+rerun trusts a first-pass marker only while the intermediate chunks it wrote are all
+there. When the whole array is written and verified, ``<state>/done-<verify>`` says so
+*before* anything is removed: the markers and the intermediate then go in any order, and
+a rerun that finds ``done-*`` skips the array whatever else a kill left behind.
 
 **Executors.** Tasks are plain functions of picklable arguments (the source reader, the
 zarr arrays, the task's box), so the same tasks run on a local thread pool or on Dask
@@ -161,24 +164,69 @@ def task_boxes(shape: tuple[int, ...], task: tuple[int, ...]) -> Iterator[tuple[
 
 #: A task's marker: its number, with ``-unchecked`` when it ran without read-back.
 _MARKER = re.compile(r"(\d+)(-unchecked)?")
+#: How much each verification mode checks, to decide whether an earlier run's suffices.
+_STRENGTH: dict[str, int] = {"none": 0, "readback": 1, "full": 2}
 
 
 def _marker(state: str, stage: Stage, task: int, check: bool) -> str:
     return f"{state}/{stage.name}/{task}{'' if check else '-unchecked'}"
 
 
-def _done(store: Any, state: str, stage: Stage, check: bool) -> set[int]:
-    """Tasks an earlier run completed; when ``check``, only those it also read back."""
+def _names(store: Any, prefix: str) -> list[str]:
+    """The last path part of every key under ``prefix``."""
     from zarr.core.sync import sync
 
-    async def listed() -> set[int]:
-        prefix = f"{state}/{stage.name}/"
-        names = [key.rsplit("/", 1)[1] async for key in store.list_prefix(prefix)]
-        # Only whole markers count: a write killed midway may leave a temporary file.
-        found = [m for m in map(_MARKER.fullmatch, names) if m is not None]
-        return {int(m[1]) for m in found if not (check and m[2])}
+    async def listed() -> list[str]:
+        return [key.rsplit("/", 1)[1] async for key in store.list_prefix(prefix)]
 
-    return sync(listed())
+    return list(sync(listed()))
+
+
+def _done(store: Any, state: str, stage: Stage, check: bool) -> set[int]:
+    """Tasks an earlier run completed; when ``check``, only those it also read back."""
+    names = _names(store, f"{state}/{stage.name}/")
+    # Only whole markers count: a write killed midway may leave a temporary file.
+    found = [m for m in map(_MARKER.fullmatch, names) if m is not None]
+    return {int(m[1]) for m in found if not (check and m[2])}
+
+
+def _with_inputs(done: set[int], boxes: list[tuple[slice, ...]], written: Any) -> set[int]:
+    """The first-pass tasks of ``done`` whose intermediate chunks all exist in ``written``
+    (the intermediate array): a marker is not trusted once what it stands for is gone."""
+    from zarr.core.sync import sync
+
+    if not done:
+        return done
+
+    async def listed() -> set[str]:
+        return {key async for key in written.store.list_prefix("")}
+
+    present = sync(listed())
+    chunks = tuple(written.chunks)
+    encode = written.metadata.encode_chunk_key
+    kept = set()
+    for index in done:
+        ranges = [
+            range(b.start // c, -(-b.stop // c)) for b, c in zip(boxes[index], chunks, strict=True)
+        ]
+        if all(encode(coords) in present for coords in itertools.product(*ranges)):
+            kept.add(index)
+    return kept
+
+
+def finished(store: Any, state: str) -> Verify | None:
+    """How an earlier run verified this array when it finished it (the strongest
+    ``<state>/done-<mode>`` marker), or ``None`` when no run finished it."""
+    from zarr.core.sync import sync
+
+    for mode in sorted(_STRENGTH, key=_STRENGTH.__getitem__, reverse=True):
+        if sync(store.exists(_done_marker(state, mode))):
+            return mode  # type: ignore[return-value]
+    return None
+
+
+def _done_marker(state: str, verify: str) -> str:
+    return f"{state}/done-{verify}"
 
 
 def _mark(store: Any, key: str) -> None:
@@ -203,7 +251,12 @@ def copy_task(
         When ``check`` and what ``dest`` returns differs from what was written; the task
         is then not marked done.
     """
-    values = np.asarray(source[box])
+    try:
+        values = np.asarray(source[box])
+    except ChunkwiseError:
+        raise
+    except Exception as exc:  # a codec, a store or a file that fails on these bytes
+        raise unreadable(source, box, exc) from None
     _writer(dest, values)[box] = values
     if check:
         _check_written(dest, box, values)
@@ -214,6 +267,85 @@ def copy_task(
     return nbytes
 
 
+def _zarr_array_of(source: Any) -> Any:
+    """The zarr array behind ``source`` (itself, or a reader's), or ``None``."""
+    import zarr
+
+    if isinstance(source, zarr.Array):
+        return source
+    opened = getattr(source, "zarr_array", None)
+    return opened() if callable(opened) else None
+
+
+def _first_failure(array: Any, box: tuple[slice, ...]) -> tuple[str, BaseException] | None:
+    """The first stored object of ``array`` in ``box`` that cannot be read, with why."""
+    unit = tuple(array.shards or array.chunks)
+    ranges = [range(b.start // u, -(-b.stop // u)) for b, u in zip(box, unit, strict=True)]
+    for coords in itertools.product(*ranges):
+        cell = tuple(
+            slice(max(b.start, c * u), min(b.stop, (c + 1) * u))
+            for b, c, u in zip(box, coords, unit, strict=True)
+        )
+        try:
+            array[cell]
+        except Exception as exc:
+            key = array.metadata.encode_chunk_key(coords)
+            return (f"{array.path}/{key}" if array.path else key), exc
+    return None
+
+
+def _store_place(store: Any) -> str:
+    root = getattr(store, "root", None)
+    if root is not None:
+        return str(root)
+    path = getattr(store, "path", None)
+    fs = getattr(store, "fs", None)
+    if path is not None and fs is not None:
+        protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
+        return f"{protocol}://{path}"
+    return type(store).__name__
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().rstrip(".") or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def unreadable(source: Any, box: tuple[slice, ...], exc: BaseException) -> ChunkwiseError:
+    """One sentence for a read of ``box`` from ``source`` that failed with ``exc``: the
+    object that cannot be read (found by reading the box's stored objects one by one),
+    why, and what to do."""
+    from chunkwise.errors import StoreError
+
+    array = _zarr_array_of(source)
+    found = _first_failure(array, box) if array is not None else None
+    if array is None or found is None:
+        where = getattr(source, "path", None) or type(source).__name__
+        place = f"{where!s} at {format_box(box)}"
+    else:
+        key, exc = found
+        place = f"stored object {key!r} of {_store_place(array.store)}"
+    ours = MARKER_PREFIX in place
+    if isinstance(exc, PermissionError):
+        fix = "give read access to it and run the same command again to resume"
+        why = "permission denied"
+    elif ours:
+        fix = "this run's intermediate copy is damaged: run the same command with --overwrite"
+        why = _reason(exc)
+    else:
+        fix = (
+            "the source is damaged there: restore it from a backup (nothing of it was "
+            "written to the target)"
+        )
+        why = _reason(exc)
+    return StoreError(f"{place} cannot be read ({why}); {fix}.")
+
+
+def format_box(box: tuple[slice, ...]) -> str:
+    """``[0:10, 5:8]``."""
+    return "[" + ", ".join(f"{b.start}:{b.stop}" for b in box) + "]"
+
+
 def _writer(dest: Any, values: np.ndarray[Any, Any]) -> Any:
     """``dest`` as the handle to write ``values`` with: when no chunk of the region is all
     fill value, one that skips zarr's own per-chunk emptiness test (it compares every
@@ -222,7 +354,9 @@ def _writer(dest: Any, values: np.ndarray[Any, Any]) -> Any:
     otherwise ``dest`` itself, so all-fill chunks stay unwritten as zarr would leave them.
     The region starts on the chunk grid (task regions do)."""
     with_config = getattr(dest, "with_config", None)
-    if with_config is None or _has_fill_chunk(values, tuple(dest.chunks), dest.fill_value):
+    if with_config is None or dest.config.write_empty_chunks:
+        return dest
+    if _has_fill_chunk(values, tuple(dest.chunks), dest.fill_value):
         return dest
     return with_config({"write_empty_chunks": True})
 
@@ -279,7 +413,17 @@ def _check_written(dest: Any, box: tuple[slice, ...], values: np.ndarray[Any, An
         inner = tuple(
             slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, box, strict=True)
         )
-        _compare(values[inner], np.asarray(dest[sub]), sub)
+        try:
+            got = np.asarray(dest[sub])
+        except Exception as exc:
+            found = _first_failure(dest, sub)
+            what = f"object {found[0]!r}" if found is not None else f"region {format_box(sub)}"
+            raise VerificationError(
+                f"the target's {what} cannot be read back after writing it "
+                f"({_reason(found[1] if found else exc)}); it is not trustworthy: check the "
+                "target's storage, then rerun with --overwrite."
+            ) from None
+        _compare(values[inner], got, sub)
 
 
 def peak_rss() -> int:
@@ -371,13 +515,17 @@ def _beside(store: Any, prefix: str) -> Any:
 
 
 def _intermediate(plan: RechunkPlan, target: Any, state: str) -> Any:
+    """The two-pass intermediate array: opened when an interrupted run left it, else
+    created. It writes every chunk, fill-valued ones too, so that the chunks a first-pass
+    marker stands for can be checked to exist (:func:`_with_inputs`)."""
     import zarr
     from zarr.codecs import BloscCodec
 
     assert plan.intermediate_chunks is not None
     store = _beside(target.store, f"{state}/intermediate")
+    config: Any = {"write_empty_chunks": True}
     try:  # an interrupted run left it: resume into it
-        return zarr.open_array(store, mode="r+")
+        return zarr.open_array(store, mode="r+", config=config)
     except FileNotFoundError:  # zarr's ArrayNotFoundError derives from it
         pass
     return zarr.create_array(
@@ -388,6 +536,7 @@ def _intermediate(plan: RechunkPlan, target: Any, state: str) -> Any:
         compressors=BloscCodec(cname="lz4", clevel=1, typesize=plan.itemsize),
         zarr_format=3,
         fill_value=target.fill_value,
+        config=config,
     )
 
 
@@ -400,10 +549,13 @@ def _run_stage(
     runner: TaskRunner,
     emit: Callable[..., None],
     check: bool,
+    to_intermediate: bool,
 ) -> tuple[int, int, int]:
     size = stage.bytes_written
     boxes = list(task_boxes(shape, stage.task_shape))
     done = _done(dest.store, state, stage, check)
+    if to_intermediate:
+        done = _with_inputs(done, boxes, dest)
     todo = [
         (source, dest, _marker(state, stage, i, check), box, check)
         for i, box in enumerate(boxes)
@@ -488,6 +640,7 @@ def run_plan(
     runner: TaskRunner = thread_runner,
     events: Events | None = None,
     name: str = "",
+    keep_done: bool = False,
 ) -> RechunkResult:
     """Execute ``plan``: copy ``source`` into ``target`` (a zarr array of the target layout).
 
@@ -514,12 +667,18 @@ def run_plan(
         verification ends.
     name
         The array's path, reported in events.
+    keep_done
+        Leave the ``<state>/done-<verify>`` marker when the array is finished, for a
+        caller that removes it later (a whole conversion, so that a kill before it ends
+        never rewrites a finished array); otherwise remove ``state`` entirely.
 
     Raises
     ------
     VerificationError
         When the target does not match the source.
     """
+    if not state.strip("/"):
+        raise ValueError("run_plan needs a state prefix inside the target, not its root")
     start = time.perf_counter()
 
     def emit(
@@ -529,37 +688,53 @@ def run_plan(
             events(RechunkEvent(kind, name, stage, done, total, nbytes, s, size))
 
     run = skipped = moved = 0
-    if len(plan.stages) == 1:
-        passes = [(plan.stages[0], source, target)]
+    earlier = finished(target.store, state)
+    if earlier is not None and _STRENGTH[earlier] >= _STRENGTH[verify]:
+        for stage in plan.stages:  # an earlier run finished it: report, touch nothing
+            emit("stage-start", stage.name, stage.tasks, stage.tasks, 0, 0.0, stage.bytes_written)
+            emit("stage-done", stage.name, stage.tasks, stage.tasks, 0, 0.0, stage.bytes_written)
+        skipped, verify = sum(stage.tasks for stage in plan.stages), earlier
+    elif earlier is not None:  # finished with a weaker check: check now, rewrite nothing
+        skipped, verify = sum(stage.tasks for stage in plan.stages), "full"
     else:
-        inter = _intermediate(plan, target, state)
-        first, second = plan.stages
-        passes = [(first, source, inter), (second, inter, target)]
-    for stage, src, dst in passes:
-        r, s, m = _run_stage(stage, src, dst, state, plan.shape, runner, emit, verify != "none")
-        run, skipped, moved = run + r, skipped + s, moved + m
+        if len(plan.stages) == 1:
+            passes = [(plan.stages[0], source, target, False)]
+        else:
+            inter = _intermediate(plan, target, state)
+            first, second = plan.stages
+            passes = [(first, source, inter, True), (second, inter, target, False)]
+        for stage, src, dst, to_inter in passes:
+            r, s, m = _run_stage(
+                stage, src, dst, state, plan.shape, runner, emit, verify != "none", to_inter
+            )
+            run, skipped, moved = run + r, skipped + s, moved + m
     checked = time.perf_counter()
-    if verify == "full":
+    if verify == "full" and earlier != "full":
         _verify_full(source, target, plan)
     boxes = plan.stages[-1].tasks
     emit("verify-done", "verify", boxes, boxes, 0, time.perf_counter() - checked)
-    _tidy(target.store, state)
+    # Say the array is finished before removing anything: from here on a kill at any
+    # point of the clean-up leaves a state a rerun reads as "finished".
+    _mark(target.store, _done_marker(state, verify))
+    tidy_state(target.store, state, keep_done=keep_done)
     return RechunkResult(run, skipped, moved, time.perf_counter() - start, verify)
 
 
 #: A temporary file zarr's LocalStore writes before renaming it into place; a kill in
 #: between leaves it behind.
-_PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
+PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
 
 
-def _tidy(store: Any, state: str = MARKER_PREFIX) -> None:
-    """Remove the markers, the intermediate array and writes a kill left half-done."""
-    from zarr.core.sync import sync
+def tidy_state(store: Any, state: str, *, keep_done: bool) -> None:
+    """Remove an array's markers and intermediate array (any order: the ``done-*`` marker
+    stays until last), then, unless ``keep_done``, the marker and temporary files that
+    killed writes left in the target."""
+    from chunkwise.engine.stores import delete_keys, remove_empty_folders, store_keys
 
-    async def tidy() -> None:
-        await store.delete_dir(state)
-        leftovers = [key async for key in store.list() if _PARTIAL_WRITE.search(key)]
-        for key in leftovers:
-            await store.delete(key)
-
-    sync(tidy())
+    keys = [k for k in store_keys(store, f"{state}/")]
+    done = {_done_marker(state, mode) for mode in _STRENGTH}
+    delete_keys(store, [k for k in keys if k not in done])
+    if not keep_done:
+        delete_keys(store, [k for k in keys if k in done])
+        delete_keys(store, [k for k in store_keys(store) if PARTIAL_WRITE.search(k)])
+    remove_empty_folders(store, state)

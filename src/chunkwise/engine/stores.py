@@ -45,9 +45,12 @@ __all__ = [
     "RequestCounts",
     "StoreTarget",
     "close_sessions",
+    "delete_keys",
     "list_objects",
     "list_sizes",
     "open_target",
+    "remove_empty_folders",
+    "store_keys",
 ]
 
 
@@ -534,3 +537,96 @@ def list_objects(store: Store) -> list[tuple[str, int]]:
 
     inner = store._store if isinstance(store, WrapperStore) else store
     return sync(list_sizes(inner))
+
+
+def _walk_local(root: Path, under: str) -> list[str]:
+    """Every entry below ``root / under`` that is not a folder, as keys relative to
+    ``root``; a symlink or a special file is refused (deleting through a link could reach
+    outside the store)."""
+    import stat
+
+    from chunkwise.errors import StoreError
+
+    keys = []
+    for folder, dirs, files in os.walk(root / under, followlinks=False):
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            try:
+                mode = path.lstat().st_mode
+            except FileNotFoundError:  # removed since listed
+                continue
+            if stat.S_ISDIR(mode):
+                continue
+            key = path.relative_to(root).as_posix()
+            if not stat.S_ISREG(mode):
+                what = "a symlink" if stat.S_ISLNK(mode) else "a special file"
+                raise StoreError(
+                    f"{str(root)!r} holds {what}, {key!r}, which is not part of a Zarr "
+                    "store; chunkwise will not write or delete there: choose another target "
+                    "or remove it yourself."
+                )
+            keys.append(key)
+    return keys
+
+
+def store_keys(store: Store, prefix: str = "") -> list[str]:
+    """Every key of ``store`` that starts with ``prefix`` (``""``: all of them); local
+    folders are walked without following links.
+
+    Raises
+    ------
+    StoreError
+        When a local store holds a symlink or a special file.
+    """
+    from zarr.core.sync import sync
+
+    if isinstance(store, LocalStore):
+        root = Path(store.root)
+        folder = prefix.rpartition("/")[0]
+        if not (root / folder).is_dir():
+            return []
+        return [k for k in _walk_local(root, folder) if k.startswith(prefix)]
+
+    async def listed() -> list[str]:
+        return [key async for key in store.list_prefix(prefix)]
+
+    return list(sync(listed()))
+
+
+#: Deletions in flight at once.
+DELETE_CONCURRENCY = 16
+
+
+def delete_keys(store: Store, keys: Iterable[str]) -> None:
+    """Delete ``keys``, :data:`DELETE_CONCURRENCY` at a time; keys already gone are fine."""
+    from zarr.core.sync import sync
+
+    todo = list(keys)
+
+    async def run() -> None:
+        limit = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+        async def one(key: str) -> None:
+            async with limit:
+                with contextlib.suppress(FileNotFoundError):
+                    await store.delete(key)
+
+        await asyncio.gather(*(one(key) for key in todo))
+
+    if todo:
+        sync(run())
+
+
+def remove_empty_folders(store: Store, under: str = "") -> None:
+    """Remove the folders left empty below ``under`` in a local store, deepest first
+    (``under`` too, unless it is the root); a folder that holds anything stays."""
+    if not isinstance(store, LocalStore):
+        return
+    root = Path(store.root)
+    if not (root / under).is_dir():
+        return
+    for folder, _, _ in os.walk(root / under, topdown=False):
+        if Path(folder) == root:
+            continue
+        with contextlib.suppress(OSError):  # not empty: holds something not deleted
+            os.rmdir(folder)
