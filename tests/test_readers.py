@@ -73,6 +73,8 @@ def _build(root: Path) -> dict[str, Case]:
         f.create_dataset("names", data=["x", "yy"], dtype=h5py.string_dtype())
     with h5py.File(root / "run.h5", "r") as f:
         expected = {name: f[name][...] for name in ("a", "grp/b", "grp/sub/c")}
+        # Variable-length strings are carried too, as NumPy strings.
+        expected["names"] = np.asarray(f["names"].asstr()[...], dtype=np.dtypes.StringDType())
     cases["hdf5"] = Case(str(root / "run.h5"), expected, root / "run.h5")
 
     temperature = _values((8, 6, 10))
@@ -96,6 +98,7 @@ def _build(root: Path) -> dict[str, Case]:
     )
     with h5py.File(root / "air.nc", "r") as f:
         expected = {name: f[name][...] for name in ("t", "time", "lat", "inner/p")}
+        expected["station"] = np.asarray(f["station"].asstr()[...], dtype=np.dtypes.StringDType())
     cases["netcdf"] = Case(str(root / "air.nc"), expected, root / "air.nc")
 
     pages = _values((5, 20, 30), "uint16")
@@ -326,8 +329,9 @@ def test_hdf5_tree_chunks_fill_and_attributes(cases: dict[str, Case]) -> None:
     with open_source(cases["hdf5"].url) as source:
         arrays = _by_path(source)
         assert source.kind == "hdf5" and source.is_group and source.zarr_format is None
-        assert source.description == "HDF5 file run.h5 (3 datasets, 1 skipped)"
-        assert source.skipped == ("names",)
+        assert source.description == "HDF5 file run.h5 (4 datasets)"
+        assert source.skipped == ()  # nothing is left out: strings are carried
+        assert arrays["names"].dtype == np.dtypes.StringDType()
         assert [g.path for g in source.groups] == ["", "grp", "grp/sub"]
         groups = {g.path: g.attributes for g in source.groups}
         assert groups[""] == {"title": "run 7", "gain": 1.5}
@@ -371,8 +375,8 @@ def test_netcdf_dims_fill_value_and_attributes(cases: dict[str, Case]) -> None:
     with open_source(cases["netcdf"].url) as source:
         arrays = _by_path(source)
         assert source.kind == "netcdf" and source.is_group
-        assert sorted(arrays) == ["inner/p", "lat", "t", "time"]  # no dimension-only "lon"
-        assert source.skipped == ("station",)
+        assert sorted(arrays) == ["inner/p", "lat", "station", "t", "time"]  # no "lon"
+        assert source.skipped == ()
         t = arrays["t"]
         assert t.dims == ("time", "lat", "lon")
         assert t.chunks == (2, 6, 5)
@@ -531,11 +535,17 @@ def test_a_truncated_mrc_is_refused(cases: dict[str, Case], tmp_path: Path) -> N
 
 def test_sources_without_convertible_arrays(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "s.h5", "w") as f:
-        f.create_dataset("names", data=["a"], dtype=h5py.string_dtype())
-    with pytest.raises(SpecError, match=r"no numeric datasets to convert \(skipped: names\)"):
+        f.create_dataset("values", data=np.arange(3))
+        f.create_dataset("refs", data=[f["values"].ref], dtype=h5py.ref_dtype)
+    # Nothing is dropped silently: a dataset Zarr cannot hold stops the whole file.
+    with pytest.raises(
+        SpecError,
+        match=r"dataset 'refs' of '.*s.h5' holds HDF5 object references, which Zarr cannot "
+        r"store; convert the other ones by naming each",
+    ):
         open_source(tmp_path / "s.h5")
-    with pytest.raises(SpecError, match=r"dataset 'names' .* cannot convert"):
-        open_source(f"{tmp_path / 's.h5'}#names")
+    with pytest.raises(SpecError, match=r"dataset 'refs' .* which Zarr cannot store\.$"):
+        open_source(f"{tmp_path / 's.h5'}#refs")
     zarr.open_group(tmp_path / "empty.zarr", mode="w")
     with pytest.raises(SpecError, match=r"Zarr group with no arrays"):
         open_source(tmp_path / "empty.zarr")

@@ -241,14 +241,37 @@ def test_bad_input_is_one_sentence_and_writes_nothing(
     assert snapshot(source) == before
 
 
-def test_an_unsupported_dtype_is_refused_before_writing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_records_strings_dates_and_scalars_are_carried_not_dropped(
+    tmp_path: Path, fmt: int
+) -> None:
     records = np.zeros(10, dtype=[("a", "i4"), ("b", "f8")])
+    records["a"], records["b"] = np.arange(10), np.linspace(0, 1, 10)
     np.save(tmp_path / "records.npy", records)
-    with pytest.raises(SpecError, match=r"cannot convert; save a numeric"):
-        api.convert(tmp_path / "records.npy", tmp_path / "t.zarr")
-    zarr.create_array(tmp_path / "records.zarr", data=records, chunks=(5,), zarr_format=2)
-    code, out = run("convert", str(tmp_path / "records.zarr"), str(tmp_path / "t.zarr"))
-    assert code == 2 and "cannot write with codec blosc:zstd:5:shuffle" in out, out
+    api.convert(tmp_path / "records.npy", tmp_path / "r.zarr", zarr_format=fmt)
+    assert (zarr.open_array(tmp_path / "r.zarr")[...] == records).all()
+    src = zarr.open_group(tmp_path / "g.zarr", mode="w", zarr_format=fmt)
+    src.create_array("records", data=records, chunks=(5,))
+    src.create_array("names", data=np.array(["abcdef", "b"], dtype="<U6"), chunks=(2,))
+    src.create_array("labels", data=np.array(["a", "bb", ""], dtype=np.dtypes.StringDType()), chunks=(3,))
+    src.create_array("time", data=np.array(["2020-01-01", "NaT"], dtype="M8[ns]"), chunks=(1,))
+    src.create_array("spatial_ref", shape=(), dtype="i4", fill_value=7)
+    src.create_array("nothing", shape=(0, 4), dtype="f4", chunks=(1, 4))
+    code, out = run("convert", str(tmp_path / "g.zarr"), str(tmp_path / "t.zarr"))
+    assert code == 0, out
+    assert "wrote" in out and "6 arrays" in out and "not copied" not in out
+    want, got = zarr.open_group(tmp_path / "g.zarr"), zarr.open_group(tmp_path / "t.zarr")
+    for name in ("records", "names", "labels", "time", "spatial_ref", "nothing"):
+        a, b = want[name], got[name]
+        assert (a.shape, a.dtype) == (b.shape, b.dtype), name
+        assert a[...].tobytes() == b[...].tobytes() if a.dtype.kind != "T" else (a[...] == b[...]).all()
+    assert got["spatial_ref"][()] == 7
+
+
+def test_python_objects_are_refused_naming_the_array(tmp_path: Path) -> None:
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    code, out = run("convert", str(tmp_path / "o.npy"), str(tmp_path / "t.zarr"))
+    assert code == 2 and "is not a readable .npy array" in out, out
     assert not (tmp_path / "t.zarr").exists()
 
 

@@ -56,7 +56,7 @@ from chunkwise.errors import SpecError, StoreError
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecSpec, parse_codec
 from chunkwise.model.layout import Layout
-from chunkwise.plan.rechunk import RechunkPlan, plan_rechunk
+from chunkwise.plan.rechunk import RechunkPlan, plan_rechunk, plan_whole_copy
 from chunkwise.units import format_bytes, format_count, format_duration, format_shape
 
 __all__ = [
@@ -368,12 +368,12 @@ def _source_codec(array: SourceArray) -> tuple[CodecSpec, str | None]:
 def _check_dtype(array: SourceArray, codec: CodecSpec) -> str | None:
     """Why chunkwise cannot write this dtype with this codec, or ``None``."""
     dtype = array.dtype
-    if dtype.kind not in "biufcmM":
+    if dtype.kind == "O" or (dtype.hasobject and not _variable(dtype)):
         return (
-            f"array {array.path or '(array)'!r} has dtype {dtype.str!r}, which chunkwise cannot "
-            f"write with codec {codec}; it writes numeric, boolean and datetime arrays only"
+            f"array {array.path or '(array)'!r} holds Python objects ({dtype}), which Zarr "
+            "cannot store as they are; convert it to numbers or strings first"
         )
-    if codec.kind == "blosc" and dtype.itemsize > 255:
+    if codec.kind == "blosc" and dtype.itemsize > 255 and not _variable(dtype):
         return (
             f"array {array.path or '(array)'!r} has {dtype.itemsize}-byte elements, more than "
             "Blosc's shuffle handles (255); use --codec zstd:3"
@@ -381,9 +381,32 @@ def _check_dtype(array: SourceArray, codec: CodecSpec) -> str | None:
     return None
 
 
+#: Bytes per element assumed for variable-length strings when budgeting their copy.
+VARIABLE_ITEM_BYTES = 64
+
+
+def _variable(dtype: np.dtype[Any]) -> bool:
+    """Variable-length elements (NumPy's StringDType): no fixed bytes per element."""
+    return dtype.kind == "T"
+
+
+def _copied_whole(array: SourceArray) -> bool:
+    """Arrays the chunked planner cannot cut: 0-d, no elements, variable-length."""
+    return len(array.shape) == 0 or 0 in array.shape or _variable(array.dtype)
+
+
+def _model_dtype(dtype: np.dtype[Any]) -> str:
+    """A numeric stand-in of the same size for the layout model, which plans numbers:
+    datetimes are 8-byte integers, strings and records their bytes."""
+    if dtype.kind in "biufc":
+        return dtype.name
+    size = dtype.itemsize if not _variable(dtype) else VARIABLE_ITEM_BYTES
+    return {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64", 16: "complex128"}.get(size, "uint8")
+
+
 def _spec(array: SourceArray) -> ArraySpec:
     dims = array.dims or tuple(f"dim_{i}" for i in range(len(array.shape)))
-    return ArraySpec.create(array.shape, array.dtype.name, dims)
+    return ArraySpec.create(array.shape, _model_dtype(array.dtype), dims)
 
 
 def _advised(
@@ -426,7 +449,6 @@ def _decide(
     array: SourceArray, request: LayoutRequest, zarr_format: int, lone: bool
 ) -> tuple[Layout, dict[str, Any]]:
     """The target layout of one array and how it was decided."""
-    a = _spec(array)
     ndim = len(array.shape)
     explicit = request.chunks is not None and len(request.chunks) == ndim
     nbytes = math.prod(array.shape) * array.dtype.itemsize
@@ -436,8 +458,18 @@ def _decide(
         codec, note = _source_codec(array)
     else:
         codec, note = parse_codec(DEFAULT_CODEC), None
-    if request.workload is not None and (lone or (ndim >= 2 and nbytes > SMALL_ARRAY_BYTES)):
+    modelled = array.dtype.kind in "biufcmM" and not _copied_whole(array)
+    if (
+        request.workload is not None
+        and modelled
+        and (lone or (ndim >= 2 and nbytes > SMALL_ARRAY_BYTES))
+    ):
         return _advised(array, request, zarr_format)
+    if request.workload is not None and not modelled and lone:
+        note = (
+            f"advise plans arrays of numbers and dates with at least one element; this "
+            f"{format_shape(array.shape, empty='scalar')} {array.dtype} array keeps its chunks"
+        )
     shards: tuple[int, ...] | None = None
     decided: Decided
     if explicit:
@@ -455,7 +487,13 @@ def _decide(
         chunks = tuple(min(c, n) for c, n in zip(array.chunks, array.shape, strict=True))
         shards = getattr(array.zarr_array, "shards", None) if zarr_format == 3 else None
         decided = "source"
-    layout = Layout.create(a, chunks, shards=shards, codec=codec, zarr_format=zarr_format)
+    if ndim == 0 or 0 in array.shape:  # nothing to validate against: zarr's own rules
+        chunks = tuple(max(1, c) for c in chunks)
+        layout = Layout(zarr_format, chunks, None, codec, "/" if zarr_format == 3 else ".")  # type: ignore[arg-type]
+    else:
+        layout = Layout.create(
+            _spec(array), chunks, shards=shards, codec=codec, zarr_format=zarr_format
+        )
     reasons = {
         "chunks": "explicit --chunks",
         "source": "kept the source's chunks",
@@ -522,32 +560,35 @@ def plan_conversion(
                 f"--chunks ({len(request.chunks)})."
             )
     jobs: list[ArrayJob] = []
-    skipped = list(source.skipped)
     requested_codec = parse_codec(request.codec or DEFAULT_CODEC)
     for array in source.arrays:
         problem = _check_dtype(array, requested_codec)
         if problem is not None:
-            if lone:
-                raise SpecError(problem + ".")
-            skipped.append(problem)
-            continue
+            raise SpecError(
+                problem
+                + ("." if lone else "; or convert the other arrays one by one (SOURCE#path).")
+            )
         layout, decision = _decide(array, request, zarr_format, lone)
-        plan = plan_rechunk(
-            array.shape,
-            array.dtype.itemsize,
-            array.chunks,
-            layout.chunks,
-            layout.shards,
-            max_mem=max_mem,
-            threads=threads,
-            overhead=RUN_OVERHEAD,
-            slack=ALLOCATOR_SLACK,
-        )
+        if _copied_whole(array):
+            itemsize = VARIABLE_ITEM_BYTES if _variable(array.dtype) else array.dtype.itemsize
+            plan = plan_whole_copy(
+                array.shape, itemsize, max_mem=max_mem, overhead=RUN_OVERHEAD,
+                slack=ALLOCATOR_SLACK,
+            )  # fmt: skip
+        else:
+            plan = plan_rechunk(
+                array.shape,
+                array.dtype.itemsize,
+                array.chunks,
+                layout.chunks,
+                layout.shards,
+                max_mem=max_mem,
+                threads=threads,
+                overhead=RUN_OVERHEAD,
+                slack=ALLOCATOR_SLACK,
+            )
         jobs.append(ArrayJob(array.path, array, layout, plan, decision))
-    if not jobs:
-        raise SpecError(
-            f"source {source.url!r} has no array chunkwise can write ({'; '.join(skipped[:3])})."
-        )
+    skipped = list(source.skipped)
     return ConversionPlan(
         source.url, target_url, source.description, source.is_group, zarr_format,
         source.groups if source.is_group else (), tuple(jobs), tuple(skipped), max_mem, executor,
@@ -595,7 +636,9 @@ def open_target_store(url: str, storage_options: Mapping[str, Any] | None = None
 def _record(job: ArrayJob, plan: ConversionPlan) -> dict[str, Any]:
     from chunkwise import __version__
 
-    a = _spec(job.source)
+    source = job.source
+    dims = source.dims or tuple(f"dim_{i}" for i in range(len(source.shape)))
+    a = ArraySpec(source.shape, _model_dtype(source.dtype), dims)  # describes; never plans
     return {
         "tool": f"chunkwise {__version__}",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

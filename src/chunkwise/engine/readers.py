@@ -43,7 +43,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from chunkwise.errors import MissingDependencyError, SpecError
+from chunkwise.errors import MissingDependencyError, SpecError, StoreError
 from chunkwise.units import format_shape
 
 __all__ = [
@@ -233,11 +233,29 @@ def open_source(
         When the package that reads this kind is not installed.
     """
     text = os.fspath(url)
-    location, inner = _split(text)
-    kind = _kind(location)
-    if kind != "zarr":
-        location = _local_path(text, location, kind)
-    return _OPENERS[kind](text, location, inner, dict(storage_options or {}))
+    try:
+        location, inner = _split(text)
+        kind = _kind(location)
+        if kind != "zarr":
+            location = _local_path(text, location, kind)
+        return _OPENERS[kind](text, location, inner, dict(storage_options or {}))
+    except OSError as exc:  # a file or folder of the source that cannot be opened
+        raise source_io_error(text, exc) from None
+
+
+def source_io_error(url: str, exc: OSError) -> StoreError:
+    """One sentence for a source that cannot be read: denied permission, or another
+    error of the operating system, naming the file."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if isinstance(exc, PermissionError):
+        return StoreError(
+            f"source {url!r} cannot be read: permission denied{where}; give read access to "
+            "it (chmod / chown), or run as a user who has it."
+        )
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return StoreError(
+        f"source {url!r} cannot be read: {reason}{where}; check the path and the disk."
+    )
 
 
 # --- dispatch -------------------------------------------------------------------------
@@ -469,22 +487,6 @@ def _close_handle(handle: Any) -> None:
     handle.close()
 
 
-def _drop_map(handle: Any) -> None:
-    """Memory maps close when their last reference goes (readers return copies)."""
-
-
-def _memmap(
-    path: str,
-    offset: int,
-    shape: tuple[int, ...],
-    dtype: np.dtype[Any],
-    order: Literal["C", "F"],
-) -> np.ndarray[Any, Any]:
-    if math.prod(shape) == 0:  # a file cannot map zero bytes
-        return np.empty(shape, dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
-
-
 def _h5_file(path: str) -> Any:
     import h5py
 
@@ -498,10 +500,16 @@ def _tiff_handle(path: str) -> Any:
 
 
 class _MemmapReader:
-    """Reads boxes of an uncompressed C-order array at ``offset`` bytes of a file.
+    """Reads boxes of an uncompressed array stored at ``offset`` bytes of a file, in C or
+    Fortran order: NumPy files, MRC volumes and contiguous TIFF series. ``file_dtype``
+    carries the file's byte order; boxes come back as ``dtype``.
 
-    NumPy files, MRC volumes and contiguous TIFF series. ``file_dtype`` carries the file's
-    byte order; boxes come back as ``dtype``.
+    Each read maps only the file's span of the box, at most :data:`READ_BLOCK_BYTES` of
+    whole outer slices at a time (one slice when a slice is larger), copies the box out
+    and unmaps the span at once: a mapped page counts in resident memory for as long as
+    it stays mapped, so a map held open across a conversion grew with every page read
+    (768 MiB file, 96 MiB budget: +459 MiB). Holds no handle between reads; every read
+    opens the file.
     """
 
     def __init__(
@@ -514,19 +522,80 @@ class _MemmapReader:
         order: Literal["C", "F"] = "C",
     ) -> None:
         self.path = path
+        self.offset = offset
         self.shape = shape
+        self.file_dtype = file_dtype
         self.dtype: np.dtype[Any] = file_dtype if dtype is None else dtype
+        self.order = order
         self.ndim = len(shape)
-        self._map = _Lazy(
-            functools.partial(_memmap, path, offset, shape, file_dtype, order), _drop_map
-        )
 
     def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        return np.array(self._map.get()[box], dtype=self.dtype, copy=True)
+        index = _normalize(box, self.ndim)
+        ranges = [range(*s.indices(n)) for s, n in zip(index, self.shape, strict=True)]
+        if any(r.step != 1 for r in ranges):  # strided: read the stretch, then pick
+            stretch = tuple(
+                slice(r.start, r.start + (len(r) - 1) * r.step + 1) if r else slice(0, 0)
+                for r in ranges
+            )
+            picks = tuple(slice(None, None, r.step) for r in ranges)
+            return np.ascontiguousarray(self[stretch][picks])
+        out = np.empty([len(r) for r in ranges], self.dtype)
+        if out.size == 0:
+            return out
+        if self.ndim == 0:
+            return self._span(0, 1, ())
+        outer = 0 if self.order == "C" else self.ndim - 1
+        rest = [n for i, n in enumerate(self.shape) if i != outer]
+        slice_bytes = max(1, math.prod(rest) * self.file_dtype.itemsize)
+        step = max(1, READ_BLOCK_BYTES // slice_bytes)
+        along = ranges[outer]
+        for start in range(along.start, along.stop, step):
+            stop = min(start + step, along.stop)
+            mapped_shape = (*rest[:outer], stop - start, *rest[outer:])
+            inner = list(index)
+            inner[outer] = slice(0, stop - start)
+            where = [slice(None)] * self.ndim
+            where[outer] = slice(start - along.start, stop - along.start)
+            self._copy(start, stop, mapped_shape, tuple(inner), out, tuple(where))
+        return out
 
-    def close(self) -> None:
-        """Drop the memory map."""
-        self._map.close()
+    def _span(self, start: int, stop: int, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+        """Outer slices ``[start, stop)`` read into a new array (the 0-d case)."""
+        values = np.empty(shape, self.dtype)
+        self._copy(start, stop, shape, (), values, ())
+        return values
+
+    def _copy(
+        self,
+        start: int,
+        stop: int,
+        mapped_shape: tuple[int, ...],
+        inner: tuple[slice, ...],
+        out: np.ndarray[Any, Any],
+        where: tuple[slice, ...],
+    ) -> None:
+        """Map outer slices ``[start, stop)``, copy ``[inner]`` of them into
+        ``out[where]``, unmap."""
+        import mmap
+
+        itemsize = self.file_dtype.itemsize
+        per_slice = math.prod(mapped_shape) // max(1, stop - start) if mapped_shape else 1
+        first = self.offset + start * per_slice * itemsize
+        length = max(1, math.prod(mapped_shape)) * itemsize
+        aligned = first - first % mmap.ALLOCATIONGRANULARITY
+        with (
+            open(self.path, "rb") as file,
+            mmap.mmap(
+                file.fileno(), length + first - aligned, access=mmap.ACCESS_READ, offset=aligned
+            ) as mapped,
+        ):
+            flat = np.frombuffer(
+                mapped, self.file_dtype, count=max(1, math.prod(mapped_shape)),
+                offset=first - aligned,
+            )  # fmt: skip
+            view = flat.reshape(mapped_shape, order=self.order)
+            out[where] = view[inner]
+            del flat, view  # the map cannot close while NumPy still points into it
 
 
 class _H5Reader:
@@ -542,7 +611,10 @@ class _H5Reader:
         self.ndim = len(shape)
 
     def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
-        values = self.file.get()[self.name][box]  # h5py returns a new array (or a scalar)
+        dataset = self.file.get()[self.name]
+        if self.dtype.kind == "T":  # variable-length strings: str objects, as NumPy strings
+            return np.asarray(dataset.asstr()[box], dtype=self.dtype)
+        values = dataset[box]  # h5py returns a new array (or a scalar)
         return values if isinstance(values, np.ndarray) else np.asarray(values)
 
 
@@ -709,6 +781,10 @@ class _ZarrReader:
     def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         return np.asarray(self._get()[box])
 
+    def zarr_array(self) -> Any:
+        """The zarr array read (opened again after unpickling)."""
+        return self._get()
+
     def close(self) -> None:
         """Close the store this reader re-opened after unpickling, if any."""
         with self._lock:
@@ -742,10 +818,10 @@ def _open_npy(url: str, path: str, inner: str, options: dict[str, Any]) -> Sourc
         raise SpecError(
             f"source {url!r} is not a readable .npy array ({exc}); save it with numpy.save."
         ) from None
-    if not isinstance(values, np.ndarray) or not _numeric(values.dtype):
+    if not isinstance(values, np.ndarray) or values.dtype.hasobject:
         raise SpecError(
             f"source {url!r} holds {getattr(values, 'dtype', 'no array')!s} values, which "
-            "chunkwise cannot convert; save a numeric (bool, int, float, complex) array."
+            "Zarr cannot store; save numbers, strings, dates or records of them."
         )
     shape, dtype = tuple(values.shape), values.dtype
     order: Literal["C", "F"] = "C"
@@ -781,7 +857,7 @@ def _memmapped_source(
     )
     return Source(
         url=url, kind=kind, description=description, arrays=(array,), groups=(),
-        is_group=False, zarr_format=None, _closers=[reader.close],
+        is_group=False, zarr_format=None,
     )  # fmt: skip
 
 
@@ -845,11 +921,9 @@ def _h5_source(
             )
         root = handle[inner]
     if isinstance(root, h5py.Dataset):
-        if not _h5_convertible(root):
-            raise SpecError(
-                f"{noun} {inner!r} of {url!r} has dtype {root.dtype}, which chunkwise cannot "
-                "convert; pick a numeric dataset."
-            )
+        why = _h5_dtype(root)
+        if isinstance(why, str):
+            raise _h5_refusal(url, inner, why, noun, lone=True)
         array = _h5_array(root, "", file, unwrap_singletons=netcdf)
         return Source(
             url=url,
@@ -873,23 +947,20 @@ def _h5_source(
             groups.append(SourceGroup(name, _h5_attributes(node, netcdf)))
 
     root.visititems(visit)
-    arrays, skipped = [], []
+    arrays = []
     for name, dataset in datasets:
         if _dimension_only(dataset):
             continue
-        if not _h5_convertible(dataset):
-            skipped.append(name)
-            continue
+        why = _h5_dtype(dataset)
+        if isinstance(why, str):  # nothing is dropped silently: stop, naming it
+            raise _h5_refusal(url, name, why, noun, lone=False)
         arrays.append(_h5_array(dataset, name, file, unwrap_singletons=netcdf))
     where = f"{_name(path)}#{inner}" if inner else _name(path)
     if not arrays:
         raise SpecError(
-            f"source {url!r} has no numeric {noun}s to convert"
-            + (f" (skipped: {', '.join(skipped[:6])})" if skipped else "")
-            + "; pick a file or group that holds numeric arrays."
+            f"source {url!r} has no {noun}s to convert; pick a file or group that holds arrays."
         )
-    description = f"{label} {'group' if inner else 'file'} {where} ({_plural(len(arrays), noun)}"
-    description += f", {len(skipped)} skipped)" if skipped else ")"
+    description = f"{label} {'group' if inner else 'file'} {where} ({_plural(len(arrays), noun)})"
     return Source(
         url=url,
         kind=kind,
@@ -898,7 +969,6 @@ def _h5_source(
         groups=tuple(sorted(groups, key=lambda g: g.path)),
         is_group=True,
         zarr_format=None,
-        skipped=tuple(skipped),
         _closers=[file.close],
     )
 
@@ -920,8 +990,32 @@ def _dimension_only(node: Any) -> bool:
     return isinstance(name, bytes) and name.startswith(_NETCDF_DIMENSION_ONLY)
 
 
-def _h5_convertible(dataset: Any) -> bool:
-    return dataset.shape is not None and _numeric(dataset.dtype)
+def _h5_dtype(dataset: Any) -> np.dtype[Any] | str:
+    """The NumPy dtype a dataset is copied as, or why Zarr cannot store it: numbers
+    (enums as their integers), fixed-length bytes, variable-length strings (as NumPy
+    strings), records of those, opaque bytes, dates."""
+    import h5py
+
+    if dataset.shape is None:
+        return "an empty (null) dataspace, with no values"
+    dtype = dataset.dtype
+    if h5py.check_ref_dtype(dtype) is not None:
+        return "HDF5 object references"
+    info = h5py.check_string_dtype(dtype)
+    if info is not None and info.length is None:
+        return np.dtypes.StringDType()
+    if h5py.check_vlen_dtype(dtype) is not None:
+        return "variable-length sequences"
+    if dtype.fields is not None:
+        plain = np.dtype(dtype.descr)
+        return "records with variable-length fields" if plain.hasobject else plain
+    out = np.dtype(dtype.str)  # drops h5py's enum / type metadata
+    return "Python objects" if out.hasobject else out
+
+
+def _h5_refusal(url: str, name: str, why: str, noun: str, lone: bool) -> SpecError:
+    other = "" if lone else "; convert the other ones by naming each (SOURCE#path), or drop it"
+    return SpecError(f"{noun} {name!r} of {url!r} holds {why}, which Zarr cannot store{other}.")
 
 
 def _h5_attributes(node: Any, unwrap_singletons: bool) -> dict[str, Any]:
@@ -934,9 +1028,10 @@ def _h5_attributes(node: Any, unwrap_singletons: bool) -> dict[str, Any]:
 def _h5_array(dataset: Any, path: str, file: _Lazy, *, unwrap_singletons: bool) -> SourceArray:
     _check_filters(dataset)
     shape = tuple(int(n) for n in dataset.shape)
-    dtype = np.dtype(dataset.dtype.str)  # drops h5py's enum / type metadata
+    dtype = _h5_dtype(dataset)
+    assert not isinstance(dtype, str)
     chunks = dataset.chunks or read_block_chunks(
-        shape, dtype.itemsize, block_bytes=READ_BLOCK_BYTES
+        shape, max(dtype.itemsize, 1), block_bytes=READ_BLOCK_BYTES
     )
     # Only an explicit _FillValue means "missing"; HDF5's default fill (0) is a storage
     # detail, and carrying it over would make xarray mask real zeros.
@@ -1253,18 +1348,12 @@ def _zarr_source(
     _refuse_unfinished(url, store)
     try:
         node = zarr.open(store, mode="r", path=inner or None)
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            raise source_io_error(url, exc) from None
+        raise _no_node(url, inner, store, zarr, exc) from None
     except Exception as exc:  # zarr raises several types for "no node here"
-        if inner:
-            names = _zarr_names(store, zarr)
-            raise SpecError(
-                f"source {url!r} has no array or group {inner!r}; "
-                + (f"it has {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}." if names
-                   else "its root is not a Zarr group.")
-            ) from None  # fmt: skip
-        raise SpecError(
-            f"source {url!r} is neither a Zarr array nor a Zarr group ({exc}); give a Zarr "
-            "store, an HDF5/NetCDF-4, TIFF, MRC or .npy file."
-        ) from None
+        raise _no_node(url, inner, store, zarr, exc) from None
     zarr_format = int(node.metadata.zarr_format)
     closers = [lambda: _close_store(store)]
     name = f"{_name(location)}#{inner}" if inner else _name(location)
@@ -1299,6 +1388,20 @@ def _zarr_source(
         is_group=True,
         zarr_format=zarr_format,
         _closers=closers,
+    )
+
+
+def _no_node(url: str, inner: str, store: Any, zarr: Any, exc: BaseException) -> SpecError:
+    if inner:
+        names = _zarr_names(store, zarr)
+        return SpecError(
+            f"source {url!r} has no array or group {inner!r}; "
+            + (f"it has {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}." if names
+               else "its root is not a Zarr group.")
+        )  # fmt: skip
+    return SpecError(
+        f"source {url!r} is neither a Zarr array nor a Zarr group ({exc}); give a Zarr "
+        "store, an HDF5/NetCDF-4, TIFF, MRC or .npy file."
     )
 
 

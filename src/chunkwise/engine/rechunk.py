@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -364,6 +365,8 @@ def _writer(dest: Any, values: np.ndarray[Any, Any]) -> Any:
 def _has_fill_chunk(values: np.ndarray[Any, Any], chunks: tuple[int, ...], fill: Any) -> bool:
     """Whether some chunk of ``values`` (on a grid of ``chunks`` from its origin) holds
     only ``fill``, bit for bit; ``True`` when unsure (zarr then decides per chunk)."""
+    if values.dtype.kind in "OT" or values.dtype.fields is not None:
+        return True
     try:
         fill_bits = _as_bits(np.asarray(0 if fill is None else fill, dtype=values.dtype).reshape(1))
     except (TypeError, ValueError):
@@ -589,34 +592,47 @@ def _as_bits(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 _COMPARE_BLOCK = 2**20
 
 
+def _mismatch(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Where ``a`` and ``b`` (same shape) differ: bit for bit for fixed-size elements (NaN
+    payloads and -0.0 included), field by field for records (padding bytes carry nothing),
+    by value for variable-length strings."""
+    if a.dtype.fields is not None:
+        out = np.zeros(a.shape, dtype=bool)
+        for name in a.dtype.names or ():
+            field = _mismatch(a[name], b[name])
+            out |= field.reshape(*a.shape, -1).any(axis=-1) if field.ndim > a.ndim else field
+        return out
+    if a.dtype.kind in "OT" or b.dtype.kind in "OT":
+        return np.asarray(a != b, dtype=bool)
+    x, y = _as_bits(a), _as_bits(b)
+    differ: np.ndarray[Any, Any] = np.asarray(x != y)
+    return np.asarray(differ.any(axis=-1)) if differ.ndim > a.ndim else differ
+
+
 def _compare(want: np.ndarray[Any, Any], got: np.ndarray[Any, Any], box: tuple[slice, ...]) -> None:
     """Raise :class:`VerificationError` naming the first index of ``box`` (global
-    coordinates) where ``got`` differs from ``want`` bit for bit."""
+    coordinates) where ``got`` differs from ``want`` (see :func:`_mismatch`)."""
     if want.dtype != got.dtype and want.dtype.newbyteorder("=") == got.dtype:
         want = want.astype(got.dtype)  # a v3 target stores native byte order: lossless
-    a, b = _as_bits(want), _as_bits(got)
-    if a.shape != b.shape:
-        where = tuple(s.start for s in box)
-    else:
-        if a.ndim == 0 or a.size == 0:
-            if np.array_equal(a, b):
-                return
-            where = tuple(s.start for s in box)
+    where: tuple[int, ...] | None = tuple(s.start for s in box)
+    if want.shape == got.shape:
+        where = None
+        if want.ndim == 0:
+            if _mismatch(want.reshape(1), got.reshape(1)).any():
+                where = ()
         else:
             # Slabs along the first axis, so the comparison never holds a full-size mask.
-            row = max(1, a[0].size)
+            row = max(1, math.prod(want.shape[1:]))
             step = max(1, _COMPARE_BLOCK // row)
-            for start in range(0, a.shape[0], step):
-                differ = a[start : start + step] != b[start : start + step]
-                if differ.ndim > want.ndim:
-                    differ = differ.any(axis=-1)
+            for start in range(0, want.shape[0], step):
+                differ = _mismatch(want[start : start + step], got[start : start + step])
                 if differ.any():
                     first = np.argwhere(differ)[0]
                     first[0] += start
                     where = tuple(int(i) + s.start for i, s in zip(first, box, strict=True))
                     break
-            else:
-                return
+    if where is None:
+        return
     raise VerificationError(
         f"the target differs from the source at index {where}; it is not "
         "trustworthy: rerun with --overwrite."
@@ -627,7 +643,13 @@ def _verify_full(source: Any, target: Any, plan: RechunkPlan) -> None:
     """Compare every element of ``source`` and ``target``, one final-stage region at a
     time."""
     for box in task_boxes(plan.shape, plan.stages[-1].task_shape):
-        _compare(np.asarray(source[box]), np.asarray(target[box]), box)
+        try:
+            want = np.asarray(source[box])
+        except ChunkwiseError:
+            raise
+        except Exception as exc:
+            raise unreadable(source, box, exc) from None
+        _compare(want, np.asarray(target[box]), box)
 
 
 def run_plan(

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from chunkwise.errors import ConstraintError, SpecError
 from chunkwise.units import format_bytes, format_count, format_shape
 
-__all__ = ["RechunkPlan", "Stage", "plan_rechunk"]
+__all__ = ["WHOLE_COPY_FACTOR", "RechunkPlan", "Stage", "plan_rechunk", "plan_whole_copy"]
 
 #: Requests zarr-python keeps in flight per read or write (``async.concurrency``).
 READ_CONCURRENCY = 10
@@ -408,6 +408,48 @@ def _smallest_budget(
         tuple(_aligned(s, u, n) for s, u, n in zip(src, unit, shape, strict=True)), *args,
     )  # fmt: skip
     return min(single.memory_per_task, max(first.memory_per_task, second.memory_per_task))
+
+
+#: Copies of an array a whole-array copy holds at once: the values read, the buffers
+#: encoded, the values read back, and the codec's scratch.
+WHOLE_COPY_FACTOR = 4
+
+
+def plan_whole_copy(
+    shape: Sequence[int],
+    itemsize: int,
+    *,
+    max_mem: int,
+    overhead: int = 0,
+    slack: float = 0.0,
+) -> RechunkPlan:
+    """A plan of one task that copies the whole array at once: for arrays the chunked
+    planner cannot cut (0-d arrays, arrays with no elements, variable-length elements
+    such as strings, where ``itemsize`` is an estimate of bytes per element).
+
+    Raises
+    ------
+    ConstraintError
+        When the whole array does not fit ``max_mem`` (names the budget it needs).
+    """
+    shape_t = tuple(int(n) for n in shape)
+    if any(n < 0 for n in shape_t):
+        raise SpecError(f"array shape {list(shape)!r} has a negative size.")
+    elements = math.prod(shape_t)
+    nbytes = elements * itemsize
+    task = tuple(max(1, n) for n in shape_t)
+    memory = WHOLE_COPY_FACTOR * nbytes
+    stage = Stage("copy", task, task, task, task, int(elements > 0), memory, 1, nbytes, nbytes)
+    plan = RechunkPlan(
+        shape_t, itemsize, task, task, None, max_mem, (stage,), None, overhead, slack
+    )
+    if plan.peak_memory > max_mem:
+        raise ConstraintError(
+            f"max_mem {format_bytes(max_mem)} is too small to copy this array, which is copied "
+            f"whole (about {format_bytes(nbytes)}); give at least --max-mem "
+            f"{_round_up(plan.peak_memory)}."
+        )
+    return plan
 
 
 def _round_up(n_bytes: int) -> str:
