@@ -21,6 +21,7 @@ sees raw user input. It does no I/O except :func:`load_spec` reading the file.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,14 +29,21 @@ from typing import Any
 
 import yaml
 
-from chunkwise.errors import SpecError
+from chunkwise.errors import SpecError, shown
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecProfile, CodecSpec, default_codec_profile, parse_codec
 from chunkwise.model.constraints import ByteRange, Constraints
 from chunkwise.model.layout import Layout
 from chunkwise.model.storage import READER_PRESETS, STORAGE_PRESETS, ReaderProfile, StorageProfile
 from chunkwise.model.workload import Workload, preset_workload
-from chunkwise.units import parse_bytes, parse_duration, parse_rate
+from chunkwise.units import (
+    finite_float,
+    format_bytes,
+    parse_bytes,
+    parse_count,
+    parse_duration,
+    parse_rate,
+)
 
 __all__ = [
     "Problem",
@@ -50,6 +58,14 @@ _TOP_KEYS = {
     "array", "storage", "reader", "workload", "constraints", "codec", "codecs",
     "codec_profiles", "top", "name", "description", "candidates",
 }  # fmt: skip
+
+
+#: Largest spec file read: a spec is a short description (even a thousand candidate layouts
+#: take well under 1 MiB), and YAML parses a few MiB per second.
+MAX_SPEC_BYTES = 4 * 2**20
+#: More digits than Python turns into an int (``sys.get_int_max_str_digits``); no size or
+#: count is anywhere near that long.
+_HUGE_NUMBER = re.compile(r"[0-9]{4301,}")
 
 
 @dataclass(frozen=True)
@@ -69,13 +85,48 @@ class Problem:
 def load_spec(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON spec file into a mapping; errors name the file and the fix."""
     file = Path(path)
+    if file.is_dir():
+        raise SpecError(
+            f"spec path {str(path)!r} is a directory; give the path of a YAML or JSON spec file."
+        )
     if not file.is_file():
         raise SpecError(
             f"spec file {str(path)!r} does not exist; give the path of a YAML or JSON spec."
         )
-    text = file.read_text(encoding="utf-8")
+    kind = "JSON" if file.suffix.lower() == ".json" else "YAML"
     try:
-        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
+        size = file.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(
+                f"spec file {str(path)!r} is {format_bytes(size)}, too big for a spec (at most "
+                f"{format_bytes(MAX_SPEC_BYTES)}); check the path: a spec is a short YAML or JSON file."
+            )
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise SpecError(
+            f"spec file {str(path)!r} cannot be read ({exc.strerror or exc}); check its permissions."
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"spec file {str(path)!r} is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x}); "
+            f"save it as UTF-8 {kind}."
+        ) from None
+    huge = _HUGE_NUMBER.search(text)
+    if huge is not None:
+        line = text.count("\n", 0, huge.start()) + 1
+        raise SpecError(
+            f"spec file {str(path)!r} has a {huge.end() - huge.start()}-digit number at line {line}; "
+            "no size or count is that large: fix the number."
+        )
+    try:
+        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except RecursionError:
+        raise SpecError(
+            f"spec file {str(path)!r} nests lists or mappings too deeply to read; a spec is a "
+            "few levels deep, like the examples in chunkwise/examples."
+        ) from None
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -84,7 +135,11 @@ def load_spec(path: str | Path) -> dict[str, Any]:
         elif isinstance(exc, json.JSONDecodeError):
             where = f" at line {exc.lineno}, column {exc.colno}"
         raise SpecError(
-            f"spec file {str(path)!r} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}{where}; fix the syntax there."
+            f"spec file {str(path)!r} is not valid {kind}{where}; fix the syntax there."
+        ) from None
+    except ValueError as exc:  # e.g. a YAML date that does not exist: 2024-13-45
+        raise SpecError(
+            f"spec file {str(path)!r} has a value {kind} cannot turn into data ({exc}); fix it."
         ) from None
     if not isinstance(data, Mapping):
         raise SpecError(
@@ -102,7 +157,9 @@ def parse_reader(value: object) -> ReaderProfile:
         if key in ("zarr", "zarr-python3", "zarr-python-3"):
             key = "zarr-python"
         if key not in READER_PRESETS:
-            raise SpecError(f"reader {value!r} is unknown; use one of {', '.join(READER_PRESETS)}.")
+            raise SpecError(
+                f"reader {shown(value)} is unknown; use one of {', '.join(READER_PRESETS)}."
+            )
         return READER_PRESETS[key]
     if isinstance(value, Mapping):
         known = {
@@ -113,33 +170,47 @@ def parse_reader(value: object) -> ReaderProfile:
             "sequential_inner_reads",
             "threads",
         }
-        extra = sorted(set(value) - known)
+        extra = sorted(set(value) - known, key=str)
         if extra:
             raise SpecError(
-                f"reader setting(s) {', '.join(map(repr, extra))} unknown; use {', '.join(sorted(known))}."
+                f"reader setting(s) {', '.join(map(shown, extra))} unknown; use {', '.join(sorted(known))}."
             )
-        base = parse_reader(value.get("preset", "zarr-python"))
+        base = parse_reader(_preset_name(value.get("preset", "zarr-python"), "reader"))
         cpu = value.get("per_chunk_cpu")
+        sequential = value.get("sequential_inner_reads", base.sequential_inner_reads)
+        if not isinstance(sequential, bool):
+            raise SpecError(
+                f"reader sequential_inner_reads {shown(sequential)} must be true or false."
+            )
         return replace(
             base,
-            name=str(value.get("name", base.name)),
+            name=_name(value.get("name", base.name), "reader name"),
             concurrency=_int(value.get("concurrency", base.concurrency), "reader concurrency"),
             per_chunk_cpu_s=base.per_chunk_cpu_s
             if cpu is None
             else parse_duration(cpu, what="reader per_chunk_cpu"),
-            sequential_inner_reads=bool(
-                value.get("sequential_inner_reads", base.sequential_inner_reads)
-            ),
+            sequential_inner_reads=sequential,
             threads=_int(value.get("threads", base.threads), "reader threads"),
         )
     raise SpecError(
-        f"reader {value!r} must be a name ({', '.join(READER_PRESETS)}) or a mapping of settings."
+        f"reader {shown(value)} must be a name ({', '.join(READER_PRESETS)}) or a mapping of settings."
     )
 
 
 def _int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"{what} {value!r} must be a positive integer.")
+    return parse_count(value, what=what)
+
+
+def _name(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise SpecError(f"{what} {shown(value)} must be text, like 'my-store'.")
+    return value
+
+
+def _preset_name(value: object, what: str) -> str:
+    """A ``preset:`` inside a mapping names a preset; it is not itself a mapping."""
+    if not isinstance(value, str):
+        raise SpecError(f"{what} preset {shown(value)} must be a preset name.")
     return value
 
 
@@ -161,14 +232,14 @@ def parse_storage(value: object, reader: object = None) -> StorageProfile:
         key = value.strip().lower()
         if key not in STORAGE_PRESETS:
             raise SpecError(
-                f"storage {value!r} is unknown; use one of {', '.join(STORAGE_PRESETS)} or a mapping like {{latency: 20ms, bandwidth: 200MB/s}}."
+                f"storage {shown(value)} is unknown; use one of {', '.join(STORAGE_PRESETS)} or a mapping like {{latency: 20ms, bandwidth: 200MB/s}}."
             )
         profile = STORAGE_PRESETS[key]
     elif isinstance(value, Mapping):
-        extra = sorted(set(value) - _STORAGE_KEYS)
+        extra = sorted(set(value) - _STORAGE_KEYS, key=str)
         if extra:
             raise SpecError(
-                f"storage setting(s) {', '.join(map(repr, extra))} unknown; use {', '.join(sorted(_STORAGE_KEYS))}."
+                f"storage setting(s) {', '.join(map(shown, extra))} unknown; use {', '.join(sorted(_STORAGE_KEYS))}."
             )
         latency = (
             None
@@ -176,7 +247,7 @@ def parse_storage(value: object, reader: object = None) -> StorageProfile:
             else parse_duration(value["latency"], what="storage latency")
         )
         if "preset" in value:
-            profile = parse_storage(value["preset"])
+            profile = parse_storage(_preset_name(value["preset"], "storage"))
             custom_base = False
         else:
             base = "s3" if latency is not None and latency >= 5e-3 else "local-ssd"
@@ -188,7 +259,9 @@ def parse_storage(value: object, reader: object = None) -> StorageProfile:
             )
             custom_base = True
         changes: dict[str, Any] = {
-            "name": str(value.get("name", profile.name if not custom_base else "custom"))
+            "name": _name(
+                value.get("name", profile.name if not custom_base else "custom"), "storage name"
+            )
         }
         if latency is not None:
             changes["latency_s"] = latency
@@ -208,7 +281,9 @@ def parse_storage(value: object, reader: object = None) -> StorageProfile:
             changes["block_bytes"] = parse_bytes(value["block_size"], what="storage block_size")
         if "kind" in value:
             if value["kind"] not in ("filesystem", "object"):
-                raise SpecError(f"storage kind {value['kind']!r} must be 'filesystem' or 'object'.")
+                raise SpecError(
+                    f"storage kind {shown(value['kind'])} must be 'filesystem' or 'object'."
+                )
             changes["kind"] = value["kind"]
         if "object_bytes" in value:
             rng = ByteRange.parse(value["object_bytes"], "storage object_bytes")
@@ -220,18 +295,18 @@ def parse_storage(value: object, reader: object = None) -> StorageProfile:
             ("storage_price", "storage_usd_per_gb_month"),
         ):
             if key in value:
-                price = value[key]
-                if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+                price = finite_float(value[key])
+                if price is None or price < 0:
                     raise SpecError(
-                        f"storage {key} {price!r} must be a non-negative number of US dollars."
+                        f"storage {key} {shown(value[key])} must be a non-negative number of US dollars."
                     )
-                changes[field] = float(price)
+                changes[field] = price
         profile = replace(profile, **changes)
         if reader is None and "reader" in value:
             reader = value["reader"]
     else:
         raise SpecError(
-            f"storage {value!r} must be a preset name ({', '.join(STORAGE_PRESETS)}) or a mapping of settings."
+            f"storage {shown(value)} must be a preset name ({', '.join(STORAGE_PRESETS)}) or a mapping of settings."
         )
     if reader is not None:
         profile = profile.with_reader(parse_reader(reader))
@@ -243,10 +318,10 @@ def _parse_array(raw: object) -> ArraySpec:
         raise SpecError(
             "spec needs 'array', a mapping like {shape: [184, 630, 630], dtype: float32, dims: [z, y, x]}."
         )
-    extra = sorted(set(raw) - {"shape", "dtype", "dims", "name"})
+    extra = sorted(set(raw) - {"shape", "dtype", "dims", "name"}, key=str)
     if extra:
         raise SpecError(
-            f"array setting(s) {', '.join(map(repr, extra))} unknown; use shape, dtype and dims."
+            f"array setting(s) {', '.join(map(shown, extra))} unknown; use shape, dtype and dims."
         )
     if "shape" not in raw or "dtype" not in raw:
         raise SpecError(
@@ -259,7 +334,7 @@ def _parse_workload(raw: object, array: ArraySpec) -> Workload:
     if isinstance(raw, str):
         return preset_workload(raw, array)
     if isinstance(raw, Mapping) and "preset" in raw:
-        return preset_workload(str(raw["preset"]), array)
+        return preset_workload(_preset_name(raw["preset"], "workload"), array)
     if isinstance(raw, Sequence):
         return Workload.from_spec(raw, array)
     raise SpecError(
@@ -279,16 +354,21 @@ def _parse_profiles(raw: object) -> dict[CodecSpec, CodecProfile]:
             raise SpecError(
                 f"codec profile for {name!r} needs ratio, encode and decode, like {{ratio: 1.2, encode: 200MB/s, decode: 900MB/s}}."
             )
-        ratio = values["ratio"]
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or ratio <= 0:
+        ratio = finite_float(values["ratio"])
+        if ratio is None or ratio <= 0:
             raise SpecError(
-                f"codec profile ratio {ratio!r} for {name!r} must be a positive number."
+                f"codec profile ratio {shown(values['ratio'])} for {name!r} must be a positive number."
+            )
+        measured = values.get("measured", True)
+        if not isinstance(measured, bool):
+            raise SpecError(
+                f"codec profile 'measured' {shown(measured)} for {name!r} must be true or false."
             )
         out[codec] = CodecProfile(
-            float(ratio),
+            ratio,
             parse_rate(values["encode"], what=f"encode throughput of {name}"),
             parse_rate(values["decode"], what=f"decode throughput of {name}"),
-            measured=bool(values.get("measured", True)),
+            measured=measured,
         )
     return out
 
@@ -297,16 +377,18 @@ def parse_layout(raw: object, array: ArraySpec, default_codec: CodecSpec) -> Lay
     """A user-named layout ``{zarr_format, chunks, shards, codec}``, validated against ``array``."""
     if not isinstance(raw, Mapping):
         raise SpecError(
-            f"candidate {raw!r} must be a mapping like {{zarr_format: 3, chunks: [32, 32, 32], shards: [256, 256, 256]}}."
+            f"candidate {shown(raw)} must be a mapping like {{zarr_format: 3, chunks: [32, 32, 32], shards: [256, 256, 256]}}."
         )
-    extra = sorted(set(raw) - {"zarr_format", "chunks", "shards", "codec", "name", "separator"})
+    extra = sorted(
+        set(raw) - {"zarr_format", "chunks", "shards", "codec", "name", "separator"}, key=str
+    )
     if extra:
         raise SpecError(
-            f"candidate setting(s) {', '.join(map(repr, extra))} unknown; use zarr_format, chunks, shards, codec."
+            f"candidate setting(s) {', '.join(map(shown, extra))} unknown; use zarr_format, chunks, shards, codec."
         )
     if "chunks" not in raw:
         raise SpecError(
-            f"candidate {dict(raw)!r} needs chunks, one size per dimension {list(array.dims)!r}."
+            f"candidate {shown(dict(raw))} needs chunks, one size per dimension {list(array.dims)!r}."
         )
     fmt = raw.get("zarr_format", 3)
     codec = parse_codec(raw["codec"]) if "codec" in raw else default_codec
@@ -336,10 +418,10 @@ def problem_from_spec(
     default_storage, default_codecs, default_top
         Used when the spec does not say (the defaults live in :mod:`chunkwise.api`).
     """
-    extra = sorted(set(spec) - _TOP_KEYS)
+    extra = sorted(set(spec) - _TOP_KEYS, key=str)
     if extra:
         raise SpecError(
-            f"spec has unknown key(s) {', '.join(map(repr, extra))}; known keys are {', '.join(sorted(_TOP_KEYS))}."
+            f"spec has unknown key(s) {', '.join(map(shown, extra))}; known keys are {', '.join(sorted(_TOP_KEYS))}."
         )
     array = _parse_array(spec.get("array"))
     if "workload" not in spec:

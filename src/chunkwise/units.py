@@ -11,16 +11,19 @@ import math
 import re
 from collections.abc import Sequence
 
-from chunkwise.errors import SpecError
+from chunkwise.errors import SpecError, shown
 
 __all__ = [
+    "MAX_INT64",
     "compare_speed",
+    "finite_float",
     "format_bytes",
     "format_count",
     "format_duration",
     "format_rate",
     "format_shape",
     "parse_bytes",
+    "parse_count",
     "parse_duration",
     "parse_rate",
     "spec_duration",
@@ -56,6 +59,9 @@ _TIME_UNITS: dict[str, float] = {
     "h": 3600.0,
 }
 
+#: The largest size, count or byte total chunkwise accepts: NumPy and zarr index with int64.
+MAX_INT64 = 2**63 - 1
+
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _QUANTITY = re.compile(r"^\s*" + _NUMBER + r"\s*([a-zA-Zµ]*)\s*$")
 
@@ -63,11 +69,63 @@ _QUANTITY = re.compile(r"^\s*" + _NUMBER + r"\s*([a-zA-Zµ]*)\s*$")
 def _split(text: str, what: str, example: str) -> tuple[float, str]:
     match = _QUANTITY.match(text)
     if match is None:
-        raise SpecError(f"{what} {text!r} is not a number with a unit; write it like {example!r}.")
+        raise SpecError(
+            f"{what} {shown(text)} is not a number with a unit; write it like {example!r}."
+        )
     return float(match.group(1)), match.group(2).lower()
 
 
-def parse_bytes(value: str | int | float, *, what: str = "byte size") -> int:
+def _quantity(value: object, what: str, noun: str, example: str) -> str | float:
+    """``value`` if it is text or a plain number (an int too big for a float becomes inf);
+    anything else (null, a list, a mapping, true/false) is not a quantity."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SpecError(f"{what} {shown(value)} is not {noun}; write it like {example!r}.")
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf
+    return value
+
+
+def finite_float(value: object) -> float | None:
+    """``value`` as a float if it is a finite plain number (not true/false, not an int too
+    big for a float, not NaN or infinity), else ``None``; callers name the problem."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_count(value: object, *, what: str) -> int:
+    """Validate a count or size written in a spec: a whole number from 1 to 2**63 - 1.
+
+    Parameters
+    ----------
+    value
+        The value as written (YAML/JSON integer); true/false, floats and text are refused.
+    what
+        What the value is, for the error message.
+
+    Returns
+    -------
+    int
+        The count.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{what} {shown(value)} must be a positive integer.")
+    if value > MAX_INT64:
+        raise SpecError(
+            f"{what} {shown(value)} is larger than 2**63 - 1, the largest count NumPy and zarr "
+            "can index; use a smaller value."
+        )
+    return value
+
+
+def parse_bytes(value: object, *, what: str = "byte size") -> int:
     """Parse a byte quantity such as ``"512MiB"``, ``"10 MB"`` or ``4096``.
 
     Decimal (kB, MB, GB) and binary (KiB, MiB, GiB) prefixes are both understood;
@@ -85,23 +143,22 @@ def parse_bytes(value: str | int | float, *, what: str = "byte size") -> int:
     int
         Bytes.
     """
-    if isinstance(value, bool):
-        raise SpecError(f"{what} {value!r} is not a byte size; write it like '64MiB'.")
-    if isinstance(value, int | float):
-        number, unit = float(value), ""
+    quantity = _quantity(value, what, "a byte size", "64MiB")
+    if isinstance(quantity, float):
+        number, unit = quantity, ""
     else:
-        number, unit = _split(value, what, "64MiB")
+        number, unit = _split(quantity, what, "64MiB")
     if unit not in _BYTE_UNITS:
         raise SpecError(
-            f"{what} {value!r} has unknown unit {unit!r}; use one of B, kB, MB, GB, KiB, MiB, GiB."
+            f"{what} {shown(value)} has unknown unit {unit!r}; use one of B, kB, MB, GB, KiB, MiB, GiB."
         )
     result = number * _BYTE_UNITS[unit]
     if result < 0 or not math.isfinite(result):
-        raise SpecError(f"{what} {value!r} must be a finite, non-negative size.")
+        raise SpecError(f"{what} {shown(value)} must be a finite, non-negative size.")
     return round(result)
 
 
-def parse_duration(value: str | int | float, *, what: str = "duration") -> float:
+def parse_duration(value: object, *, what: str = "duration") -> float:
     """Parse a duration such as ``"20ms"``, ``"150us"`` or ``0.02`` (seconds).
 
     Returns
@@ -109,22 +166,23 @@ def parse_duration(value: str | int | float, *, what: str = "duration") -> float
     float
         Seconds.
     """
-    if isinstance(value, bool):
-        raise SpecError(f"{what} {value!r} is not a duration; write it like '20ms'.")
-    if isinstance(value, int | float):
-        number, unit = float(value), "s"
+    quantity = _quantity(value, what, "a duration", "20ms")
+    if isinstance(quantity, float):
+        number, unit = quantity, "s"
     else:
-        number, unit = _split(value, what, "20ms")
+        number, unit = _split(quantity, what, "20ms")
         unit = unit or "s"
     if unit not in _TIME_UNITS:
-        raise SpecError(f"{what} {value!r} has unknown unit {unit!r}; use one of ns, us, ms, s.")
+        raise SpecError(
+            f"{what} {shown(value)} has unknown unit {unit!r}; use one of ns, us, ms, s."
+        )
     result = number * _TIME_UNITS[unit]
     if result < 0 or not math.isfinite(result):
-        raise SpecError(f"{what} {value!r} must be a finite, non-negative duration.")
+        raise SpecError(f"{what} {shown(value)} must be a finite, non-negative duration.")
     return result
 
 
-def parse_rate(value: str | int | float, *, what: str = "bandwidth") -> float:
+def parse_rate(value: object, *, what: str = "bandwidth") -> float:
     """Parse a byte rate such as ``"200MB/s"``, ``"1 GiB/s"`` or ``2e8`` (bytes/s).
 
     Returns
@@ -132,26 +190,29 @@ def parse_rate(value: str | int | float, *, what: str = "bandwidth") -> float:
     float
         Bytes per second.
     """
-    if isinstance(value, str):
-        text = value.strip()
+    quantity = _quantity(value, what, "a rate", "200MB/s")
+    if isinstance(quantity, str):
+        text = quantity.strip()
         if not text.lower().endswith("/s"):
-            raise SpecError(f"{what} {value!r} is not a rate; write it like '200MB/s'.")
+            raise SpecError(f"{what} {shown(value)} is not a rate; write it like '200MB/s'.")
         try:
             rate = float(parse_bytes(text[:-2], what=what))
         except SpecError:
-            raise SpecError(f"{what} {value!r} is not a rate; write it like '200MB/s'.") from None
+            raise SpecError(
+                f"{what} {shown(value)} is not a rate; write it like '200MB/s'."
+            ) from None
     else:
         rate = float(parse_bytes(value, what=what))
     if rate <= 0:
-        raise SpecError(f"{what} {value!r} must be positive; write it like '200MB/s'.")
+        raise SpecError(f"{what} {shown(value)} must be positive; write it like '200MB/s'.")
     return rate
 
 
 def format_bytes(n_bytes: float) -> str:
     """Format bytes with a binary prefix: ``1536 -> '1.5 KiB'``."""
     value = float(n_bytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if abs(value) < 1024 or unit == "EiB":
             if unit == "B":
                 return f"{value:.0f} B"
             return f"{value:.3g} {unit}"

@@ -9,7 +9,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from chunkwise.errors import ChunkwiseError
+from chunkwise.errors import ChunkwiseError, shown
 from chunkwise.spec import load_spec
 
 __all__ = [
@@ -77,11 +77,16 @@ def codec_profiles_arg(data: dict[str, Any], path: str) -> None:
 def int_list(value: str | None, what: str) -> list[int] | None:
     if value is None:
         return None
+    parts = [v.strip() for v in value.replace("x", ",").split(",") if v.strip()]
+    if any(len(v) > 100 and v.lstrip("+-").isdigit() for v in parts):  # int() stops at 4300
+        raise UserError(
+            f"{what} {shown(value)} has a number of more than 100 digits; no size is that large."
+        )
     try:
-        return [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
+        return [int(v) for v in parts]
     except ValueError:
         raise UserError(
-            f"{what} {value!r} must be comma-separated integers, like 184,630,630."
+            f"{what} {shown(value)} must be comma-separated integers, like 184,630,630."
         ) from None
 
 

@@ -32,7 +32,9 @@ __all__ = ["bench", "codecs", "probe"]
 
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    if not enabled:
+    console = Console(stderr=True)
+    # Off a terminal the bar would only leave a blank line (before an error, too).
+    if not enabled or not console.is_terminal:
         yield None
         return
     bar = Progress(
@@ -40,7 +42,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=True,
     )
     task = bar.add_task("starting", total=None)
@@ -53,7 +55,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 
 
 @click.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec")
 @click.option(
     "--data",
     required=True,
@@ -223,7 +225,7 @@ def probe(
 
 
 @click.command()
-@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.argument("spec", required=False)
 @click.option("--data", required=True, help="The data to sample (as for bench --data).")
 @click.option("--region", help="Sample a box of the data, e.g. z=0:128,y=0:256.")
 @click.option(
@@ -269,7 +271,7 @@ def codecs(
     if spec is not None:
         raw = load_spec(spec).get("array")
         if isinstance(raw, dict):
-            array = ArraySpec.create(raw.get("shape", []), str(raw.get("dtype")), raw.get("dims"))
+            array = ArraySpec.create(raw.get("shape", []), raw.get("dtype"), raw.get("dims"))
     loaded = load_data(
         data,
         array=array,

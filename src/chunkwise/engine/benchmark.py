@@ -11,6 +11,7 @@ next to each measurement answer to the store and data at hand.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import statistics
@@ -31,7 +32,7 @@ from chunkwise.engine.bench import (
 from chunkwise.engine.calibrate import calibrate_codec
 from chunkwise.engine.codecs import profile_codecs, sample_blocks
 from chunkwise.engine.results import BenchReport, CodecMeasurement, Progress
-from chunkwise.engine.sources import BenchData, load_data
+from chunkwise.engine.sources import MAX_GENERATED_BYTES, BenchData, load_data
 from chunkwise.engine.stores import StoreTarget, open_target
 from chunkwise.errors import ChunkwiseError, SpecError
 from chunkwise.model.array import ArraySpec
@@ -40,6 +41,7 @@ from chunkwise.model.layout import Layout
 from chunkwise.model.storage import ReaderProfile, StorageProfile
 from chunkwise.plan.advice import Advice, make_advice
 from chunkwise.spec import Problem, load_spec, parse_storage, problem_from_spec
+from chunkwise.units import format_bytes
 
 __all__ = ["benchmark", "choose_candidates", "machine_info"]
 
@@ -90,6 +92,25 @@ def _spec_for_data(spec: Mapping[str, Any], data: BenchData) -> tuple[dict[str, 
     if candidates:
         out["candidates"] = candidates
     return out, notes
+
+
+def _check_in_memory(prob: Problem) -> None:
+    """Points are drawn and appended slabs made in memory, once per repeat: refuse an op
+    that would need more than a benchmark holds."""
+    array = prob.array
+    for op in prob.workload.ops:
+        if op.kind == "point":  # one int64 coordinate per dim and the value, per point
+            need = op.count * (8 * array.ndim + array.itemsize)
+        elif op.kind == "append":
+            need = math.prod(op.extent) * array.itemsize
+        else:
+            continue
+        if need > MAX_GENERATED_BYTES:
+            raise SpecError(
+                f"workload op {op.name} needs {format_bytes(need)} in memory to benchmark, more "
+                f"than the {format_bytes(MAX_GENERATED_BYTES)} bench holds; give it a smaller "
+                "count or size (advise prices the full one)."
+            )
 
 
 def _bench_storage(
@@ -232,10 +253,12 @@ def benchmark(
     declared = None
     if isinstance(raw.get("array"), Mapping):
         a = raw["array"]
-        declared = ArraySpec.create(a.get("shape", []), str(a.get("dtype")), a.get("dims"))
+        declared = ArraySpec.create(a.get("shape", []), a.get("dtype"), a.get("dims"))
     # Cheap checks first: a wrong store or flag fails before any data is read or generated.
     if repeats < 1:
         raise SpecError(f"repeats {repeats!r} must be at least 1.")
+    if seed < 0:
+        raise SpecError(f"seed {seed!r} must be a non-negative integer, like 0.")
     if only_candidates and not raw.get("candidates"):
         raise SpecError(
             "--only-candidates needs layouts under 'candidates:' in the spec, like "
@@ -248,6 +271,7 @@ def benchmark(
     bench_spec, fit_notes = _spec_for_data(raw, loaded)
     bench_spec["top"] = top
     prob = problem_from_spec(bench_spec, **defaults)
+    _check_in_memory(prob)
     storage_profile = _bench_storage(target, bench_spec, storage)
     codecs = list(prob.codecs) + [c.codec for c in prob.candidates]
     profiles, measurements, reader, calibrated = _measured_profiles(

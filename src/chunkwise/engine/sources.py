@@ -31,6 +31,7 @@ import numpy as np
 from chunkwise.engine.results import DataInfo
 from chunkwise.errors import MissingDependencyError, SpecError
 from chunkwise.model.array import ArraySpec
+from chunkwise.units import format_shape
 
 __all__ = ["GENERATORS", "SAMPLES", "BenchData", "load_data", "parse_region"]
 
@@ -170,6 +171,21 @@ def _cut(data: BenchData, array: ArraySpec | None, region: str | None) -> BenchD
         slice(*box[d]) if d in box else slice(None) for d in dims
     )  # clipped by NumPy at the array's end
     selected = [len(range(*s.indices(n))) for s, n in zip(index, data.values.shape, strict=True)]
+    full = tuple(data.values.shape)
+    # The spec describes the data or the box of it benchmarked. (An empty source is named
+    # below, a spec of another rank by bench's own check.)
+    if (
+        array is not None
+        and array.ndim == len(full)
+        and all(full)
+        and array.shape not in (full, tuple(selected))
+    ):
+        picked = f" ({format_shape(selected)} in region {region})" if box else ""
+        raise SpecError(
+            f"the spec's array has shape {format_shape(array.shape)} but the data from "
+            f"{data.info.source!r} has shape {format_shape(full)}{picked}; make the spec's shape "
+            "match the data, or leave 'array' out of the spec to take it from the data."
+        )
     nbytes = math.prod(selected) * data.values.dtype.itemsize
     if nbytes > MAX_GENERATED_BYTES:
         raise SpecError(

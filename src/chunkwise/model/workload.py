@@ -24,8 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chunkwise.errors import SpecError
+from chunkwise.errors import SpecError, shown
 from chunkwise.model.array import ArraySpec
+from chunkwise.units import finite_float, parse_count
 
 __all__ = ["OP_KINDS", "WORKLOAD_PRESETS", "Operation", "Workload", "preset_workload"]
 
@@ -120,7 +121,7 @@ class Workload:
         """Normalize a list of op mappings (as written in a spec file)."""
         if not isinstance(entries, Sequence) or isinstance(entries, str) or len(entries) == 0:
             raise SpecError(
-                f"workload {entries!r} must be a preset name ({', '.join(WORKLOAD_PRESETS)}) "
+                f"workload {shown(entries)} must be a preset name ({', '.join(WORKLOAD_PRESETS)}) "
                 "or a non-empty list of operations like {op: plane, dims: [y, x], weight: 1}."
             )
         parsed = [_parse_op(entry, array) for entry in entries]
@@ -133,6 +134,11 @@ class Workload:
         if total <= 0:
             raise SpecError(
                 "workload weights sum to 0; give at least one operation a positive weight."
+            )
+        if not math.isfinite(total):
+            raise SpecError(
+                f"workload weights sum to {total}; weights are shares of the work, give "
+                "numbers like 0.7 and 0.3."
             )
         taken: set[str] = set()
         out: list[Operation] = []
@@ -151,14 +157,14 @@ class Workload:
 
 
 def _dims_list(value: object, key: str, kind: str, array: ArraySpec) -> tuple[str, ...]:
-    items: list[object]
-    if isinstance(value, str):
-        items = [value]
-    elif isinstance(value, Sequence):
-        items = list(value)
-    else:
-        raise SpecError(f"{kind} op: {key} {value!r} must be a dimension name or a list of names.")
-    names = tuple(str(v) for v in items)
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, Sequence) or not all(
+        isinstance(v, str | int) and not isinstance(v, bool) for v in items
+    ):
+        raise SpecError(
+            f"{kind} op: {key} {shown(value)} must be a dimension name or a list of names."
+        )
+    names = tuple(v if isinstance(v, str) else shown(v) for v in items)
     for name in names:
         array.axis(name)
     if len(set(names)) != len(names):
@@ -167,36 +173,33 @@ def _dims_list(value: object, key: str, kind: str, array: ArraySpec) -> tuple[st
 
 
 def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"{what} {value!r} must be a positive integer.")
-    return value
+    return parse_count(value, what=what)
 
 
 def _parse_op(entry: Mapping[str, Any], array: ArraySpec) -> Operation:
     if not isinstance(entry, Mapping):
         raise SpecError(
-            f"workload entry {entry!r} must be a mapping like {{op: plane, dims: [y, x], weight: 1}}."
+            f"workload entry {shown(entry)} must be a mapping like {{op: plane, dims: [y, x], weight: 1}}."
         )
     kind = entry.get("op")
-    if kind not in OP_KINDS:
-        raise SpecError(f"workload op {kind!r} is unknown; use one of {', '.join(OP_KINDS)}.")
+    if not isinstance(kind, str) or kind not in OP_KINDS:
+        raise SpecError(f"workload op {shown(kind)} is unknown; use one of {', '.join(OP_KINDS)}.")
     allowed = _KEYS[kind] | {"op", "weight", "name"}
-    extra = sorted(set(entry) - allowed)
+    extra = sorted(set(entry) - allowed, key=str)
     if extra:
         raise SpecError(
-            f"{kind} op has unknown key(s) {', '.join(map(repr, extra))}; "
+            f"{kind} op has unknown key(s) {', '.join(map(shown, extra))}; "
             f"it takes {', '.join(sorted(allowed))}."
         )
-    weight = entry.get("weight", 1.0)
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, int | float)
-        or weight < 0
-        or not math.isfinite(weight)
-    ):
-        raise SpecError(f"{kind} op weight {weight!r} must be a non-negative number.")
+    weight = finite_float(entry.get("weight", 1.0))
+    if weight is None or weight < 0:
+        raise SpecError(
+            f"{kind} op weight {shown(entry.get('weight'))} must be a non-negative number."
+        )
     shape = array.shape
     name = entry.get("name")
+    if name is not None and not isinstance(name, str):
+        raise SpecError(f"{kind} op name {shown(name)} must be text, like 'viewport'.")
     count = 1
     dims: tuple[str, ...] = ()
     if kind == "plane":
@@ -233,7 +236,7 @@ def _parse_op(entry: Mapping[str, Any], array: ArraySpec) -> Operation:
             size = _positive_int(size, f"region extent for {dim!r}")
             if size > shape[axis]:
                 raise SpecError(
-                    f"region extent {dim}={size} is larger than the array ({dim} has {shape[axis]}); "
+                    f"region extent {dim}={shown(size)} is larger than the array ({dim} has {shape[axis]}); "
                     f"use at most {shape[axis]}."
                 )
             sizes[axis] = size

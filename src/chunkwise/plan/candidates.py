@@ -8,6 +8,7 @@ pricing.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 
@@ -16,13 +17,31 @@ from chunkwise.model.array import ArraySpec
 from chunkwise.model.constraints import Constraints
 from chunkwise.model.layout import ceil_div
 from chunkwise.model.workload import Workload
+from chunkwise.units import MAX_INT64
 
 __all__ = ["chunk_candidates", "reference_chunks", "shard_candidates", "thin"]
 
 
+#: Trial divisions when listing the divisors of a Dask chunk boundary: exact up to 2**32,
+#: bounded time beyond.
+_DIVISOR_TRIALS = 2**16
+#: Most divisors kept per dim; more are thinned to about one per octave.
+_MOST_DIVISORS = 256
+
+
 def _divisors(n: int) -> list[int]:
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return sorted(set(small + [n // d for d in small]))
+    """Divisors of ``n``: all of them up to ``n = 2**32``; beyond, those up to 2**16 with
+    their cofactors (powers of two that divide ``n`` come from the power-of-two ladder)."""
+    small = [d for d in range(1, min(math.isqrt(n), _DIVISOR_TRIALS) + 1) if n % d == 0]
+    found = sorted(set(small + [n // d for d in small]))
+    if len(found) <= _MOST_DIVISORS:
+        return found
+    # Highly composite n: the divisors nearest each power of two, from below and above.
+    kept = {found[0], found[-1]}
+    for exponent in range(n.bit_length() + 1):
+        i = bisect.bisect_left(found, 2**exponent)
+        kept.update(found[j] for j in (i - 1, i) if 0 <= j < len(found))
+    return sorted(kept)
 
 
 def _alignment_gcd(constraints: Constraints, axis: int) -> int | None:
@@ -78,7 +97,10 @@ def shard_candidates(n: int, chunk: int, constraints: Constraints, axis: int) ->
         multiples.add(m)
         m *= 2
     g = _alignment_gcd(constraints, axis)
-    return sorted(m * chunk for m in multiples if _aligned(m * chunk, n, g))
+    # A shard may pass the array's end up to the next chunk, but not past int64.
+    return sorted(
+        m * chunk for m in multiples if _aligned(m * chunk, n, g) and m * chunk <= MAX_INT64
+    )
 
 
 def thin(values: list[int], keep: int, protected: Iterable[int] = ()) -> list[int]:
