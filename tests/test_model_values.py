@@ -594,7 +594,7 @@ def test_constraints_ragged_dask_chunks() -> None:
     [
         (
             {"max_object": 10},
-            r"unknown constraint\(s\) 'max_object'; known constraints are align_with, chunk_bytes, "
+            r"unknown constraint\(s\) 'max_object'; known constraints are align_with, checksum, chunk_bytes, "
             r"dask_chunks, fixed, fixed_chunks, max_objects",
         ),
         (

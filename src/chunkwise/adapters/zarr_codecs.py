@@ -6,21 +6,42 @@ from typing import Any, cast
 
 import numcodecs
 import zarr
-from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, GzipCodec, ZstdCodec
 
+from chunkwise.errors import SpecError
 from chunkwise.model.array import ArraySpec
-from chunkwise.model.codec import CodecSpec
+from chunkwise.model.codec import CodecSpec, v2_checksum_message
 from chunkwise.model.layout import Layout
 
 __all__ = ["create_array", "zarr_compressor"]
 
 
 def zarr_compressor(codec: CodecSpec, itemsize: int, zarr_format: int) -> Any:
-    """The compressor object ``zarr.create_array(compressors=...)`` takes for ``codec``.
+    """What ``zarr.create_array(compressors=...)`` takes for ``codec``.
 
     Format 3 gets zarr's own codecs with Blosc's ``typesize`` set to the element size
-    (so byte-shuffle works); format 2 gets numcodecs compressors.
+    (so byte-shuffle works); with a checksum, a tuple of the compressor (if any) and
+    ``Crc32cCodec()``, in that order. Format 2 gets a numcodecs compressor (or ``None``).
+
+    Parameters
+    ----------
+    codec
+        The codec.
+    itemsize
+        Bytes per array element.
+    zarr_format
+        2 or 3.
+
+    Raises
+    ------
+    SpecError
+        For a checksum in zarr format 2, which has no crc32c codec.
     """
+    if zarr_format == 3 and codec.checksum:
+        compressor = zarr_compressor(codec.with_checksum(False), itemsize, 3)
+        return (*([] if compressor is None else [compressor]), Crc32cCodec())
+    if codec.checksum:
+        raise SpecError(v2_checksum_message(codec))
     if codec.kind == "none":
         return None
     if zarr_format == 3:

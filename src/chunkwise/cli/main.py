@@ -35,7 +35,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("spec", required=False, type=click.Path(dir_okay=False))
+@click.argument("spec", required=False)
 @click.option("--shape", help="Array shape, e.g. 184,630,630 (instead of a spec file).")
 @click.option("--dtype", help="NumPy dtype, e.g. float32.")
 @click.option("--dims", help="Dimension names, e.g. z,y,x.")
@@ -46,7 +46,6 @@ def cli() -> None:
 )
 @click.option(
     "--codec-profiles",
-    type=click.Path(dir_okay=False),
     help="Measured codec profiles, a file written by chunkwise codecs.",
 )
 @click.option("--reader", help=f"Reader: {', '.join(READER_PRESETS)}.")
@@ -57,7 +56,15 @@ def cli() -> None:
     "--zarr-format", type=click.Choice(["2", "3"]), help="Require zarr format 2 (no shards) or 3."
 )
 @click.option("--max-objects", type=int, help="Most data objects (files/keys) allowed.")
-@click.option("--codec", help="Fix the codec, e.g. blosc:zstd:5:shuffle, zstd:3, gzip:6, none.")
+@click.option(
+    "--codec",
+    help="Fix the codec, e.g. blosc:zstd:5:shuffle, zstd:3, gzip:6, none; add +crc32c for a checksum per chunk.",
+)
+@click.option(
+    "--checksum",
+    is_flag=True,
+    help="Protect every chunk with a crc32c checksum, checked on read (zarr format 3).",
+)
 @click.option("--top", type=int, help="Number of recommendations (default 5).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON document.")
 @click.option("--no-snippets", is_flag=True, help="Do not print the zarr/xarray code snippets.")
@@ -77,6 +84,7 @@ def advise(
     zarr_format: str | None,
     max_objects: int | None,
     codec: str | None,
+    checksum: bool,
     top: int | None,
     as_json: bool,
     no_snippets: bool,
@@ -119,12 +127,14 @@ def advise(
         )
     if reader is not None:
         data["reader"] = reader
-    if zarr_format is not None or max_objects is not None:
+    if zarr_format is not None or max_objects is not None or checksum:
         cons = dict(data.get("constraints") or {})
         if zarr_format is not None:
             cons["zarr_format"] = int(zarr_format)
         if max_objects is not None:
             cons["max_objects"] = max_objects
+        if checksum:
+            cons["checksum"] = True
         data["constraints"] = cons
     if codec is not None:
         data.pop("codecs", None)

@@ -8,7 +8,9 @@ The model follows zarr-python 3.1's request pattern rather than an idealized rea
   chunk, awaited one after another; shards are read concurrently with each other;
 * a read that touches every inner chunk of a shard fetches the whole shard at once;
 * every shard write first reads the existing shard (a GET, even when it does not exist);
-* each chunk costs a fixed slice of interpreter CPU on top of decoding.
+* each chunk costs a fixed slice of interpreter CPU on top of decoding;
+* a crc32c checksum runs on the event-loop thread, one chunk after another, while the
+  compressor runs on worker threads.
 
 A reader that fetches inner chunks concurrently (tensorstore) pays two rounds for a
 partial shard read: the indexes, then all inner chunks.
@@ -28,7 +30,13 @@ import numpy as np
 
 from chunkwise.cost.geometry import DimAccess, append_access, dim_access
 from chunkwise.model.array import ArraySpec
-from chunkwise.model.codec import CodecProfile, CodecSpec
+from chunkwise.model.codec import (
+    CRC32C_BYTES,
+    CodecProfile,
+    CodecSpec,
+    CRC32C_DECODE_Bps,
+    CRC32C_ENCODE_Bps,
+)
 from chunkwise.model.layout import SHARD_INDEX_CHECKSUM_BYTES, SHARD_INDEX_ENTRY_BYTES, Layout
 from chunkwise.model.storage import StorageProfile
 from chunkwise.model.workload import Operation, Workload
@@ -46,6 +54,12 @@ __all__ = [
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
 _HEADER_BYTES = {"blosc": 16, "zstd": 12, "gzip": 18, "none": 0}
+
+
+def _chunk_overhead_bytes(codec: CodecSpec) -> int:
+    """Bytes a stored chunk carries besides its compressed data: the compressor's header
+    and, with a checksum, the 4-byte CRC."""
+    return _HEADER_BYTES[codec.kind] + (CRC32C_BYTES if codec.checksum else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +183,7 @@ class _Terms:
         array, profile = inputs.array, inputs.codec_profile
         self.ndim = array.ndim
         self.chunk_raw = grid.chunk_elements() * array.itemsize
-        header = _HEADER_BYTES[inputs.codec.kind]
+        header = _chunk_overhead_bytes(inputs.codec)
         self.header = header
         self.ratio = profile.ratio
         self.chunk_stored = self.chunk_raw / profile.ratio + header
@@ -212,6 +226,19 @@ class _Terms:
     def encode_s(self, n_bytes: Array, chunks: Array) -> Array:
         threads = np.minimum(self.reader.threads, np.maximum(chunks, 1.0))
         return n_bytes / (self.inputs.codec_profile.encode_Bps * threads)
+
+    def serial_checksum_s(self, stored_bytes: Array, chunks: Array, *, encode: bool) -> Array:
+        """Seconds a reader that checksums on one thread adds to the codec time.
+
+        The codec profile spreads the crc32c over the decode threads like the compressor;
+        zarr-python runs it on its event-loop thread, in series, so all but
+        ``1 / threads`` of it comes on top. ``stored_bytes`` are the bytes checksummed.
+        """
+        if not (self.inputs.codec.checksum and self.reader.serial_checksum):
+            return np.zeros_like(np.asarray(stored_bytes, dtype=np.float64))
+        threads = np.minimum(self.reader.threads, np.maximum(chunks, 1.0))
+        rate = CRC32C_ENCODE_Bps if encode else CRC32C_DECODE_Bps
+        return stored_bytes / rate * (1.0 - 1.0 / threads)
 
 
 def _read_box(t: _Terms, op: Operation) -> OpCost:
@@ -269,6 +296,7 @@ def _read_box(t: _Terms, op: Operation) -> OpCost:
             io = latency_s + first * t.index_bytes / t.stream + second * mean_bytes / t.stream
         transfer_s = t.io_floor(io, fetched) - latency_s
         cpu = (chunks + shards) * t.reader.per_chunk_cpu_s
+    cpu = cpu + t.serial_checksum_s(chunks * chunk_stored, chunks, encode=False)
     decoded = chunks * t.chunk_raw  # edge chunks decode at the full chunk shape
     return OpCost(
         chunks=chunks, requests=requests, get_requests=requests, put_requests=zero,
@@ -322,6 +350,7 @@ def _read_points(t: _Terms, op: Operation) -> OpCost:
             )
         transfer_s = t.io_floor(io, fetched) - latency_s
         cpu = (distinct + shards) * t.reader.per_chunk_cpu_s
+    cpu = cpu + t.serial_checksum_s(distinct * t.chunk_stored, distinct, encode=False)
     decoded = distinct * t.chunk_raw
     return OpCost(
         chunks=distinct, requests=requests, get_requests=requests, put_requests=zero,
@@ -370,6 +399,10 @@ def _write_box(t: _Terms, op: Operation) -> OpCost:
         io = latency_s + waves * (1.0 + existing) * t.shard_stored / t.stream
         decoded = partial * t.chunk_raw
         cpu = (chunks + shards) * t.reader.per_chunk_cpu_s
+    cpu = cpu + t.serial_checksum_s(chunks * t.chunk_stored, chunks, encode=True)
+    cpu = cpu + t.serial_checksum_s(
+        partial * t.chunk_stored, np.maximum(partial, 1.0), encode=False
+    )
     requests = gets + puts + meta_requests
     transfer_s = t.io_floor(io, fetched + written) - latency_s
     encoded = chunks * t.chunk_raw
@@ -424,9 +457,9 @@ def grid_footprint(grid: Grid, inputs: CostInputs, metadata_objects: int) -> Foo
     t = _Terms(grid, inputs)
     n_chunks, n_objects = _grid_counts(t)
     array = inputs.array
-    header = _HEADER_BYTES[inputs.codec.kind]
-    if inputs.codec.kind == "none":
-        data = n_chunks * t.chunk_raw  # edge chunks are stored padded to the full chunk
+    header = t.header
+    if inputs.codec.kind == "none":  # edge chunks are stored padded to the full chunk
+        data = n_chunks * (t.chunk_raw + header)
     else:
         data = array.nbytes / inputs.codec_profile.ratio + n_chunks * header
     if grid.sharded:

@@ -356,8 +356,26 @@ class _Copy:
         return _byte_view(buf).tobytes()
 
 
+class _Checksummed:
+    """A compressor followed by a crc32c of its output, appended (zarr v3's ``crc32c``)."""
+
+    def __init__(self, compressor: Compressor) -> None:
+        self.compressor = compressor
+        self.crc32c = numcodecs.CRC32C(location="end")
+
+    def encode(self, buf: Any) -> Any:
+        return self.crc32c.encode(self.compressor.encode(buf))
+
+    def decode(self, buf: Any) -> Any:
+        return self.compressor.decode(self.crc32c.decode(buf))
+
+
 def _compressor(codec: CodecSpec, itemsize: int) -> Compressor:
-    """The numcodecs compressor zarr uses for ``codec``; Blosc shuffles ``itemsize``-byte elements."""
+    """The numcodecs compressor zarr uses for ``codec``; Blosc shuffles ``itemsize``-byte
+    elements. A checksum is numcodecs' ``CRC32C``, which writes the bytes zarr v3's
+    ``crc32c`` codec writes (the CRC, little-endian, after the data)."""
+    if codec.checksum:
+        return _Checksummed(_compressor(codec.with_checksum(False), itemsize))
     config = codec.v2_compressor_json()
     if config is None:
         return _Copy()

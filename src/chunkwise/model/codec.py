@@ -4,6 +4,12 @@ A codec is written as a short string everywhere a user names one::
 
     blosc:zstd:5:shuffle   blosc:lz4:1:bitshuffle   zstd:3   gzip:6   none
 
+optionally followed by ``+crc32c``, a CRC-32C checksum appended to every chunk after
+compression (zarr format 3's ``crc32c`` codec; a corrupted chunk then fails to read
+instead of decoding into wrong values)::
+
+    blosc:zstd:5:shuffle+crc32c   zstd:3+crc32c   none+crc32c
+
 or as zarr codec JSON (a v3 ``{"name": ..., "configuration": ...}`` object or list,
 or a v2 numcodecs ``{"id": ...}`` object). Both parse to one :class:`CodecSpec`.
 """
@@ -12,18 +18,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from chunkwise.errors import SpecError
 
 __all__ = [
     "BLOSC_CNAMES",
+    "CHECKSUM_SUFFIX",
+    "CRC32C_BYTES",
     "DEFAULT_CODEC",
+    "CRC32C_DECODE_Bps",
+    "CRC32C_ENCODE_Bps",
     "CodecProfile",
     "CodecSpec",
+    "checksum_profile",
     "default_codec_profile",
     "parse_codec",
+    "v2_checksum_message",
 ]
 
 Kind = Literal["blosc", "zstd", "gzip", "none"]
@@ -34,7 +46,14 @@ _SHUFFLES: tuple[Shuffle, ...] = ("noshuffle", "shuffle", "bitshuffle")
 _SHUFFLE_NAMES: dict[str, Shuffle] = {name: name for name in _SHUFFLES}
 _LEVEL_RANGE = {"blosc": (0, 9), "zstd": (-131072, 22), "gzip": (0, 9)}
 _DEFAULT_LEVEL = {"blosc": 5, "zstd": 3, "gzip": 6}
-_FORMS = "'blosc:zstd:5:shuffle', 'blosc:lz4:1:bitshuffle', 'zstd:3', 'gzip:6' or 'none'"
+_FORMS = (
+    "'blosc:zstd:5:shuffle', 'blosc:lz4:1:bitshuffle', 'zstd:3', 'gzip:6' or 'none', "
+    "optionally with '+crc32c'"
+)
+#: The short-form suffix that adds a crc32c checksum to a codec.
+CHECKSUM_SUFFIX = "+crc32c"
+#: Bytes the crc32c codec appends to every chunk.
+CRC32C_BYTES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,27 +70,55 @@ class CodecSpec:
         Compression level; 0 for ``none``.
     shuffle
         Blosc's shuffle mode; ``None`` for other codecs.
+    checksum
+        ``True`` appends a CRC-32C of every compressed chunk (4 bytes), checked on every
+        read: zarr format 3's ``crc32c`` codec, after the compressor.
     """
 
     kind: Kind
     cname: str | None = None
     level: int = 0
     shuffle: Shuffle | None = None
+    checksum: bool = False
 
     def __str__(self) -> str:
         return self.short
 
     @property
     def short(self) -> str:
-        """The canonical short string, e.g. ``blosc:zstd:5:shuffle``."""
+        """The canonical short string, e.g. ``blosc:zstd:5:shuffle`` or ``zstd:3+crc32c``."""
         if self.kind == "none":
-            return "none"
-        if self.kind == "blosc":
-            return f"blosc:{self.cname}:{self.level}:{self.shuffle}"
-        return f"{self.kind}:{self.level}"
+            base = "none"
+        elif self.kind == "blosc":
+            base = f"blosc:{self.cname}:{self.level}:{self.shuffle}"
+        else:
+            base = f"{self.kind}:{self.level}"
+        return base + CHECKSUM_SUFFIX if self.checksum else base
+
+    def with_checksum(self, checksum: bool = True) -> CodecSpec:
+        """This compressor with (or, given ``False``, without) the crc32c checksum."""
+        return self if self.checksum == checksum else replace(self, checksum=checksum)
+
+    def v3_codecs_json(self, itemsize: int) -> list[dict[str, Any]]:
+        """The zarr v3 bytes-to-bytes codecs JSON, in order: the compressor (none for
+        ``none``), then ``crc32c`` when :attr:`checksum` is set.
+
+        Parameters
+        ----------
+        itemsize
+            Bytes per array element (Blosc's ``typesize``).
+        """
+        compressor = self.v3_compressor_json(itemsize)
+        out = [] if compressor is None else [compressor]
+        if self.checksum:
+            out.append({"name": "crc32c"})
+        return out
 
     def v3_compressor_json(self, itemsize: int) -> dict[str, Any] | None:
-        """The zarr v3 bytes-to-bytes codec JSON, or ``None`` for no compression."""
+        """The zarr v3 compressor JSON, or ``None`` for no compression.
+
+        The checksum, when set, is a codec of its own: see :meth:`v3_codecs_json`.
+        """
         if self.kind == "none":
             return None
         if self.kind == "blosc":
@@ -90,7 +137,15 @@ class CodecSpec:
         return {"name": "gzip", "configuration": {"level": self.level}}
 
     def v2_compressor_json(self) -> dict[str, Any] | None:
-        """The zarr v2 (numcodecs) compressor JSON, or ``None`` for no compression."""
+        """The zarr v2 (numcodecs) compressor JSON, or ``None`` for no compression.
+
+        Raises
+        ------
+        SpecError
+            For a codec with :attr:`checksum`: chunkwise writes crc32c in zarr format 3 only.
+        """
+        if self.checksum:
+            raise SpecError(v2_checksum_message(self))
         if self.kind == "none":
             return None
         if self.kind == "blosc":
@@ -105,6 +160,14 @@ class CodecSpec:
         if self.kind == "zstd":
             return {"id": "zstd", "level": self.level}
         return {"id": "gzip", "level": self.level}
+
+
+def v2_checksum_message(codec: CodecSpec) -> str:
+    """The one sentence refusing a checksummed codec in zarr format 2."""
+    return (
+        f"codec {codec.short!r} needs zarr format 3: zarr format 2 has no crc32c checksum "
+        f"codec; use --zarr-format 3 (zarr_format: 3 in a spec), or drop {CHECKSUM_SUFFIX!r}."
+    )
 
 
 def _make(
@@ -140,7 +203,20 @@ def _make(
 
 
 def _parse_short(text: str) -> CodecSpec:
-    parts = [p.strip().lower() for p in text.split(":")]
+    base, plus, suffix = text.partition("+")
+    if not plus:
+        return _parse_compressor(text, text)
+    if suffix.strip().lower() != CHECKSUM_SUFFIX[1:]:
+        raise SpecError(
+            f"codec {text!r} has suffix '+{suffix.strip()}'; the only suffix is "
+            f"{CHECKSUM_SUFFIX!r} (a checksum per chunk), written once, like 'zstd:3+crc32c'."
+        )
+    return _parse_compressor(base, text).with_checksum()
+
+
+def _parse_compressor(part: str, text: str) -> CodecSpec:
+    """The compressor part of a short string (``text`` is the whole string, for errors)."""
+    parts = [p.strip().lower() for p in part.split(":")]
     kind = parts[0]
     if kind in ("none", "null", "raw", "uncompressed", "bytes"):
         if len(parts) > 1:
@@ -189,7 +265,7 @@ def _from_json_object(obj: Mapping[str, Any], source: object) -> CodecSpec | Non
             return _make(name, None, conf.get("level"), None, source)
         raise SpecError(
             f"codec JSON {source!r} uses zarr codec {name!r}, which chunkwise does not model; "
-            f"use blosc, zstd or gzip."
+            "use blosc, zstd or gzip, optionally followed by crc32c."
         )
     if "id" in obj:  # zarr v2 / numcodecs
         ident = str(obj["id"]).lower()
@@ -203,6 +279,12 @@ def _from_json_object(obj: Mapping[str, Any], source: object) -> CodecSpec | Non
             return _make("blosc", obj.get("cname"), obj.get("clevel"), shuf, source)
         if ident in ("zstd", "gzip", "zlib"):
             return _make("gzip" if ident == "zlib" else ident, None, obj.get("level"), None, source)
+        if ident == "crc32c":
+            raise SpecError(
+                f"codec JSON {source!r} uses numcodecs' crc32c, a zarr format 2 checksum chunkwise "
+                "does not write; use zarr format 3, whose crc32c codec chunkwise models "
+                "(a codec like 'zstd:3+crc32c')."
+            )
         raise SpecError(
             f"codec JSON {source!r} uses numcodecs codec {ident!r}, which chunkwise does not model; "
             "use blosc, zstd or gzip."
@@ -216,9 +298,11 @@ def parse_codec(value: str | Mapping[str, Any] | Sequence[Any] | CodecSpec | Non
     Parameters
     ----------
     value
-        ``"blosc:zstd:5:shuffle"``, ``"zstd:3"``, ``"gzip:6"``, ``"none"``; a JSON string or
-        mapping such as ``{"name": "zstd", "configuration": {"level": 3}}``; a list of v3
-        codecs (``bytes`` is skipped); or ``None`` for no compression.
+        ``"blosc:zstd:5:shuffle"``, ``"zstd:3"``, ``"gzip:6"``, ``"none"``, each optionally
+        with ``"+crc32c"``; a JSON string or mapping such as
+        ``{"name": "zstd", "configuration": {"level": 3}}``; a list of v3 codecs
+        (``bytes`` is skipped; ``{"name": "crc32c"}`` after the compressor sets the
+        checksum); or ``None`` for no compression.
 
     Returns
     -------
@@ -240,20 +324,46 @@ def parse_codec(value: str | Mapping[str, Any] | Sequence[Any] | CodecSpec | Non
             return parse_codec(decoded)
         return _parse_short(text)
     if isinstance(value, Mapping):
+        if _is_crc32c(value):
+            return CodecSpec("none", checksum=True)
         spec = _from_json_object(value, value)
         return spec if spec is not None else CodecSpec("none")
     if isinstance(value, Sequence):
-        found = [
-            s
-            for s in (_from_json_object(_as_mapping(v, value), value) for v in value)
-            if s is not None
-        ]
-        if len(found) > 1:
-            raise SpecError(
-                f"codec list {value!r} has {len(found)} compressors; chunkwise models one compressor per array."
-            )
-        return found[0] if found else CodecSpec("none")
+        return _from_json_list(value)
     raise SpecError(f"codec {value!r} is not understood; write it like {_FORMS}.")
+
+
+def _is_crc32c(obj: Mapping[str, Any]) -> bool:
+    return str(obj.get("name", "")).lower() == "crc32c"
+
+
+def _from_json_list(value: Sequence[Any]) -> CodecSpec:
+    """A v3 codec list: at most one compressor, then optionally ``crc32c``."""
+    found: list[CodecSpec] = []
+    checksum = False
+    for item in value:
+        obj = _as_mapping(item, value)
+        if _is_crc32c(obj):
+            if checksum:
+                raise SpecError(
+                    f"codec list {value!r} has crc32c twice; chunkwise models one checksum per chunk."
+                )
+            checksum = True
+            continue
+        spec = _from_json_object(obj, value)
+        if spec is None:
+            continue
+        if checksum:
+            raise SpecError(
+                f"codec list {value!r} checksums before compressing ({spec.short} after crc32c); "
+                "chunkwise models the checksum of the compressed bytes, so put crc32c last."
+            )
+        found.append(spec)
+    if len(found) > 1:
+        raise SpecError(
+            f"codec list {value!r} has {len(found)} compressors; chunkwise models one compressor per array."
+        )
+    return (found[0] if found else CodecSpec("none")).with_checksum(checksum)
 
 
 def _as_mapping(item: object, source: object) -> Mapping[str, Any]:
@@ -312,8 +422,52 @@ _BLOSC_BASE: dict[str, tuple[float, float, float]] = {  # ratio at level 5 + shu
 }
 
 
+# crc32c throughput on one core, in bytes going into the checksum (the compressor's output)
+# per second, measured on the reader it describes by benchmarks/bench_checksum.py (RESULTS.md,
+# "Checksums"): zarr-python 3.1.6's Crc32cCodec (google-crc32c 1.9) through the batched
+# encode/decode its codec pipeline awaits, 1 MiB chunks of blosc:zstd:5:shuffle output, each
+# chunk coming from memory ("cold", as after a read from storage, not from the CPU caches).
+# Encode is the CRC plus appending it, which copies the chunk; decode is the CRC and the
+# compare. The run in RESULTS.md measured 4,630 MB/s encode and 8,101 MB/s decode (16 MiB
+# chunks: 5,503 and 11,224); we take 4,200 and 6,700 MB/s, the slowest 1 MiB figures of four
+# runs on that shared 2-core machine. The 4 bytes per chunk are counted by the cost model.
+CRC32C_ENCODE_Bps = 4200 * _MB
+CRC32C_DECODE_Bps = 6700 * _MB
+
+
+def checksum_profile(profile: CodecProfile) -> CodecProfile:
+    """``profile`` with a crc32c checksum after the compressor.
+
+    The checksum runs over the compressed bytes, ``1 / ratio`` of the raw ones, so each
+    raw byte costs ``1 / (ratio * CRC32C_ENCODE_Bps)`` seconds more to encode and
+    ``1 / (ratio * CRC32C_DECODE_Bps)`` more to decode. The ratio is unchanged: the 4
+    bytes per chunk (:data:`CRC32C_BYTES`) are counted per chunk by the cost model.
+
+    Parameters
+    ----------
+    profile
+        The compressor's profile (throughputs in uncompressed bytes per second, one core).
+
+    Returns
+    -------
+    CodecProfile
+        Same ratio and ``measured`` flag; slower encode and decode, bytes per second.
+    """
+    crc_encode_s = 1.0 / (profile.ratio * CRC32C_ENCODE_Bps)
+    crc_decode_s = 1.0 / (profile.ratio * CRC32C_DECODE_Bps)
+    return CodecProfile(
+        profile.ratio,
+        1.0 / (1.0 / profile.encode_Bps + crc_encode_s),
+        1.0 / (1.0 / profile.decode_Bps + crc_decode_s),
+        measured=profile.measured,
+    )
+
+
 def default_codec_profile(codec: CodecSpec) -> CodecProfile:
-    """The assumed profile of ``codec`` when nothing has been measured."""
+    """The assumed profile of ``codec`` when nothing has been measured (a codec with a
+    checksum: its compressor's, through :func:`checksum_profile`)."""
+    if codec.checksum:
+        return checksum_profile(default_codec_profile(codec.with_checksum(False)))
     if codec.kind == "none":
         return CodecProfile(1.0, 4000 * _MB, 4000 * _MB)
     if codec.kind == "blosc":

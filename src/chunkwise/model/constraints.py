@@ -12,14 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chunkwise.errors import SpecError
+from chunkwise.errors import ConstraintError, SpecError, shown
 from chunkwise.model.array import ArraySpec
-from chunkwise.units import format_bytes, parse_bytes
+from chunkwise.units import format_bytes, parse_bytes, parse_count
 
 __all__ = ["BLOSC_MAX_BYTES", "ByteRange", "Constraints"]
 
 # Blosc cannot compress a buffer larger than 2 GiB minus its overhead (rechunker#75).
 BLOSC_MAX_BYTES = 2**31 - 32
+#: Most Dask chunks along one dim that ``align_with`` takes: every boundary is kept, and a
+#: Dask graph of this many chunks is slow to build already.
+MAX_DASK_CHUNKS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,7 @@ class ByteRange:
         if isinstance(value, Mapping):
             extra = set(value) - {"min", "max"}
             if extra:
-                raise SpecError(f"{what} {dict(value)!r} takes only 'min' and 'max'.")
+                raise SpecError(f"{what} {shown(dict(value))} takes only 'min' and 'max'.")
             low, high = value.get("min"), value.get("max")
         elif isinstance(value, list | tuple) and len(value) == 2:
             low, high = value
@@ -103,6 +106,14 @@ class Constraints:
         Per axis, a chunk size the user has fixed.
     allow_shards
         ``False`` to rule out sharding.
+    checksum
+        ``True`` to protect every chunk with a crc32c checksum: every candidate codec
+        carries ``+crc32c``, which needs zarr format 3.
+
+    Raises
+    ------
+    ConstraintError
+        When ``checksum`` is asked for together with ``zarr_format`` 2.
     """
 
     zarr_format: int | None = None
@@ -114,6 +125,14 @@ class Constraints:
     align: tuple[tuple[int, tuple[int, ...]], ...] = ()
     fixed_chunks: tuple[tuple[int, int], ...] = ()
     allow_shards: bool = True
+    checksum: bool = False
+
+    def __post_init__(self) -> None:
+        if self.checksum and self.zarr_format == 2:
+            raise ConstraintError(
+                "constraint checksum: true needs zarr format 3 but zarr_format is 2 (zarr format 2 "
+                "has no crc32c codec); drop zarr_format: 2 (--zarr-format 2) or the checksum."
+            )
 
     @property
     def shards_allowed(self) -> bool:
@@ -127,27 +146,27 @@ class Constraints:
             return cls()
         if not isinstance(raw, Mapping):
             raise SpecError(
-                f"constraints {raw!r} must be a mapping like {{zarr_format: 2, max_objects: 2000}}."
+                f"constraints {shown(raw)} must be a mapping like {{zarr_format: 2, max_objects: 2000}}."
             )
         known = {
             "zarr_format", "max_objects", "chunk_bytes", "shard_bytes", "object_bytes",
             "memory", "memory_per_task", "align_with", "dask_chunks", "fixed", "fixed_chunks",
-            "shards",
+            "shards", "checksum",
         }  # fmt: skip
-        extra = sorted(set(raw) - known)
+        extra = sorted(set(raw) - known, key=str)
         if extra:
             raise SpecError(
                 f"unknown constraint(s) {', '.join(map(repr, extra))}; known constraints are "
                 f"{', '.join(sorted(known))}."
             )
         fmt = raw.get("zarr_format")
-        if fmt is not None and fmt not in (2, 3):
-            raise SpecError(f"constraint zarr_format {fmt!r} must be 2 or 3.")
-        max_objects = raw.get("max_objects")
-        if max_objects is not None and (
-            isinstance(max_objects, bool) or not isinstance(max_objects, int) or max_objects < 1
+        if fmt is not None and (
+            not isinstance(fmt, int) or isinstance(fmt, bool) or fmt not in (2, 3)
         ):
-            raise SpecError(f"constraint max_objects {max_objects!r} must be a positive integer.")
+            raise SpecError(f"constraint zarr_format {shown(fmt)} must be 2 or 3.")
+        max_objects = raw.get("max_objects")
+        if max_objects is not None:
+            max_objects = parse_count(max_objects, what="constraint max_objects")
         memory_raw = raw.get("memory_per_task", raw.get("memory"))
         memory = (
             None
@@ -158,7 +177,10 @@ class Constraints:
         fixed_raw = raw.get("fixed_chunks", raw.get("fixed")) or {}
         shards = raw.get("shards", True)
         if not isinstance(shards, bool):
-            raise SpecError(f"constraint shards {shards!r} must be true or false.")
+            raise SpecError(f"constraint shards {shown(shards)} must be true or false.")
+        checksum = raw.get("checksum", False)
+        if not isinstance(checksum, bool):
+            raise SpecError(f"constraint checksum {shown(checksum)} must be true or false.")
         return cls(
             zarr_format=fmt,
             max_objects=max_objects,
@@ -173,6 +195,7 @@ class Constraints:
             align=_parse_align(align_raw, array),
             fixed_chunks=_parse_fixed(fixed_raw, array),
             allow_shards=shards,
+            checksum=checksum,
         )
 
     def to_dict(self, array: ArraySpec) -> dict[str, Any]:
@@ -187,13 +210,14 @@ class Constraints:
             "align_with": {array.dims[a]: list(b) for a, b in self.align},
             "fixed_chunks": {array.dims[a]: c for a, c in self.fixed_chunks},
             "shards": self.allow_shards,
+            "checksum": self.checksum,
         }
 
 
 def _mapping_of_dims(raw: object, what: str, array: ArraySpec) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
         raise SpecError(
-            f"constraint {what} {raw!r} must map dimension names to sizes, like {{{array.dims[0]}: 24}}."
+            f"constraint {what} {shown(raw)} must map dimension names to sizes, like {{{array.dims[0]}: 24}}."
         )
     return raw
 
@@ -203,10 +227,10 @@ def _parse_fixed(raw: object, array: ArraySpec) -> tuple[tuple[int, int], ...]:
     for dim, size in _mapping_of_dims(raw, "fixed_chunks", array).items():
         axis = array.axis(str(dim))
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise SpecError(f"fixed chunk size {dim}={size!r} must be a positive integer.")
+            raise SpecError(f"fixed chunk size {dim}={shown(size)} must be a positive integer.")
         if size > array.shape[axis]:
             raise SpecError(
-                f"fixed chunk size {dim}={size} is larger than the array ({dim} has {array.shape[axis]}); "
+                f"fixed chunk size {dim}={shown(size)} is larger than the array ({dim} has {array.shape[axis]}); "
                 f"use at most {array.shape[axis]}."
             )
         out.append((axis, size))
@@ -220,20 +244,22 @@ def _parse_align(raw: object, array: ArraySpec) -> tuple[tuple[int, tuple[int, .
         axis = array.axis(str(dim))
         n = array.shape[axis]
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            _check_dask_chunks(dim, value, -(-n // value))
             sizes = [min(value, n - start) for start in range(0, n, value)]
         elif (
             isinstance(value, list | tuple)
             and value
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
         ):
+            _check_dask_chunks(dim, value, len(value))
             sizes = list(value)
         else:
             raise SpecError(
-                f"align_with {dim}={value!r} must be a Dask chunk size or a list of chunk sizes."
+                f"align_with {dim}={shown(value)} must be a Dask chunk size or a list of chunk sizes."
             )
         if sum(sizes) != n:
             raise SpecError(
-                f"align_with {dim} chunks sum to {sum(sizes)} but {dim} has {n} elements; "
+                f"align_with {dim} chunks sum to {shown(sum(sizes))} but {dim} has {n} elements; "
                 "give the Dask chunks of this array."
             )
         bounds = []
@@ -243,3 +269,11 @@ def _parse_align(raw: object, array: ArraySpec) -> tuple[tuple[int, tuple[int, .
             bounds.append(position)
         out.append((axis, tuple(bounds)))
     return tuple(sorted(out))
+
+
+def _check_dask_chunks(dim: object, value: object, count: int) -> None:
+    if count > MAX_DASK_CHUNKS:
+        raise SpecError(
+            f"align_with {dim}={shown(value)} makes {count:,} Dask chunks along {dim}; chunkwise "
+            f"aligns with at most {MAX_DASK_CHUNKS:,} per dim: give the chunk size of your Dask array."
+        )

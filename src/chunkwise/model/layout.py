@@ -6,9 +6,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chunkwise.errors import SpecError
+from chunkwise.errors import SpecError, shown
 from chunkwise.model.array import ArraySpec
-from chunkwise.model.codec import CodecSpec
+from chunkwise.model.codec import CodecSpec, v2_checksum_message
+from chunkwise.units import MAX_INT64
 
 __all__ = ["SHARD_INDEX_ENTRY_BYTES", "Layout", "ceil_div"]
 
@@ -36,7 +37,7 @@ class Layout:
         Shard shape (the object / write granularity), a multiple of ``chunks``; ``None``
         when every chunk is its own object. Zarr format 3 only.
     codec
-        The compressor.
+        The compressor, and whether a crc32c checksum follows it (zarr format 3 only).
     separator
         Chunk key separator: ``"/"`` (v3 default) or ``"."`` (v2 default).
     """
@@ -60,7 +61,9 @@ class Layout:
     ) -> Layout:
         """Validate a layout against ``array``; every problem raises :class:`SpecError`."""
         if zarr_format not in (2, 3):
-            raise SpecError(f"zarr_format {zarr_format!r} must be 2 or 3.")
+            raise SpecError(f"zarr_format {shown(zarr_format)} must be 2 or 3.")
+        if codec.checksum and zarr_format == 2:
+            raise SpecError(v2_checksum_message(codec))
         chunk_t = _check_shape(chunks, array, "chunks")
         for c, n, d in zip(chunk_t, array.shape, array.dims, strict=True):
             if c > n:
@@ -71,7 +74,7 @@ class Layout:
         if shards is not None:
             if zarr_format == 2:
                 raise SpecError(
-                    f"shards {list(shards)!r} need zarr_format 3; zarr format 2 has no sharding. "
+                    f"shards {shown(shards)} need zarr_format 3; zarr format 2 has no sharding. "
                     "Drop the shards or use zarr_format: 3."
                 )
             shard_t = _check_shape(shards, array, "shards")
@@ -93,7 +96,7 @@ class Layout:
                 shard_t = None
         sep = separator or ("/" if zarr_format == 3 else ".")
         if sep not in ("/", "."):
-            raise SpecError(f"chunk key separator {sep!r} must be '/' or '.'.")
+            raise SpecError(f"chunk key separator {shown(sep)} must be '/' or '.'.")
         return cls(zarr_format, chunk_t, shard_t, codec, sep)  # type: ignore[arg-type]
 
     @property
@@ -133,11 +136,11 @@ class Layout:
             "shards": list(self.shards) if self.shards is not None else None,
             "codec": self.codec.short,
         }
-        compressor_v3 = self.codec.v3_compressor_json(array.itemsize)
         if self.zarr_format == 3:
-            inner: list[dict[str, Any]] = [{"name": "bytes", "configuration": {"endian": "little"}}]
-            if compressor_v3 is not None:
-                inner.append(compressor_v3)
+            inner: list[dict[str, Any]] = [
+                {"name": "bytes", "configuration": {"endian": "little"}},
+                *self.codec.v3_codecs_json(array.itemsize),
+            ]
             if self.shards is None:
                 out["codecs"] = inner
             else:
@@ -176,18 +179,23 @@ class Layout:
 def _check_shape(value: object, array: ArraySpec, what: str) -> tuple[int, ...]:
     if not isinstance(value, list | tuple):
         raise SpecError(
-            f"{what} {value!r} must be a list with one size per dimension {list(array.dims)!r}."
+            f"{what} {shown(value)} must be a list with one size per dimension {list(array.dims)!r}."
         )
     if len(value) != array.ndim:
         raise SpecError(
-            f"{what} {list(value)!r} has {len(value)} sizes but the array has {array.ndim} dims "
+            f"{what} {shown(list(value))} has {len(value)} sizes but the array has {array.ndim} dims "
             f"{list(array.dims)!r}; give one size per dimension."
         )
     out = []
     for size in value:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise SpecError(
-                f"{what} {list(value)!r} has size {size!r}; every size must be a positive integer."
+                f"{what} {shown(list(value))} has size {shown(size)}; every size must be a positive integer."
+            )
+        if size > MAX_INT64:
+            raise SpecError(
+                f"{what} {shown(list(value))} has size {shown(size)}, more than 2**63 - 1; "
+                "no array is that large: use at most the array's size."
             )
         out.append(int(size))
     return tuple(out)

@@ -46,6 +46,11 @@ class ReaderProfile:
         (zarr-python 3.1); ``False`` when they go out concurrently (tensorstore).
     threads
         Cores available for decoding/encoding in parallel.
+    serial_checksum
+        ``True`` when crc32c checksums run on one thread, one chunk after another:
+        zarr-python 3.1 computes its ``crc32c`` codec on the event-loop thread, while
+        compressors go to worker threads (``asyncio.to_thread``). ``False`` when checksums
+        share the decode threads (tensorstore).
     """
 
     name: str
@@ -53,6 +58,7 @@ class ReaderProfile:
     per_chunk_cpu_s: float
     sequential_inner_reads: bool
     threads: int = 4
+    serial_checksum: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.threads < 1:
@@ -62,8 +68,10 @@ class ReaderProfile:
 
 
 READER_PRESETS: dict[str, ReaderProfile] = {
-    "zarr-python": ReaderProfile("zarr-python", 10, 0.2e-3, True),
-    "zarr-python-batched": ReaderProfile("zarr-python-batched", 10, 0.1e-3, True),
+    "zarr-python": ReaderProfile("zarr-python", 10, 0.2e-3, True, serial_checksum=True),
+    "zarr-python-batched": ReaderProfile(
+        "zarr-python-batched", 10, 0.1e-3, True, serial_checksum=True
+    ),
     "tensorstore": ReaderProfile("tensorstore", 32, 0.03e-3, False),
 }
 

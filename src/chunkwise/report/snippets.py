@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
+from chunkwise.errors import SpecError
 from chunkwise.model.array import ArraySpec
-from chunkwise.model.codec import CodecSpec
+from chunkwise.model.codec import CodecSpec, v2_checksum_message
 from chunkwise.model.layout import Layout
 
 __all__ = ["xarray_snippet", "zarr_snippet"]
 
 
-def _v3_compressor(codec: CodecSpec, itemsize: int) -> tuple[str, str]:
-    """(import line, expression) for zarr v3 codec objects."""
+def _v3_compressors(codec: CodecSpec, itemsize: int) -> tuple[str, str]:
+    """(import line, expression) for zarr v3 codec objects: the compressor, or with a
+    checksum a tuple of the compressor (if any) and ``Crc32cCodec()``."""
+    compressor = _v3_compressor(codec, itemsize)
+    if not codec.checksum:
+        if compressor is None:
+            return "", "None"
+        return f"from zarr.codecs import {compressor[0]}", compressor[1]
+    names = [*([compressor[0]] if compressor else []), "Crc32cCodec"]
+    parts = [*([compressor[1]] if compressor else []), "Crc32cCodec()"]
+    expression = f"({parts[0]},)" if len(parts) == 1 else f"({', '.join(parts)})"
+    return f"from zarr.codecs import {', '.join(names)}", expression
+
+
+def _v3_compressor(codec: CodecSpec, itemsize: int) -> tuple[str, str] | None:
+    """(class name, expression) of one zarr v3 compressor; ``None`` for no compression."""
     if codec.kind == "blosc":
         return (
-            "from zarr.codecs import BloscCodec",
+            "BloscCodec",
             f'BloscCodec(cname="{codec.cname}", clevel={codec.level}, shuffle="{codec.shuffle}", typesize={itemsize})',
         )
     if codec.kind == "zstd":
-        return "from zarr.codecs import ZstdCodec", f"ZstdCodec(level={codec.level})"
+        return "ZstdCodec", f"ZstdCodec(level={codec.level})"
     if codec.kind == "gzip":
-        return "from zarr.codecs import GzipCodec", f"GzipCodec(level={codec.level})"
-    return "", "None"
+        return "GzipCodec", f"GzipCodec(level={codec.level})"
+    return None
 
 
 def _v2_compressor(codec: CodecSpec) -> tuple[str, str]:
     """(import line, expression) for numcodecs compressors (zarr format 2)."""
+    if codec.checksum:
+        raise SpecError(v2_checksum_message(codec))
     if codec.kind == "blosc":
         shuffle = {"noshuffle": "NOSHUFFLE", "shuffle": "SHUFFLE", "bitshuffle": "BITSHUFFLE"}[
             codec.shuffle or "shuffle"
@@ -42,7 +59,7 @@ def _v2_compressor(codec: CodecSpec) -> tuple[str, str]:
 
 def _compressor(layout: Layout, array: ArraySpec) -> tuple[str, str]:
     if layout.zarr_format == 3:
-        return _v3_compressor(layout.codec, array.itemsize)
+        return _v3_compressors(layout.codec, array.itemsize)
     return _v2_compressor(layout.codec)
 
 

@@ -45,16 +45,28 @@ def _chunk_size(n: int) -> st.SearchStrategy[int]:
     return st.one_of(by_count, st.integers(min_value=1, max_value=n))
 
 
-def codec_specs() -> st.SearchStrategy[CodecSpec]:
+def codec_specs(*, checksums: bool = False) -> st.SearchStrategy[CodecSpec]:
     """Draw any codec chunkwise models.
+
+    Parameters
+    ----------
+    checksums
+        Also draw codecs with a crc32c checksum (``+crc32c``, zarr format 3 only).
 
     Returns
     -------
     SearchStrategy[CodecSpec]
         Blosc (every inner compressor, level 0-9, every shuffle), Zstandard (levels
-        -5 to 22), gzip (levels 0-9) or no compression. Shrinks towards
-        ``blosc:zstd:5:shuffle``.
+        -5 to 22), gzip (levels 0-9) or no compression, with or (with ``checksums``)
+        without a checksum. Shrinks towards ``blosc:zstd:5:shuffle``.
     """
+    plain = _compressor_specs()
+    if not checksums:
+        return plain
+    return st.builds(lambda codec, checksum: codec.with_checksum(checksum), plain, st.booleans())
+
+
+def _compressor_specs() -> st.SearchStrategy[CodecSpec]:
     blosc = st.builds(
         CodecSpec,
         kind=st.just("blosc"),
