@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from chunkwise.errors import SpecError
+from chunkwise.errors import SpecError, shown
 
 __all__ = [
     "BLOSC_CNAMES",
@@ -180,12 +180,14 @@ def _make(
     if kind == "none":
         return CodecSpec("none")
     if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
-        raise SpecError(f"codec {source!r} has level {level!r}; the level must be an integer.")
+        raise SpecError(
+            f"codec {shown(source)} has level {shown(level)}; the level must be an integer."
+        )
     lvl = _DEFAULT_LEVEL[kind] if level is None else level
     low, high = _LEVEL_RANGE[kind]
     if not low <= lvl <= high:
         raise SpecError(
-            f"codec {source!r} has level {lvl}; {kind} levels run from {low} to {high}."
+            f"codec {shown(source)} has level {shown(lvl)}; {kind} levels run from {low} to {high}."
         )
     if kind == "blosc":
         cname = cname or "zstd"
@@ -319,7 +321,16 @@ def parse_codec(value: str | Mapping[str, Any] | Sequence[Any] | CodecSpec | Non
                 decoded = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise SpecError(
-                    f"codec {value!r} looks like JSON but does not parse: {exc.msg}."
+                    f"codec {shown(value)} looks like JSON but does not parse: {exc.msg}."
+                ) from None
+            except RecursionError:
+                raise SpecError(
+                    f"codec {shown(value)} nests lists or objects too deeply; a codec is one "
+                    "JSON object or a short list of them."
+                ) from None
+            except ValueError:  # a number of more than 4,300 digits
+                raise SpecError(
+                    f"codec {shown(value)} holds a number too long to read; fix the level."
                 ) from None
             return parse_codec(decoded)
         return _parse_short(text)
