@@ -1,4 +1,4 @@
-"""What three engine choices in ``chunkwise rechunk`` are worth, each against its alternative.
+"""What four engine choices in ``chunkwise rechunk`` are worth, each against its alternative.
 
 Run:  .venv/bin/python benchmarks/bench_rechunk_internals.py [--repeats 3] [--write-results]
 
@@ -7,8 +7,12 @@ each variant in a fresh interpreter, runs interleaved, medians of wall, user and
 seconds of the rechunk call:
 
 * **as shipped** at 256 MiB;
-* **mmap threshold 256 KiB**: glibc told to map (and unmap) every buffer from 256 KiB up,
-  which the engine did before: lower peaks, but every buffer's pages are faulted in afresh;
+* **mmap threshold 256 KiB**: glibc told to map (and unmap) every buffer from 256 KiB up
+  (the engine maps from 4 MiB up): lower peaks, but every buffer's pages are faulted in
+  afresh;
+* **dynamic mmap threshold**: glibc's default, which climbs to the largest buffer freed,
+  so that large decoded chunks stay on the heap (faster, but peaks follow the allocator's
+  history);
 * **zarr's own empty-chunk test**: the engine's check that lets zarr skip comparing every
   chunk with the fill value (as raw void bytes) switched off;
 * at a 96 MiB budget, **as shipped** against **small intermediate chunks**: the planner's
@@ -33,7 +37,7 @@ from results_file import machine, publish
 MARK = "INTERNALS-RESULT "
 
 WORKER = """
-import ctypes, json, resource, shutil, sys, time
+import json, resource, shutil, sys, time
 import numpy, zarr, numcodecs
 import chunkwise.engine.convert as convert
 import chunkwise.engine.rechunk as engine
@@ -42,11 +46,9 @@ from chunkwise import api
 
 src, dst, budget, variant = sys.argv[1:5]
 if variant == "mmap-256k":
-    shipped = engine.tame_allocator
-    def tame():
-        shipped()
-        ctypes.CDLL("libc.so.6").mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
-    convert.tame_allocator = tame
+    engine.MMAP_THRESHOLD = 256 * 1024
+elif variant == "mmap-dynamic":
+    engine.MMAP_THRESHOLD = 0
 elif variant == "zarr-empty-test":
     engine._writer = lambda dest, values: dest
 elif variant == "small-intermediate":
@@ -62,12 +64,14 @@ print("INTERNALS-RESULT " + json.dumps({
     "user": after.ru_utime - before.ru_utime,
     "sys": after.ru_stime - before.ru_stime,
     "intermediate": list(job.plan.intermediate_chunks or ()),
+    "added": result.peak_added,
 }))
 """
 
 VARIANTS = (
     ("256MiB", "shipped", "as shipped"),
     ("256MiB", "mmap-256k", "mmap threshold 256 KiB"),
+    ("256MiB", "mmap-dynamic", "dynamic mmap threshold"),
     ("256MiB", "zarr-empty-test", "zarr's own empty-chunk test"),
     ("96MiB", "shipped", "as shipped"),
     ("96MiB", "small-intermediate", "small intermediate chunks"),
@@ -89,16 +93,17 @@ def run(source: Path, work: Path, budget: str, variant: str) -> dict[str, Any]:
 def markdown(results: dict[tuple[str, str], list[dict[str, Any]]], command: str) -> str:
     repeats = max(len(runs) for runs in results.values())
     lines = [
-        "## Rechunk internals: what three engine choices are worth",
+        "## Rechunk internals: what four engine choices are worth",
         "",
         f"Command: {command}. Machine: {machine()}. Date: {datetime.date.today().isoformat()}.",
         "",
         "The 1 GiB map → time-series job of the rechunk benchmark (same source and target "
         f"chunks, `--verify none`), each variant in a fresh interpreter, {repeats} interleaved "
-        "runs, medians of the rechunk call's wall time and the process's user and system CPU.",
+        "runs, medians of the rechunk call's wall time, the process's user and system CPU, "
+        "and the run's measured rise of peak RSS.",
         "",
-        "| budget | variant | intermediate chunks | wall s | user CPU s | system CPU s |",
-        "|---|---|---|---:|---:|---:|",
+        "| budget | variant | intermediate chunks | wall s | user CPU s | system CPU s | peak rise MiB |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for budget, variant, label in VARIANTS:
         runs = results[(budget, variant)]
@@ -107,8 +112,10 @@ def markdown(results: dict[tuple[str, str], list[dict[str, Any]]], command: str)
             return f"{statistics.median(r[key] for r in runs):.2f}"
 
         inter = "x".join(map(str, runs[0]["intermediate"]))
+        rise = statistics.median(r["added"] for r in runs) / 2**20
         lines.append(
-            f"| {budget} | {label} | {inter} | {med('wall')} | {med('user')} | {med('sys')} |"
+            f"| {budget} | {label} | {inter} | {med('wall')} | {med('user')} | {med('sys')} "
+            f"| {rise:.0f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -38,6 +38,7 @@ import zarr
 
 import chunkwise
 from chunkwise.engine.convert import ConversionPlan, ConversionResult
+from chunkwise.errors import ConstraintError
 
 RNG = np.random.default_rng(20240611)
 SHAPE = (10, 20, 24)
@@ -630,8 +631,12 @@ def test_a_killed_group_conversion_resumes(tmp_path: Path) -> None:
         source = tmp_path / f"cube{side}.h5"
         values = _write_h5(source, side)
         target = tmp_path / f"cube{side}.zarr"
+        with pytest.raises(ConstraintError) as refused:  # the least memory: two passes
+            chunkwise.convert(source, tmp_path / "plan.zarr", chunks=(side, 8, 8), max_mem="1KiB",
+                              threads=1, dry_run=True)  # fmt: skip
+        budget = str(refused.value).rsplit("--max-mem ", 1)[1].rstrip(".")
         command = [*cli, "convert", str(source), str(target), "--chunks", f"{side},8,8",
-                   "--max-mem", "24700KiB", "--threads", "1", "--quiet"]  # fmt: skip
+                   "--max-mem", budget, "--threads", "1", "--quiet"]  # fmt: skip
         before = snapshot(source)
         first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
@@ -649,7 +654,7 @@ def test_a_killed_group_conversion_resumes(tmp_path: Path) -> None:
     assert (target / ".chunkwise-rechunk" / "run.json").is_file()
 
     plan = chunkwise.convert(source, tmp_path / "plan.zarr", chunks=(side, 8, 8),
-                             max_mem="24700KiB", dry_run=True)  # fmt: skip
+                             max_mem=budget, threads=1, dry_run=True)  # fmt: skip
     assert isinstance(plan, ConversionPlan)
     assert all(len(job.plan.stages) == 2 for job in plan.jobs)  # two passes, as intended
     total = sum(stage.tasks for job in plan.jobs for stage in job.plan.stages)

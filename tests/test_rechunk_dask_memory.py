@@ -17,6 +17,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from chunkwise import api
+from chunkwise.errors import ConstraintError
 
 distributed = pytest.importorskip("distributed")
 
@@ -57,7 +58,11 @@ def cluster() -> Iterator[str]:
 
 def test_dask_gives_the_identical_result(tmp_path: Path, cluster: str) -> None:
     data = make_maps(tmp_path / "maps.zarr", (64, 96, 80))
-    options = {"chunks": (64, 8, 8), "shards": (64, 16, 40), "max_mem": "25MiB", "threads": 1}
+    layout = {"chunks": (64, 8, 8), "shards": (64, 16, 40), "threads": 1}
+    with pytest.raises(ConstraintError) as refused:  # the least memory: two passes
+        api.rechunk(tmp_path / "maps.zarr", "memory://", max_mem="1KiB", dry_run=True, **layout)
+    budget = str(refused.value).rsplit("--max-mem ", 1)[1].rstrip(".")
+    options = {**layout, "max_mem": budget}
     local = api.rechunk(tmp_path / "maps.zarr", tmp_path / "local.zarr", **options)
     on_dask = api.rechunk(tmp_path / "maps.zarr", tmp_path / "dask.zarr", dask=cluster, **options)
     assert len(local.plan.jobs[0].plan.stages) == 2  # type: ignore[union-attr]

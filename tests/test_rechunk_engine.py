@@ -32,6 +32,8 @@ from chunkwise.plan.rechunk import plan_rechunk
 SHAPE = (64, 64, 64)
 SOURCE_CHUNKS = (1, 64, 64)  # "maps"
 TARGET_CHUNKS, TARGET_SHARDS = (64, 8, 8), (64, 32, 32)  # "time series" in shards
+#: A budget that takes these maps to time series in two passes, with several tasks each.
+TWO_PASSES = 1400 * 2**10
 
 
 def make_source(path: Path, chunks: tuple[int, ...] = SOURCE_CHUNKS) -> zarr.Array:
@@ -57,7 +59,7 @@ def bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.tobytes() == b.tobytes()
 
 
-@pytest.mark.parametrize(("max_mem", "passes"), [(64 * 2**20, 1), (2**20, 2)])
+@pytest.mark.parametrize(("max_mem", "passes"), [(64 * 2**20, 1), (TWO_PASSES, 2)])
 def test_rechunk_is_bit_identical_and_leaves_the_source_alone(
     tmp_path: Path, max_mem: int, passes: int
 ) -> None:
@@ -99,7 +101,7 @@ KILL_SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize(
     ("max_mem", "stage", "after"),
-    [(64 * 2**20, "copy", 2), (2**20, "to-intermediate", 3), (2**20, "from-intermediate", 2)],
+    [(64 * 2**20, "copy", 2), (TWO_PASSES, "to-intermediate", 3), (TWO_PASSES, "from-intermediate", 2)],
 )  # fmt: skip
 def test_killed_runs_resume_without_rewriting_finished_shards(
     tmp_path: Path, max_mem: int, stage: str, after: int
@@ -170,7 +172,7 @@ class FlippingStore(LocalStore):
         await super().set(key, value)
 
 
-@pytest.mark.parametrize(("max_mem", "passes"), [(64 * 2**20, 1), (2**20, 2)])
+@pytest.mark.parametrize(("max_mem", "passes"), [(64 * 2**20, 1), (TWO_PASSES, 2)])
 def test_reading_back_catches_a_write_that_did_not_stick(
     tmp_path: Path, max_mem: int, passes: int
 ) -> None:
@@ -209,7 +211,7 @@ def test_reading_back_catches_a_write_that_did_not_stick(
 
 def test_unchecked_tasks_are_redone_when_the_rerun_checks(tmp_path: Path) -> None:
     source = make_source(tmp_path / "src.zarr")
-    plan = plan_rechunk(SHAPE, 4, SOURCE_CHUNKS, TARGET_CHUNKS, TARGET_SHARDS, max_mem=2**20)
+    plan = plan_rechunk(SHAPE, 4, SOURCE_CHUNKS, TARGET_CHUNKS, TARGET_SHARDS, max_mem=TWO_PASSES)
     total = sum(stage.tasks for stage in plan.stages)
 
     def stop_after(n: int) -> Callable[[RechunkEvent], None]:
@@ -262,7 +264,7 @@ def test_readback_batches_tile_the_task_in_whole_units(
 def test_markers_live_only_in_the_target_store(tmp_path: Path) -> None:
     source = make_source(tmp_path / "src.zarr")
     target = make_target(tmp_path / "dst.zarr")
-    plan = plan_rechunk(SHAPE, 4, SOURCE_CHUNKS, TARGET_CHUNKS, TARGET_SHARDS, max_mem=2**20)
+    plan = plan_rechunk(SHAPE, 4, SOURCE_CHUNKS, TARGET_CHUNKS, TARGET_SHARDS, max_mem=TWO_PASSES)
     seen: list[bool] = []
 
     def events(event: RechunkEvent) -> None:

@@ -126,7 +126,14 @@ def test_too_small_a_budget_names_the_smallest_that_works() -> None:
         plan_rechunk((1024, 512, 512), 4, (1, 512, 512), (1024, 32, 32), max_mem=MiB)
     message = str(info.value)
     assert message.startswith("max_mem 1 MiB is too small to rechunk this array")
-    assert message.endswith("give at least --max-mem 16MiB.")
+    named = re.fullmatch(r".*give at least --max-mem (\d+)MiB\.", message)
+    assert named, message
+    # The budget named is the smallest whole MiB that plans: one less does not.
+    plan_rechunk((1024, 512, 512), 4, (1, 512, 512), (1024, 32, 32), max_mem=int(named[1]) * MiB)
+    with pytest.raises(ConstraintError):
+        plan_rechunk(
+            (1024, 512, 512), 4, (1, 512, 512), (1024, 32, 32), max_mem=(int(named[1]) - 1) * MiB
+        )
 
 
 @pytest.mark.parametrize(

@@ -111,9 +111,11 @@ def advise(
     reader
         ``"zarr-python"`` (default) or ``"tensorstore"``, or custom reader settings.
     constraints
-        ``{"zarr_format": 2, "max_objects": 2000, ...}``.
+        ``{"zarr_format": 2, "max_objects": 2000, ...}``; ``{"checksum": True}`` puts a
+        crc32c checksum on every chunk (every codec gets ``+crc32c``; zarr format 3).
     codec, codecs
-        Fix the codec, or list the codecs to choose among.
+        Fix the codec, or list the codecs to choose among (``"zstd:3+crc32c"`` adds a
+        checksum per chunk).
     top
         Number of recommendations.
     grid_budget
@@ -187,7 +189,8 @@ def bench(
     spec
         A spec file path or mapping: the workload, optional constraints, codecs and
         ``candidates:``. Its ``array`` gives generators their shape and dtype; for real
-        data, shape and dtype come from the data.
+        data, shape and dtype come from the data, and a spec shape that is neither the
+        data's nor its ``region``'s is an error.
     data
         ``path.npy``, a Zarr array path/URL (``store.zarr#array`` inside a group),
         ``sample:air-temperature``, or a generator ``synthetic:smooth`` /
@@ -371,8 +374,10 @@ def rechunk(
             if dry_run:
                 from chunkwise.engine.target import inspect_target
 
-                inspect_target(store, str(target), plan.fingerprint(), overwrite=overwrite)
-                return plan
+                claim, _ = inspect_target(
+                    store, str(target), plan.fingerprint(), overwrite=overwrite
+                )
+                return replace(plan, target_state=claim.value)
             result = run_conversion(
                 plan, store, overwrite=overwrite, verify=verify,
                 runner=executor.runner if executor is not None else thread_runner,
@@ -381,6 +386,12 @@ def rechunk(
             if executor is not None:
                 peak, added = executor.memory_peak()
                 result = replace(result, peak_rss=peak, peak_added=added)
+            if result.over_budget:
+                import warnings
+
+                from chunkwise.engine.convert import MemoryBudgetWarning
+
+                warnings.warn(MemoryBudgetWarning(result.budget_warning()), stacklevel=2)
             return result
         finally:
             if executor is not None:

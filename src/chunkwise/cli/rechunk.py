@@ -152,9 +152,17 @@ def _run(require_layout: bool, **kw: Any) -> None:
         return
     if kw["as_json"]:
         click.echo(json.dumps(result_document(result), indent=2))
-        return
-    for line in result.summary():
-        console.print(line, highlight=False, markup=False)
+    else:
+        for line in result.summary():
+            console.print(line, highlight=False, markup=False)
+    if result.over_budget:
+        click.echo(f"Warning: {result.budget_warning()}", err=True)
+        sys.exit(OVER_BUDGET_EXIT)
+
+
+#: Exit status of a run that finished and verified its target but measured itself above
+#: its memory budget.
+OVER_BUDGET_EXIT = 3
 
 
 def plan_document(plan: ConversionPlan) -> dict[str, Any]:
@@ -167,6 +175,7 @@ def plan_document(plan: ConversionPlan) -> dict[str, Any]:
         "max_mem": plan.max_mem,
         "peak_memory": plan.peak_memory,
         "executor": plan.executor,
+        "target_state": plan.target_state or None,
         "skipped": list(plan.skipped),
         "arrays": [
             {
@@ -207,6 +216,7 @@ def result_document(result: ConversionResult) -> dict[str, Any]:
         "resumed": result.resumed,
         "peak_rss": result.peak_rss,
         "peak_rss_added": result.peak_added,
+        "over_budget": result.over_budget,
         "arrays": {
             path: {
                 "tasks_run": r.tasks_run,
@@ -231,6 +241,10 @@ def rechunk(**kw: Any) -> None:
     is a new directory or s3://bucket/prefix. Give the layout with --chunks (and --shards,
     --codec) or let advise choose it with --workload. A killed run resumes when the same
     command is run again; the result is verified against the source.
+
+    Exit status: 0 done (or already done by the same command), 2 bad input or a store
+    that cannot be read or written (one sentence, nothing half-claimed as done), 3 done
+    and verified but the run measured itself above --max-mem.
     """
     _run(True, **kw)
 

@@ -25,7 +25,7 @@ import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,11 +52,17 @@ from chunkwise.engine.target import (
     inspect_target,
     write_record,
 )
-from chunkwise.errors import SpecError, StoreError
+from chunkwise.errors import ConstraintError, SpecError, StoreError
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecSpec, parse_codec
 from chunkwise.model.layout import Layout
-from chunkwise.plan.rechunk import RechunkPlan, plan_rechunk, plan_whole_copy
+from chunkwise.plan.rechunk import (
+    READ_CONCURRENCY,
+    MemoryModel,
+    RechunkPlan,
+    plan_rechunk,
+    plan_whole_copy,
+)
 from chunkwise.units import format_bytes, format_count, format_duration, format_shape
 
 __all__ = [
@@ -65,6 +71,7 @@ __all__ = [
     "ConversionPlan",
     "ConversionResult",
     "LayoutRequest",
+    "MemoryBudgetWarning",
     "default_threads",
     "open_source",
     "open_target_store",
@@ -78,16 +85,45 @@ SMALL_ARRAY_BYTES = 16 * 2**20
 #: Memory a run holds besides its tasks (codec contexts, zarr's pools, read-back), bytes,
 #: fitted on zarr-python 3.1.6 with :data:`ALLOCATOR_SLACK` so that measured peaks stay
 #: within budget from 28 MiB up (benchmarks/bench_rechunk_memory.py).
-RUN_OVERHEAD = 24 * 2**20
+RUN_OVERHEAD = 6 * 2**20
 #: Freed buffers glibc keeps for reuse, as a fraction of what the tasks hold (arenas capped
 #: at 2, default mmap threshold): with it, measured peaks stay within budget from 28 MiB to
 #: 256 MiB (benchmarks/bench_rechunk_memory.py); forcing buffers through mmap would remove
 #: the slack at 40% more run time (benchmarks/bench_rechunk_internals.py).
-ALLOCATOR_SLACK = 0.25
+ALLOCATOR_SLACK = 0.35
+#: What a task holds besides its region on zarr-python 3.1.6: 10 chunks in flight, two
+#: copies of each chunk read and three of each object written, and about 2.5 KB of
+#: zarr's bookkeeping per chunk of a call (10,000 to 40,000 one-byte chunks: 2,450-2,560
+#: bytes per chunk written, 1,740-2,430 per chunk read; benchmarks/bench_rechunk_memory.py),
+#: so calls are cut into batches of at most 1,024 chunks.
+TASK_MEMORY = MemoryModel(
+    concurrency=READ_CONCURRENCY,
+    read_copies=2.0,
+    write_copies=3.0,
+    per_chunk_bytes=2560,
+    per_object_bytes=2**18,
+    small_chunk_bytes=2**12,
+    batch_chunks=1024,
+)
 #: Codec used when neither the user nor the source gives one chunkwise can keep.
 DEFAULT_CODEC = "blosc:zstd:5:shuffle"
 
 Decided = Literal["chunks", "source", "small"]
+
+
+#: How ``--dry-run`` says what a run would do with its target.
+_STATE_WORDS = {
+    "new": "new",
+    "resume": "resumes an interrupted run of this command",
+    "finishing": "an interrupted run of this command has only its clean-up left",
+    "complete": "already holds the finished result of this command: nothing to do",
+    "replace": "replaces the Zarr store there (--overwrite)",
+    "replacing": "an interrupted run of this command was replacing the store there: goes on",
+}
+
+
+class MemoryBudgetWarning(UserWarning):
+    """A run finished and verified its target but measured itself above its budget."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +222,10 @@ class ConversionPlan:
         The memory budget, bytes (per worker on Dask).
     executor
         ``"threads"`` or the Dask address.
+    target_state
+        What the run would do with the target, when looked at (``--dry-run``): ``"new"``,
+        ``"resume"``, ``"finishing"``, ``"complete"`` or ``"replace"``; ``""`` when not
+        looked at.
     """
 
     source_url: str
@@ -198,6 +238,7 @@ class ConversionPlan:
     skipped: tuple[str, ...]
     max_mem: int
     executor: str
+    target_state: str = ""
 
     @property
     def peak_memory(self) -> int:
@@ -229,7 +270,9 @@ class ConversionPlan:
         lines = [
             f"source: {self.source_description}",
             f"target: {self.target_url} (zarr v{self.zarr_format} "
-            f"{'group' if self.is_group else 'array'})",
+            f"{'group' if self.is_group else 'array'}"
+            + (f"; {_STATE_WORDS[self.target_state]}" if self.target_state else "")
+            + ")",
             f"memory: projected peak {format_bytes(self.peak_memory)} of a "
             f"{format_bytes(self.max_mem)} budget"
             + (" per worker" if self.executor != "threads" else "")
@@ -280,6 +323,17 @@ class ConversionResult:
     def over_budget(self) -> bool:
         """Whether the measured rise of memory exceeded the budget."""
         return self.peak_added is not None and self.peak_added > self.plan.max_mem
+
+    def budget_warning(self) -> str:
+        """One sentence saying by how much the run went over its budget."""
+        who = "a worker's" if self.plan.executor != "threads" else "this run's"
+        return (
+            f"{who} memory rose {format_bytes(self.peak_added or 0)} above its start, over "
+            f"the {format_bytes(self.plan.max_mem)} budget (projected "
+            f"{format_bytes(self.plan.peak_memory)}); the target is complete and verified, "
+            "but the bound was not kept: give a larger --max-mem, and please report this "
+            "with the output of --dry-run --json."
+        )
 
     def summary(self) -> list[str]:
         """Lines for the terminal."""
@@ -576,23 +630,53 @@ def plan_conversion(
                 slack=ALLOCATOR_SLACK,
             )  # fmt: skip
         else:
-            plan = plan_rechunk(
-                array.shape,
-                array.dtype.itemsize,
-                array.chunks,
-                layout.chunks,
-                layout.shards,
-                max_mem=max_mem,
-                threads=threads,
-                overhead=RUN_OVERHEAD,
-                slack=ALLOCATOR_SLACK,
-            )
+            plan = _plan_array(array, layout, max_mem=max_mem, threads=threads)
         jobs.append(ArrayJob(array.path, array, layout, plan, decision))
     skipped = list(source.skipped)
     return ConversionPlan(
         source.url, target_url, source.description, source.is_group, zarr_format,
         source.groups if source.is_group else (), tuple(jobs), tuple(skipped), max_mem, executor,
     )  # fmt: skip
+
+
+def _read_grids(array: SourceArray, unit: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Read grids to plan with, best first. A chunked source has its chunks. A source
+    whose every box reads alike (memory-mapped, contiguous) is read in slabs of whole
+    trailing dims, whole write units thick (contiguous reads, aligned tasks), or, when
+    those do not fit in one pass, in the target's own write units (the least memory:
+    one write unit per task)."""
+    if not array.flexible:
+        return [array.chunks]
+    lead = min(array.shape[0], max(unit[0], array.chunks[0] // unit[0] * unit[0]))
+    return [(lead, *array.shape[1:]), (1,) * len(array.shape)]
+
+
+def _plan_array(array: SourceArray, layout: Layout, *, max_mem: int, threads: int) -> RechunkPlan:
+    """The rechunk plan of one array: one pass on the first read grid that allows it,
+    else two passes on the first that fits (see :func:`_read_grids`)."""
+    memory = TASK_MEMORY
+    if array.flexible:  # read straight into the task's region: no chunks to decode
+        memory = replace(memory, chunked_reads=False, read_span_bytes=array.read_span_bytes)
+    overhead = RUN_OVERHEAD + array.library_bytes
+    fallback: RechunkPlan | None = None
+    refusal: ConstraintError | None = None
+    for grid in _read_grids(array, layout.shards or layout.chunks):
+        try:
+            plan = plan_rechunk(
+                array.shape, array.dtype.itemsize, grid, layout.chunks, layout.shards,
+                max_mem=max_mem, threads=threads, memory=memory, overhead=overhead,
+                slack=ALLOCATOR_SLACK,
+            )  # fmt: skip
+        except ConstraintError as exc:
+            refusal = exc  # the last grid needs the least: name its budget
+            continue
+        if len(plan.stages) == 1:
+            return plan
+        fallback = fallback or plan
+    if fallback is not None:
+        return fallback
+    assert refusal is not None
+    raise refusal
 
 
 # ----------------------------------------------------------------------------- the target
@@ -907,9 +991,12 @@ def _claim_and_write(
             True,
             str(done.get("completed", "?")),
         )
-    if claim is Claim.REPLACE:
-        clear_store(store, plan.target_url, keys)
-    if claim in (Claim.NEW, Claim.REPLACE):
+    if claim in (Claim.REPLACE, Claim.REPLACING):
+        clear_store(
+            store, plan.target_url, keys, fingerprint, plan.source_url,
+            proven=claim is Claim.REPLACE,
+        )  # fmt: skip
+    if claim in (Claim.NEW, Claim.REPLACE, Claim.REPLACING):
         write_record(store, fingerprint, plan.source_url, "writing")
     if events is not None:
         events(RechunkEvent("run-start", "", "", 0, len(plan.jobs), plan.bytes_written, 0.0))
@@ -921,7 +1008,7 @@ def _claim_and_write(
         _consolidate(store, plan)
         write_record(store, fingerprint, plan.source_url, "finishing")
     _finish(store)
-    return results, claim in (Claim.RESUME, Claim.FINISHING), None
+    return results, claim in (Claim.RESUME, Claim.FINISHING, Claim.REPLACING), None
 
 
 def target_io_error(url: str, exc: OSError) -> StoreError:

@@ -59,6 +59,12 @@ __all__ = [
 #: Target size of one read block of a source without chunks, bytes.
 READ_BLOCK_BYTES = 16 * 2**20
 
+#: What libhdf5 holds during a run besides the values read, bytes: the open file's metadata
+#: cache, each read's chunk cache (1 MiB by default), type-conversion and background
+#: buffers (1 MiB each) and decompressed chunks (benchmarks/bench_rechunk_projection.py,
+#: "HDF5" cases).
+H5_LIBRARY_BYTES = 8 * 2**20
+
 #: File name suffix -> source kind; everything else is read as Zarr.
 SUFFIX_KINDS: dict[str, str] = {
     ".npy": "npy",
@@ -132,6 +138,14 @@ class SourceArray:
         A Python scalar, or ``None`` when the source defines none.
     zarr_array
         The ``zarr.Array`` when the source is Zarr (keeps its codecs), else ``None``.
+    flexible
+        Any box reads at about the same cost per byte (uncompressed, contiguous data: a
+        memory-mapped file or a contiguous HDF5 dataset), so a copy need not align its
+        reads to ``chunks``.
+    read_span_bytes
+        Most bytes a read maps besides the values it returns (memory-mapped files).
+    library_bytes
+        Bytes the reading library holds for the whole run (HDF5's caches and buffers).
     """
 
     path: str
@@ -143,6 +157,9 @@ class SourceArray:
     attributes: dict[str, Any]
     fill_value: Any
     zarr_array: Any = None
+    flexible: bool = False
+    read_span_bytes: int = 0
+    library_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -854,6 +871,8 @@ def _memmapped_source(
         dims=dims,
         attributes=attributes,
         fill_value=None,
+        flexible=True,
+        read_span_bytes=READ_BLOCK_BYTES,
     )
     return Source(
         url=url, kind=kind, description=description, arrays=(array,), groups=(),
@@ -1045,6 +1064,8 @@ def _h5_array(dataset: Any, path: str, file: _Lazy, *, unwrap_singletons: bool) 
         dims=_h5_dims(dataset),
         attributes=_h5_attributes(dataset, unwrap_singletons),
         fill_value=_scalar(fill) if fill is not None else None,
+        flexible=dataset.chunks is None and dtype.kind != "T",  # contiguous: any hyperslab
+        library_bytes=H5_LIBRARY_BYTES,
     )
 
 
@@ -1179,7 +1200,20 @@ def _tiff_file(url: str, path: str, tifffile: Any) -> Source:
         url=url,
         kind="tiff",
         description=f"TIFF file {Path(path).name} ({_extent(shape, dtype)}, axes {series.axes})",
-        arrays=(SourceArray("", reader, shape, dtype, chunks, dims, attributes, fill_value=None),),
+        arrays=(
+            SourceArray(
+                "",
+                reader,
+                shape,
+                dtype,
+                chunks,
+                dims,
+                attributes,
+                fill_value=None,
+                flexible=isinstance(reader, _MemmapReader),
+                read_span_bytes=READ_BLOCK_BYTES if isinstance(reader, _MemmapReader) else 0,
+            ),
+        ),
         groups=(),
         is_group=False,
         zarr_format=None,

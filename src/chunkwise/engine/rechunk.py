@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import re
 import time
@@ -46,7 +47,7 @@ from typing import Any, Literal
 import numpy as np
 
 from chunkwise.errors import ChunkwiseError
-from chunkwise.plan.rechunk import READ_CONCURRENCY, RechunkPlan, Stage
+from chunkwise.plan.rechunk import READ_CONCURRENCY, RechunkPlan, Stage, batch_shape
 
 __all__ = [
     "MARKER_PREFIX",
@@ -238,11 +239,21 @@ def _mark(store: Any, key: str) -> None:
 
 
 def copy_task(
-    source: Any, dest: Any, marker: str, box: tuple[slice, ...], check: bool = False
+    source: Any,
+    dest: Any,
+    marker: str,
+    box: tuple[slice, ...],
+    check: bool = False,
+    read_batch: tuple[int, ...] = (),
+    write_batch: tuple[int, ...] = (),
 ) -> int:
     """One task: read ``box`` of ``source``, write it whole into ``dest``, read it back and
     compare when ``check``, then store the empty ``marker`` key in ``dest``'s store.
     Returns the bytes written (uncompressed).
+
+    Reads go in calls of ``read_batch`` (whole source chunks), writes and read-backs in
+    calls of ``write_batch`` (whole write units), so zarr's bookkeeping per chunk of a
+    call stays bounded however many chunks the task spans (``()``: one call each).
 
     A top-level function of picklable arguments, so Dask workers can run it.
 
@@ -252,20 +263,56 @@ def copy_task(
         When ``check`` and what ``dest`` returns differs from what was written; the task
         is then not marked done.
     """
-    try:
-        values = np.asarray(source[box])
-    except ChunkwiseError:
-        raise
-    except Exception as exc:  # a codec, a store or a file that fails on these bytes
-        raise unreadable(source, box, exc) from None
-    _writer(dest, values)[box] = values
+    values = _read(source, box, read_batch)
+    _release_memory()  # the read's buffers, before the write allocates its own
+    writer = _writer(dest, values)
+    for sub, inner in parts(box, write_batch):
+        writer[sub] = values[inner]
     if check:
-        _check_written(dest, box, values)
+        _release_memory()  # the write's buffers, before reading back
+        _check_written(dest, box, values, write_batch)
     _mark(dest.store, marker)
     nbytes = int(values.nbytes)
     del values
     _release_memory()
     return nbytes
+
+
+def parts(
+    box: tuple[slice, ...], batch: tuple[int, ...]
+) -> Iterator[tuple[tuple[slice, ...], tuple[slice, ...]]]:
+    """``box`` cut into sub-boxes of ``batch`` from its origin (clipped to it), each with
+    where it lies inside ``box``; the whole box at once when ``batch`` is ``()``."""
+    if not batch:
+        yield box, tuple(slice(0, b.stop - b.start) for b in box)
+        return
+    ranges = [range(b.start, b.stop, max(1, n)) for b, n in zip(box, batch, strict=True)]
+    for corner in itertools.product(*ranges):
+        sub = tuple(
+            slice(c, min(c + n, b.stop)) for c, n, b in zip(corner, batch, box, strict=True)
+        )
+        yield (
+            sub,
+            tuple(
+                slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, box, strict=True)
+            ),
+        )
+
+
+def _read(source: Any, box: tuple[slice, ...], batch: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    """``source[box]``, read in calls of ``batch``; a failure becomes one sentence naming
+    the object that cannot be read."""
+    try:
+        if not batch or all(n >= b.stop - b.start for n, b in zip(batch, box, strict=True)):
+            return np.asarray(source[box])
+        values = np.empty(tuple(b.stop - b.start for b in box), dtype=source.dtype)
+        for sub, inner in parts(box, batch):
+            values[inner] = source[sub]
+        return values
+    except ChunkwiseError:
+        raise
+    except Exception as exc:  # a codec, a store or a file that fails on these bytes
+        raise unreadable(source, box, exc) from None
 
 
 def _zarr_array_of(source: Any) -> Any:
@@ -292,6 +339,32 @@ def _first_failure(array: Any, box: tuple[slice, ...]) -> tuple[str, BaseExcepti
         except Exception as exc:
             key = array.metadata.encode_chunk_key(coords)
             return (f"{array.path}/{key}" if array.path else key), exc
+    return _truncated_blosc(array, ranges)
+
+
+def _truncated_blosc(array: Any, ranges: list[range]) -> tuple[str, BaseException] | None:
+    """A Blosc-compressed object shorter than its header says. Blosc decodes a truncated
+    buffer by reading past its end, so whether that fails depends on the memory behind
+    it: the whole region can fail where each object alone happens not to. The header's
+    compressed size tells for sure (unsharded arrays compressed with Blosc only)."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    meta = array.metadata.to_dict()
+    named = json.dumps(meta.get("codecs") or meta.get("compressor") or "")
+    if array.shards is not None or '"blosc"' not in named:
+        return None
+    for coords in itertools.product(*ranges):
+        key = array.metadata.encode_chunk_key(coords)
+        path = f"{array.path}/{key}" if array.path else key
+        found = sync(array.store.get(path, prototype=default_buffer_prototype()))
+        raw = b"" if found is None else found.to_bytes()
+        if len(raw) >= 16 and int.from_bytes(raw[12:16], "little") > len(raw):
+            short = ValueError(
+                f"{len(raw)} bytes where its Blosc header says "
+                f"{int.from_bytes(raw[12:16], 'little')}: truncated"
+            )
+            return path, short
     return None
 
 
@@ -393,29 +466,21 @@ def readback_boxes(
     no more objects at once than writing did.
 
     ``box`` must start on the write-unit grid (task regions do)."""
-    extents = [b.stop - b.start for b in box]
-    batch = list(unit)
-    left = max(1, count)
-    for axis in reversed(range(len(box))):
-        units = -(-extents[axis] // unit[axis])
-        take = max(1, min(units, left))
-        batch[axis] = unit[axis] * take
-        left //= take
-    ranges = [range(b.start, b.stop, n) for b, n in zip(box, batch, strict=True)]
-    for corner in itertools.product(*ranges):
-        yield tuple(
-            slice(c, min(c + n, b.stop)) for c, n, b in zip(corner, batch, box, strict=True)
-        )
+    extents = tuple(b.stop - b.start for b in box)
+    for sub, _ in parts(box, batch_shape(extents, unit, count)):
+        yield sub
 
 
-def _check_written(dest: Any, box: tuple[slice, ...], values: np.ndarray[Any, Any]) -> None:
-    """Read ``box`` back from ``dest`` in batches of whole write units and compare it bit
-    for bit with ``values`` (what was written there)."""
-    unit = tuple(dest.shards or dest.chunks)
-    for sub in readback_boxes(box, unit, READ_CONCURRENCY):
-        inner = tuple(
-            slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, box, strict=True)
-        )
+def _check_written(
+    dest: Any, box: tuple[slice, ...], values: np.ndarray[Any, Any], batch: tuple[int, ...]
+) -> None:
+    """Read ``box`` back from ``dest`` in calls of ``batch`` (whole write units; the
+    planner's write batch) and compare it bit for bit with ``values`` (what was written
+    there)."""
+    if not batch:
+        unit = tuple(dest.shards or dest.chunks)
+        batch = batch_shape(tuple(b.stop - b.start for b in box), unit, READ_CONCURRENCY)
+    for sub, inner in parts(box, batch):
         try:
             got = np.asarray(dest[sub])
         except Exception as exc:
@@ -460,16 +525,23 @@ def start_memory_watch() -> int:
     return 0
 
 
+#: Buffers from this size up, bytes, are mapped and unmapped by glibc on their own rather
+#: than taken from and returned to its heap. Left dynamic (glibc's default), the threshold
+#: climbs to the size of the largest buffer freed (up to 32 MiB), so decoded chunks of a
+#: few MiB stay on the heap and peaks swing with the allocator's history: a two-pass job
+#: over 16 MiB chunks rose 152-175 MiB dynamic, 79 MiB with 4 MiB fixed, at ~10-30% more
+#: wall time on small jobs (benchmarks/bench_rechunk_projection.py; the 1 GiB job:
+#: benchmarks/bench_rechunk_internals.py). 256 KiB cost 40% there.
+MMAP_THRESHOLD = 4 * 2**20
+
+
 def tame_allocator() -> None:
     """Cap glibc at two malloc arenas, so memory freed by one thread's codec buffers is
-    reused by the next instead of idling in a per-thread arena: with :func:`copy_task`
-    trimming the heap after each task, resident memory then follows what the tasks hold.
-    Process-wide; chunkwise calls it when a rechunk run starts. A no-op off glibc.
-
-    Large buffers keep glibc's default (dynamic) mmap threshold: forcing every buffer of
-    256 KiB and up through ``mmap`` held peaks lower but took the 1 GiB benchmark job from
-    13.7 s to 19.3 s, 9 s more system time in page faults
-    (benchmarks/bench_rechunk_internals.py)."""
+    reused by the next instead of idling in a per-thread arena, and map buffers of
+    :data:`MMAP_THRESHOLD` and up on their own (``0``: glibc's dynamic threshold): with
+    :func:`copy_task` trimming the heap after each task, resident memory then follows
+    what the tasks hold. Process-wide; chunkwise calls it when a rechunk run starts. A
+    no-op off glibc."""
     import ctypes
     import ctypes.util
 
@@ -478,8 +550,10 @@ def tame_allocator() -> None:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return
-    m_arena_max = -8
+    m_arena_max, m_mmap_threshold = -8, -3
     mallopt(m_arena_max, 2)
+    if MMAP_THRESHOLD:
+        mallopt(m_mmap_threshold, MMAP_THRESHOLD)
 
 
 def _load_trim() -> Callable[[], None]:
@@ -560,10 +634,13 @@ def _run_stage(
     if to_intermediate:
         done = _with_inputs(done, boxes, dest)
     todo = [
-        (source, dest, _marker(state, stage, i, check), box, check)
+        (
+            source, dest, _marker(state, stage, i, check), box, check, stage.read_batch,
+            stage.write_batch,
+        )
         for i, box in enumerate(boxes)
         if i not in done
-    ]
+    ]  # fmt: skip
     moved = 0
     finished = len(boxes) - len(todo)
     start = time.perf_counter()

@@ -12,6 +12,8 @@ an order that survives a kill at any instant.
 **States, as a rerun of the same command finds them, and what it does**
 
 =====================================  ==================================================
+run record of this plan, ``replacing`` a replacement was interrupted: go on deleting what
+                                       was there (every key but the record and the lease)
 run record of this plan, ``writing``   resume: finished arrays are skipped, others resume
                                        from their task markers
 run record of this plan, ``finishing`` every array is written, verified, marked complete
@@ -25,8 +27,11 @@ anything else                          refused, or with ``overwrite`` replaced w
 =====================================  ==================================================
 
 Deletions are ordered so that every prefix of them leaves one of these states: replacing
-removes the run record, then the root metadata (the completion mark), then the rest;
-finishing removes the markers and intermediates, then the run record, then the lease.
+first writes this run's record (phase ``replacing``: it stands for the proof that what was
+there is Zarr, which the deletions themselves destroy), then removes the root metadata,
+then the rest; finishing removes the markers and intermediates, then the run record, then
+the lease. Temporary files a killed write left (``*.<hex>.partial``) never count as
+content.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ class Claim(Enum):
     FINISHING = "finishing"
     COMPLETE = "complete"
     REPLACE = "replace"
+    REPLACING = "replacing"
 
 
 # ----------------------------------------------------------------------------- reading
@@ -217,21 +223,44 @@ def check_zarr_only(store: Any, url: str, keys: Iterable[str]) -> None:
         )
 
 
-def clear_store(store: Any, url: str, keys: list[str]) -> None:
-    """Replace a provably-Zarr target: delete ``keys`` (all of its keys but the lease),
-    the run record first, then the root metadata, then the rest.
+#: A key Zarr could have written: a metadata document, or a chunk key (``c/0/1``,
+#: ``0.1``, ``0/1``, ``c``) below any node folder.
+_ZARR_SHAPED = re.compile(
+    r"(?:[^/]+/)*(?:zarr\.json|\.zarray|\.zgroup|\.zattrs|\.zmetadata|c(?:[/.]\d+)*|\d+(?:[/.]\d+)*)"
+)
+
+
+def clear_store(
+    store: Any, url: str, keys: list[str], fingerprint: str, source: str, *, proven: bool
+) -> None:
+    """Replace a target: record this run as replacing it, then delete ``keys`` (every key
+    but the record and the lease), the root metadata first.
+
+    ``proven`` says the keys were shown to be a Zarr store (:func:`check_zarr_only`);
+    a rerun that finds a replacement half done cannot prove it any more (its metadata may
+    be gone), so it deletes only keys shaped like Zarr's, and refuses anything else.
 
     Raises
     ------
     StoreError
         Naming the first key that is not part of a Zarr store; nothing is deleted then.
     """
-    check_zarr_only(store, url, keys)
-    root_metadata = [k for k in keys if k in METADATA_NAMES]
-    first = [k for k in (RUN_RECORD, *root_metadata) if k in keys]
-    delete_keys(store, first[:1])
-    delete_keys(store, first[1:])
-    delete_keys(store, [k for k in keys if k not in first and k != LEASE_KEY])
+    if proven:
+        check_zarr_only(store, url, keys)
+    else:
+        for key in keys:
+            ours = key.startswith(f"{MARKER_PREFIX}/") or PARTIAL_WRITE.search(key)
+            if not ours and not _ZARR_SHAPED.fullmatch(key):
+                raise StoreError(
+                    f"target {url!r} holds {key!r}, which is not part of a Zarr store and "
+                    "was not there when this run began replacing it; remove it yourself "
+                    "or choose another target."
+                )
+    write_record(store, fingerprint, source, "replacing")
+    doomed = [k for k in keys if k not in (RUN_RECORD, LEASE_KEY)]
+    root_metadata = [k for k in doomed if k in METADATA_NAMES]  # the completion mark
+    delete_keys(store, root_metadata)
+    delete_keys(store, [k for k in doomed if k not in root_metadata])
     remove_empty_folders(store)
 
 
@@ -296,11 +325,13 @@ def inspect_target(
     keys = [k for k in store_keys(store) if k != LEASE_KEY]
     record = read_record(store) if RUN_RECORD in keys else None
     if record is not None and record.get("fingerprint") == fingerprint:
-        return (Claim.FINISHING if record.get("phase") == "finishing" else Claim.RESUME), keys
-    if not keys:
+        phase = record.get("phase")
+        claims = {"finishing": Claim.FINISHING, "replacing": Claim.REPLACING}
+        return claims.get(str(phase), Claim.RESUME), keys
+    if not [k for k in keys if not PARTIAL_WRITE.search(k)]:  # a kill's temporary files
         return Claim.NEW, keys
-    if record is None and completed_fingerprint(store) == fingerprint:
-        return Claim.COMPLETE, keys
+    if record is None and not overwrite and completed_fingerprint(store) == fingerprint:
+        return Claim.COMPLETE, keys  # (with --overwrite a finished target is replaced)
     if overwrite:
         check_zarr_only(store, url, keys)
         return Claim.REPLACE, keys

@@ -15,13 +15,23 @@ target along dims where the source is thinner (pass 1 reads more source chunks p
 and toward the source where the target is thinner (pass 2 reads more), as far as the
 budget allows, so the intermediate has as few, as large chunks as memory permits.
 
-Projected memory of a task counts every copy it holds at once, in bytes, as measured on
-zarr-python 3.1 (peak resident memory of single tasks against this formula):
+Projected memory of a task counts every copy it holds at once, in bytes, with the
+constants of a :class:`MemoryModel` (the engine gives them, measured on the zarr-python
+that runs the tasks):
 
 * the task's region, assembled (raw), held from the first read to the last write;
-* while reading: up to ``concurrency`` source chunks in flight, each encoded and decoded;
+* while reading: up to ``concurrency`` source chunks in flight, each encoded and decoded
+  (``read_copies``), plus the span a memory-mapped source maps at once;
 * while writing: up to ``concurrency`` objects in flight, each as a contiguous copy, the
-  compressor's output buffer and the stored bytes (a shard is assembled whole).
+  compressor's output buffer and the stored bytes (``write_copies``; a shard is assembled
+  whole);
+* while reading back what it wrote: the values read back, on top of what writing held
+  (the allocator keeps the write's freed buffers for reuse: measured, reading back adds
+  about one read-back batch to the write's peak rather than replacing it);
+* in every phase, zarr's bookkeeping for each chunk of one call (``per_chunk_bytes``: its
+  coroutine, buffers, index entries). A task reads, writes and reads back in *batches* of
+  at most ``batch_chunks`` chunks (at least one whole write unit), so this term is bounded
+  whatever the task's size; only a shard of more inner chunks than that costs more.
 
 Tasks run ``parallel`` at a time; the plan's peak is ``parallel`` times the largest task,
 plus a ``slack`` fraction of that (freed buffers the memory allocator keeps for reuse), plus
@@ -33,12 +43,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chunkwise.errors import ConstraintError, SpecError
 from chunkwise.units import format_bytes, format_count, format_shape
 
-__all__ = ["WHOLE_COPY_FACTOR", "RechunkPlan", "Stage", "plan_rechunk", "plan_whole_copy"]
+__all__ = [
+    "WHOLE_COPY_FACTOR",
+    "MemoryModel",
+    "RechunkPlan",
+    "Stage",
+    "batch_shape",
+    "plan_rechunk",
+    "plan_whole_copy",
+]
 
 #: Requests zarr-python keeps in flight per read or write (``async.concurrency``).
 READ_CONCURRENCY = 10
@@ -46,6 +64,71 @@ READ_CONCURRENCY = 10
 #: fewer tasks at once: on the 1 GiB map -> time-series job at a 96 MiB budget, 32 KiB
 #: intermediate chunks took 62 s against 19 s (benchmarks/bench_rechunk_internals.py).
 MIN_INTERMEDIATE_BYTES = 2**18
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryModel:
+    """What a task holds besides its region, per the library that runs it.
+
+    Attributes
+    ----------
+    concurrency
+        Chunks or objects one read or write keeps in flight (zarr's ``async.concurrency``).
+    read_copies
+        Copies of each chunk in flight while reading (encoded bytes, decoded values).
+    write_copies
+        Copies of each object in flight while writing (contiguous values, the
+        compressor's output, the stored bytes).
+    per_chunk_bytes
+        Bookkeeping per chunk of one read or write call, bytes.
+    per_object_bytes
+        Scratch per chunk or object in flight besides its copies (allocator rounding,
+        codec contexts), bytes, at most one more copy of a small one.
+    small_chunk_bytes
+        Below this size, bytes, a chunk's own buffers count per chunk of a call (they
+        are held until the call ends), beside ``per_chunk_bytes``.
+    batch_chunks
+        Chunks per read, write or read-back call; at least one whole write unit.
+    read_span_bytes
+        A source read straight into the region (``chunked_reads`` false): the most bytes
+        it maps at once, of which a read touches what the box's pages in a C-order file
+        add up to.
+    page_bytes
+        The size of a memory page, bytes.
+    chunked_reads
+        The source is read chunk by chunk (zarr, chunked HDF5): reads are cut into
+        batches and pay ``read_copies`` and ``per_chunk_bytes``. ``False`` for a source
+        read straight into the task's region (memory-mapped, contiguous), in one call.
+    """
+
+    concurrency: int = READ_CONCURRENCY
+    read_copies: float = 2.0
+    write_copies: float = 3.0
+    per_chunk_bytes: int = 0
+    per_object_bytes: int = 0
+    small_chunk_bytes: int = 0
+    batch_chunks: int = 1024
+    read_span_bytes: int = 0
+    page_bytes: int = 4096
+    chunked_reads: bool = True
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.batch_chunks < 1:
+            raise SpecError("a memory model needs a concurrency and batch size of at least 1.")
+
+
+def batch_shape(task: Sequence[int], unit: Sequence[int], count: int) -> tuple[int, ...]:
+    """A sub-box of ``task`` holding at most ``count`` whole ``unit`` blocks (at least one),
+    filled along the last dims first: the extent of one call when a task is cut into
+    calls of bounded size. ``task`` is cut on ``unit``'s grid from its own origin."""
+    batch = list(unit)
+    left = max(1, count)
+    for axis in reversed(range(len(task))):
+        units = -(-task[axis] // unit[axis])
+        take = max(1, min(units, left))
+        batch[axis] = min(unit[axis] * take, max(task[axis], 1))
+        left //= take
+    return tuple(batch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +155,9 @@ class Stage:
         Tasks run at once.
     bytes_read, bytes_written
         Uncompressed bytes moved by the whole stage.
+    read_batch, write_batch
+        The sub-box one read call, and one write or read-back call, covers (whole read
+        chunks; whole write units).
     """
 
     name: str
@@ -84,6 +170,8 @@ class Stage:
     parallel: int
     bytes_read: int
     bytes_written: int
+    read_batch: tuple[int, ...] = ()
+    write_batch: tuple[int, ...] = ()
 
     @property
     def peak_memory(self) -> int:
@@ -173,23 +261,77 @@ def _check_shape(name: str, value: Sequence[int], ndim: int) -> tuple[int, ...]:
     return out
 
 
+def touched_bytes(box: Sequence[int], shape: Sequence[int], itemsize: int, page_bytes: int) -> int:
+    """Bytes of memory pages a read of a ``box``-sized region touches in a C-order file of
+    ``shape``: each contiguous run of the box starts a page and fills whole ones."""
+    partial = [i for i, (b, n) in enumerate(zip(box, shape, strict=True)) if b < n]
+    if not partial:
+        return math.prod(box) * itemsize + page_bytes
+    k = partial[-1]
+    run = box[k] * math.prod(shape[k + 1 :]) * itemsize
+    runs = math.prod(box[:k])
+    return runs * (-(-run // page_bytes) + 1) * page_bytes
+
+
+def _blocks(extent: Sequence[int], block: Sequence[int]) -> int:
+    return math.prod(-(-e // b) for e, b in zip(extent, block, strict=True))
+
+
+def _batches(
+    task: tuple[int, ...],
+    read_chunks: tuple[int, ...],
+    write_unit: tuple[int, ...],
+    write_chunks: tuple[int, ...],
+    model: MemoryModel,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The read batch and the write (and read-back) batch of a task."""
+    read_batch = batch_shape(task, read_chunks, model.batch_chunks) if model.chunked_reads else task
+    inner = _blocks(write_unit, write_chunks)
+    units = max(1, min(model.concurrency, model.batch_chunks // inner))
+    return read_batch, batch_shape(task, write_unit, units)
+
+
 def _task_memory(
     task: tuple[int, ...],
     read_chunks: tuple[int, ...],
     write_unit: tuple[int, ...],
+    write_chunks: tuple[int, ...],
     shape: tuple[int, ...],
     itemsize: int,
-    concurrency: int,
+    model: MemoryModel,
 ) -> int:
-    clipped = [min(t, n) for t, n in zip(task, shape, strict=True)]
-    region = math.prod(clipped) * itemsize
-    read_chunk = math.prod(min(c, n) for c, n in zip(read_chunks, shape, strict=True)) * itemsize
-    write_obj = math.prod(min(c, n) for c, n in zip(write_unit, shape, strict=True)) * itemsize
-    reads_per_task = math.prod(-(-t // c) for t, c in zip(clipped, read_chunks, strict=True))
-    writes_per_task = math.prod(-(-t // c) for t, c in zip(clipped, write_unit, strict=True))
-    reading = min(concurrency, reads_per_task) * 2 * read_chunk
-    writing = min(concurrency, writes_per_task) * 3 * write_obj
-    return region + max(reading, writing)
+    """Bytes one task holds at its peak (see the module docstring)."""
+    region = math.prod(task) * itemsize
+    read_batch, write_batch = _batches(task, read_chunks, write_unit, write_chunks, model)
+    read_chunk = math.prod(min(c, t) for c, t in zip(read_chunks, task, strict=True)) * itemsize
+    write_obj = math.prod(min(u, t) for u, t in zip(write_unit, task, strict=True)) * itemsize
+    inner_bytes = math.prod(min(c, t) for c, t in zip(write_chunks, task, strict=True)) * itemsize
+    reads = _blocks(read_batch, read_chunks)
+    units = _blocks(write_batch, write_unit)
+    inner = units * _blocks(write_unit, write_chunks)
+    if model.chunked_reads:
+        reading = (
+            min(model.concurrency, reads)
+            * (model.read_copies * read_chunk + min(model.per_object_bytes, read_chunk))
+            + model.per_chunk_bytes * reads
+        )
+    else:  # straight into the region; a mapped file's pages count while mapped
+        span = touched_bytes(read_batch, shape, itemsize, model.page_bytes)
+        reading = min(model.read_span_bytes, span)
+    buffers = min(model.concurrency, units) * (
+        model.write_copies * write_obj + min(model.per_object_bytes, write_obj)
+    )
+    # Per chunk of a call: zarr's objects, and a small chunk's own buffers (one each).
+    bookkeeping = inner * (model.per_chunk_bytes + min(inner_bytes, model.small_chunk_bytes))
+    reading_back = (
+        buffers
+        + max(
+            math.prod(write_batch) * itemsize,
+            min(model.concurrency, inner) * model.read_copies * inner_bytes,
+        )
+        + bookkeeping
+    )
+    return region + math.ceil(max(reading, reading_back))
 
 
 def _stage(
@@ -202,16 +344,18 @@ def _stage(
     task: tuple[int, ...],
     max_mem: int,
     threads: int,
-    read_concurrency: int,
+    model: MemoryModel,
 ) -> Stage:
     task = tuple(min(t, n) for t, n in zip(task, shape, strict=True))
-    memory = _task_memory(task, read_chunks, write_unit, shape, itemsize, read_concurrency)
-    tasks = math.prod(-(-n // t) for n, t in zip(shape, task, strict=True))
+    memory = _task_memory(task, read_chunks, write_unit, write_chunks, shape, itemsize, model)
+    tasks = _blocks(shape, task)
     parallel = max(1, min(threads, tasks, max_mem // max(memory, 1)))
     nbytes = math.prod(shape) * itemsize
+    read_batch, write_batch = _batches(task, read_chunks, write_unit, write_chunks, model)
     return Stage(
-        name, read_chunks, write_unit, write_chunks, task, tasks, memory, parallel, nbytes, nbytes
-    )
+        name, read_chunks, write_unit, write_chunks, task, tasks, memory, parallel, nbytes,
+        nbytes, read_batch, write_batch,
+    )  # fmt: skip
 
 
 def _aligned(a: int, b: int, n: int) -> int:
@@ -239,7 +383,7 @@ def plan_rechunk(
     *,
     max_mem: int,
     threads: int = 4,
-    read_concurrency: int = READ_CONCURRENCY,
+    memory: MemoryModel | None = None,
     overhead: int = 0,
     slack: float = 0.0,
 ) -> RechunkPlan:
@@ -257,8 +401,9 @@ def plan_rechunk(
         The memory budget, bytes.
     threads
         Tasks that may run at once.
-    read_concurrency
-        Chunks one read or write keeps in flight (zarr-python's ``async.concurrency``: 10).
+    memory
+        What tasks hold besides their regions (default: :class:`MemoryModel`'s defaults,
+        which count no per-chunk bookkeeping).
     overhead
         Fixed bytes the run holds besides its tasks.
     slack
@@ -295,7 +440,7 @@ def plan_rechunk(
     # Clip to the array: a chunk larger than the array behaves like the array's extent.
     src = tuple(min(c, n) for c, n in zip(src, shape_t, strict=True))
     budget = math.floor((max_mem - overhead) / (1 + slack))
-    args = (budget, threads, read_concurrency)
+    args = (budget, threads, memory or MemoryModel())
     single = _stage(
         "copy", shape_t, itemsize, src, unit, chunks,
         tuple(_aligned(s, u, n) for s, u, n in zip(src, unit, shape_t, strict=True)), *args,
@@ -307,7 +452,7 @@ def plan_rechunk(
     two = _two_passes(shape_t, itemsize, src, unit, chunks, args) if budget > 0 else None
     if two is None:
         smallest = overhead + _with_slack(
-            _smallest_budget(shape_t, itemsize, src, unit, chunks, threads, read_concurrency),
+            _smallest_budget(shape_t, itemsize, src, unit, chunks, threads, args[2]),
             slack,
         )
         raise ConstraintError(
@@ -327,12 +472,16 @@ def _intermediate_stages(
     unit: tuple[int, ...],
     chunks: tuple[int, ...],
     inter: tuple[int, ...],
-    args: tuple[int, int, int],
+    args: tuple[int, int, MemoryModel],
 ) -> tuple[Stage, Stage]:
     first_task = tuple(_aligned(s, i, n) for s, i, n in zip(src, inter, shape, strict=True))
     second_task = tuple(_aligned(i, u, n) for i, u, n in zip(inter, unit, shape, strict=True))
+    budget, threads, model = args
     first = _stage("to-intermediate", shape, itemsize, src, inter, inter, first_task, *args)
-    second = _stage("from-intermediate", shape, itemsize, inter, unit, chunks, second_task, *args)
+    chunked = (budget, threads, replace(model, chunked_reads=True))  # reads the intermediate
+    second = _stage(
+        "from-intermediate", shape, itemsize, inter, unit, chunks, second_task, *chunked
+    )
     return first, second
 
 
@@ -342,7 +491,7 @@ def _two_passes(
     src: tuple[int, ...],
     unit: tuple[int, ...],
     chunks: tuple[int, ...],
-    args: tuple[int, int, int],
+    args: tuple[int, int, MemoryModel],
 ) -> tuple[Stage, Stage, tuple[int, ...]] | None:
     max_mem, threads = args[0], args[1]
     inter = [min(s, u) for s, u in zip(src, unit, strict=True)]
@@ -397,11 +546,11 @@ def _smallest_budget(
     unit: tuple[int, ...],
     chunks: tuple[int, ...],
     threads: int,
-    read_concurrency: int,
+    model: MemoryModel,
 ) -> int:
     """The smallest budget with any plan: the larger pass at the smallest intermediate."""
     inter = tuple(min(s, u) for s, u in zip(src, unit, strict=True))
-    args = (2**62, threads, read_concurrency)
+    args = (2**62, threads, model)
     first, second = _intermediate_stages(shape, itemsize, src, unit, chunks, inter, args)
     single = _stage(
         "copy", shape, itemsize, src, unit, chunks,
