@@ -265,6 +265,7 @@ def rechunk(
     storage_options: Mapping[str, Any] | None = None,
     events: Events | None = None,
     require_layout: bool = True,
+    checksum: bool = False,
 ) -> ConversionPlan | ConversionResult:
     """Copy an array (or every array of a group) into a new Zarr layout, within a memory
     budget, resumably, and verify the result.
@@ -310,6 +311,10 @@ def rechunk(
         Called with each :class:`~chunkwise.engine.rechunk.RechunkEvent`.
     require_layout
         Demand ``chunks`` or ``workload`` (``rechunk``); ``convert`` keeps source chunks.
+    checksum
+        Store a crc32c checksum after the codec of every chunk (zarr v3), so that a chunk
+        damaged later fails to read instead of decoding to wrong values (its cost:
+        ``chunkwise advise --checksum``).
 
     Returns
     -------
@@ -343,6 +348,7 @@ def rechunk(
         workload=workload,
         storage=storage,
         require_layout=require_layout,
+        checksum=checksum,
     )
     check_target_name(str(target))
     check_apart(str(source), str(target))
@@ -355,6 +361,7 @@ def rechunk(
                 "--dask workers cannot write to memory://, which lives in this process only; "
                 "give a directory or s3:// target."
             )
+        store = None
         try:
             if dask is not None:
                 from chunkwise.engine.rechunk_dask import connect
@@ -396,6 +403,10 @@ def rechunk(
         finally:
             if executor is not None:
                 executor.close()
+            if store is not None:
+                from chunkwise.engine.stores import close_sessions
+
+                close_sessions([store])
 
 
 def convert(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,7 +29,7 @@ from chunkwise.cli.common import (
     storage_options,
     user_errors,
 )
-from chunkwise.engine.convert import ConversionPlan, ConversionResult
+from chunkwise.engine.convert import ConversionPlan, ConversionResult, MemoryBudgetWarning
 from chunkwise.engine.rechunk import VERIFY_MODES, RechunkEvent
 from chunkwise.model.storage import STORAGE_PRESETS
 from chunkwise.model.workload import WORKLOAD_PRESETS
@@ -79,6 +80,12 @@ def _layout_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--chunks", help="Target chunk shape, e.g. 1024,32,32 (-1: whole dim)."),
         click.option("--shards", help="Target shard shape (zarr v3), a multiple of --chunks."),
         click.option("--codec", help="Compressor, e.g. blosc:zstd:5:shuffle, zstd:3, none."),
+        click.option(
+            "--checksum",
+            is_flag=True,
+            help="Store a crc32c checksum with every chunk (zarr v3): damage is detected "
+            "on read instead of decoding to wrong values.",
+        ),
         click.option("--zarr-format", type=click.Choice(["2", "3"]), help="Target Zarr format."),
         click.option(
             "--workload",
@@ -122,7 +129,8 @@ def _run(require_layout: bool, **kw: Any) -> None:
         raise UserError("--storage only matters with --workload; add --workload or drop it.")
     options = storage_options(kw["endpoint_url"], kw["storage_option"])
     show = not kw["quiet"] and not kw["as_json"] and sys.stderr.isatty()
-    with _progress_bar(show) as bar:
+    with _progress_bar(show) as bar, warnings.catch_warnings():
+        warnings.simplefilter("ignore", MemoryBudgetWarning)  # said below, as one line
         result = api.rechunk(
             kw["source"],
             kw["target"],
@@ -141,6 +149,7 @@ def _run(require_layout: bool, **kw: Any) -> None:
             storage_options=options,
             events=bar,
             require_layout=require_layout,
+            checksum=kw["checksum"],
         )
     console = Console(soft_wrap=True)
     if isinstance(result, ConversionPlan):

@@ -34,6 +34,7 @@ import numpy as np
 from chunkwise.engine.readers import Source, SourceArray, SourceGroup, json_value, open_source
 from chunkwise.engine.rechunk import (
     MARKER_PREFIX,
+    MMAP_THRESHOLD,
     Events,
     RechunkEvent,
     RechunkResult,
@@ -43,6 +44,7 @@ from chunkwise.engine.rechunk import (
     start_memory_watch,
     tame_allocator,
     thread_runner,
+    warm_up,
 )
 from chunkwise.engine.target import (
     LEASE_KEY,
@@ -90,7 +92,7 @@ RUN_OVERHEAD = 6 * 2**20
 #: at 2, default mmap threshold): with it, measured peaks stay within budget from 28 MiB to
 #: 256 MiB (benchmarks/bench_rechunk_memory.py); forcing buffers through mmap would remove
 #: the slack at 40% more run time (benchmarks/bench_rechunk_internals.py).
-ALLOCATOR_SLACK = 0.35
+ALLOCATOR_SLACK = 0.15
 #: What a task holds besides its region on zarr-python 3.1.6: 10 chunks in flight, two
 #: copies of each chunk read and three of each object written, and about 2.5 KB of
 #: zarr's bookkeeping per chunk of a call (10,000 to 40,000 one-byte chunks: 2,450-2,560
@@ -104,6 +106,7 @@ TASK_MEMORY = MemoryModel(
     per_object_bytes=2**18,
     small_chunk_bytes=2**12,
     batch_chunks=1024,
+    unmapped_bytes=MMAP_THRESHOLD,
 )
 #: Codec used when neither the user nor the source gives one chunkwise can keep.
 DEFAULT_CODEC = "blosc:zstd:5:shuffle"
@@ -143,6 +146,9 @@ class LayoutRequest:
         storage preset or mapping.
     require_layout
         ``rechunk`` demands ``chunks`` or ``workload``; ``convert`` keeps the source chunks.
+    checksum
+        Store a crc32c checksum with every chunk (zarr v3), so that a damaged chunk fails
+        to read instead of decoding to wrong values.
     """
 
     chunks: tuple[int, ...] | None = None
@@ -152,6 +158,7 @@ class LayoutRequest:
     workload: str | None = None
     storage: str | Mapping[str, Any] | None = None
     require_layout: bool = False
+    checksum: bool = False
 
 
 @dataclass(frozen=True)
@@ -484,7 +491,11 @@ def _advised(
         array={"shape": list(a.shape), "dtype": a.dtype, "dims": list(a.dims)},
         workload=workload,
         storage=request.storage,
-        constraints={"zarr_format": zarr_format} if zarr_format else None,
+        constraints={
+            **({"zarr_format": zarr_format} if zarr_format else {}),
+            **({"checksum": True} if request.checksum else {}),
+        }
+        or None,
         codec=request.codec,
         top=1,
     )
@@ -512,6 +523,8 @@ def _decide(
         codec, note = _source_codec(array)
     else:
         codec, note = parse_codec(DEFAULT_CODEC), None
+    if request.checksum:
+        codec = codec.with_checksum()
     modelled = array.dtype.kind in "biufcmM" and not _copied_whole(array)
     if (
         request.workload is not None
@@ -589,10 +602,15 @@ def plan_conversion(
             "--workload (e.g. --workload time-series); use convert to keep the source's chunks."
         )
     zarr_format = request.zarr_format or (
-        3 if request.shards is not None else (source.zarr_format or 3)
+        3 if request.shards is not None or request.checksum else (source.zarr_format or 3)
     )
     if zarr_format not in (2, 3):
         raise SpecError(f"--zarr-format {zarr_format!r} must be 2 or 3.")
+    if request.checksum and zarr_format == 2:
+        raise SpecError(
+            "--checksum needs zarr format 3 (format 2 has no crc32c codec); drop "
+            "--zarr-format 2 or --checksum."
+        )
     lone = not source.is_group
     if request.chunks is not None:
         ndims = {len(a.shape) for a in source.arrays}
@@ -948,6 +966,7 @@ def run_conversion(
 
     start = time.perf_counter()
     tame_allocator()
+    warm_up()
     rss_at_start = start_memory_watch()
     root = getattr(store, "root", None)
     existed = root is None or Path(root).exists()

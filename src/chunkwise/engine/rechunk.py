@@ -51,12 +51,17 @@ from chunkwise.plan.rechunk import READ_CONCURRENCY, RechunkPlan, Stage, batch_s
 
 __all__ = [
     "MARKER_PREFIX",
+    "MMAP_THRESHOLD",
+    "PARTIAL_WRITE",
     "VERIFY_MODES",
     "RechunkEvent",
     "RechunkResult",
     "TaskRunner",
     "VerificationError",
     "copy_task",
+    "finished",
+    "format_box",
+    "parts",
     "peak_rss",
     "readback_boxes",
     "run_plan",
@@ -64,6 +69,9 @@ __all__ = [
     "tame_allocator",
     "task_boxes",
     "thread_runner",
+    "tidy_state",
+    "unreadable",
+    "warm_up",
 ]
 
 #: Where progress markers and the intermediate array live in the target store.
@@ -523,6 +531,23 @@ def start_memory_watch() -> int:
         pages = int(Path("/proc/self/statm").read_text().split()[1])
         return pages * os.sysconf("SC_PAGE_SIZE")
     return 0
+
+
+def warm_up() -> None:
+    """Load what every task uses (zarr's event loop and thread pool, the codecs) with a
+    tiny round trip in memory, so that a run's memory watch, started after this, counts
+    the run and not one-time imports. Called on the local process and on each Dask
+    worker before the watch starts."""
+    import zarr
+    from zarr.codecs import BloscCodec
+    from zarr.storage import MemoryStore
+
+    tiny = zarr.create_array(
+        MemoryStore(), shape=(4, 4), chunks=(2, 2), dtype="float32",
+        compressors=BloscCodec(cname="zstd"),
+    )  # fmt: skip
+    tiny[...] = np.ones((4, 4), "float32")
+    np.asarray(tiny[...])
 
 
 #: Buffers from this size up, bytes, are mapped and unmapped by glibc on their own rather

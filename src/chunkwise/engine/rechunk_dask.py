@@ -62,11 +62,13 @@ class DaskExecutor:
 
     def prepare(self) -> None:
         """Tame every worker's allocator as the local executor does
-        (:func:`chunkwise.engine.rechunk.tame_allocator`), and start watching each worker's
-        peak memory from its current resident memory."""
-        from chunkwise.engine.rechunk import start_memory_watch, tame_allocator
+        (:func:`chunkwise.engine.rechunk.tame_allocator`), load what the tasks use
+        (:func:`~chunkwise.engine.rechunk.warm_up`), and start watching each worker's peak
+        memory from its current resident memory."""
+        from chunkwise.engine.rechunk import start_memory_watch, tame_allocator, warm_up
 
         self.client.run(tame_allocator)
+        self.client.run(warm_up)
         self.rss_at_start = {
             worker: int(rss) for worker, rss in self.client.run(start_memory_watch).items()
         }

@@ -25,9 +25,9 @@ that runs the tasks):
 * while writing: up to ``concurrency`` objects in flight, each as a contiguous copy, the
   compressor's output buffer and the stored bytes (``write_copies``; a shard is assembled
   whole);
-* while reading back what it wrote: the values read back, on top of what writing held
-  (the allocator keeps the write's freed buffers for reuse: measured, reading back adds
-  about one read-back batch to the write's peak rather than replacing it);
+* while reading back what it wrote: the values read back, on top of what the allocator
+  kept of the write's freed buffers (those below ``unmapped_bytes``, which it keeps for
+  reuse; larger ones go back to the system at once);
 * in every phase, zarr's bookkeeping for each chunk of one call (``per_chunk_bytes``: its
   coroutine, buffers, index entries). A task reads, writes and reads back in *batches* of
   at most ``batch_chunks`` chunks (at least one whole write unit), so this term is bounded
@@ -95,6 +95,10 @@ class MemoryModel:
         add up to.
     page_bytes
         The size of a memory page, bytes.
+    unmapped_bytes
+        Buffers from this size up are returned to the system as soon as they are freed
+        (mapped on their own); smaller ones stay with the allocator for reuse, so what a
+        write held of them is still held while reading back. ``0``: none are returned.
     chunked_reads
         The source is read chunk by chunk (zarr, chunked HDF5): reads are cut into
         batches and pay ``read_copies`` and ``per_chunk_bytes``. ``False`` for a source
@@ -110,6 +114,7 @@ class MemoryModel:
     batch_chunks: int = 1024
     read_span_bytes: int = 0
     page_bytes: int = 4096
+    unmapped_bytes: int = 0
     chunked_reads: bool = True
 
     def __post_init__(self) -> None:
@@ -323,15 +328,16 @@ def _task_memory(
     )
     # Per chunk of a call: zarr's objects, and a small chunk's own buffers (one each).
     bookkeeping = inner * (model.per_chunk_bytes + min(inner_bytes, model.small_chunk_bytes))
+    kept = 0 if 0 < model.unmapped_bytes <= write_obj else buffers  # still held after writing
     reading_back = (
-        buffers
+        kept
         + max(
             math.prod(write_batch) * itemsize,
             min(model.concurrency, inner) * model.read_copies * inner_bytes,
         )
         + bookkeeping
     )
-    return region + math.ceil(max(reading, reading_back))
+    return region + math.ceil(max(reading, buffers + bookkeeping, reading_back))
 
 
 def _stage(
