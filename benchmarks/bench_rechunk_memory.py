@@ -3,10 +3,12 @@
 Run:  .venv/bin/python benchmarks/bench_rechunk_memory.py [--quick] [--write-results]
 
 The memory model (:mod:`chunkwise.plan.rechunk`) projects what a run holds: each task's
-region, chunks in flight, 3x each object written, a quarter on top for allocator slack and
-a fixed 24 MiB. This sweep checks it where it matters, on map -> time-series rechunks (the
-job that makes Dask and rechunker blow past their limits) at several array sizes and
-budgets, each run in a fresh interpreter:
+region, chunks in flight, 3x each object written, what reading back adds, zarr's
+bookkeeping per chunk, 15% on top for allocator slack and a fixed 6 MiB
+(``bench_rechunk_projection.py`` checks the projection itself on every kind of source).
+This sweep checks the budget where it matters, on map -> time-series rechunks (the job
+that makes Dask and rechunker blow past their limits) at several array sizes and budgets,
+each run in a fresh interpreter:
 
 * the source is generated once per shape into ``--workdir`` with bench_rechunk.py's recipe
   (smooth fields plus 2% noise, float32, one (1, y, x) chunk per time step, Blosc zstd 5

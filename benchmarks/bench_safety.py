@@ -29,6 +29,7 @@ import datetime
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from results_file import machine, publish
@@ -43,21 +44,25 @@ SUITES = (
 )
 
 
-def run() -> tuple[str, int]:
+def run(report: Path) -> tuple[str, int]:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-rP", "-p", "no:cacheprovider", "-q", *SUITES],
+        [sys.executable, "-m", "pytest", "-rP", "-p", "no:cacheprovider", "-q",
+         f"--junitxml={report}", *SUITES],
         cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False,
     )  # fmt: skip
     return done.stdout, done.returncode
 
 
-def outcomes(output: str) -> dict[str, dict[str, int]]:
-    """Passed and failed tests per suite, from pytest's -rP report and summary."""
+def outcomes(report: Path) -> dict[str, dict[str, int]]:
+    """Passed and failed tests per suite, from pytest's JUnit XML report."""
+    import xml.etree.ElementTree as ET
+
     counts = {suite: {"passed": 0, "failed": 0} for suite in SUITES}
-    for line in output.splitlines():
-        found = re.match(r"(PASSED|FAILED) (tests/\S+?\.py)::", line)
-        if found and found[2] in counts:
-            counts[found[2]][found[1].lower()] += 1
+    for case in ET.parse(report).iter("testcase"):
+        suite = "tests/" + str(case.get("classname", "")).split(".")[-1] + ".py"
+        if suite in counts:
+            failed = case.find("failure") is not None or case.find("error") is not None
+            counts[suite]["failed" if failed else "passed"] += case.find("skipped") is None
     return counts
 
 
@@ -67,7 +72,7 @@ def totals(output: str) -> dict[str, int]:
     return ast.literal_eval(found[-1]) if found else {}
 
 
-def markdown(output: str, status: int, command: str) -> str:
+def markdown(output: str, report: Path, status: int, command: str) -> str:
     kills = totals(output)
     lines = [
         "## Safety: kills, faults and bad input",
@@ -85,7 +90,7 @@ def markdown(output: str, status: int, command: str) -> str:
         "| suite | passed | failed |",
         "|---|---:|---:|",
     ]
-    for suite, count in outcomes(output).items():
+    for suite, count in outcomes(report).items():
         lines.append(f"| `{suite}` | {count['passed']} | {count['failed']} |")
     return "\n".join(lines) + "\n"
 
@@ -94,9 +99,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write-results", action="store_true")
     args = parser.parse_args()
-    output, status = run()
-    command = "`" + " ".join([".venv/bin/python benchmarks/bench_safety.py", *sys.argv[1:]]) + "`"
-    publish(markdown(output, status, command), write=args.write_results)
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "report.xml"
+        output, status = run(report)
+        command = (
+            "`" + " ".join([".venv/bin/python benchmarks/bench_safety.py", *sys.argv[1:]]) + "`"
+        )
+        publish(markdown(output, report, status, command), write=args.write_results)
 
 
 if __name__ == "__main__":

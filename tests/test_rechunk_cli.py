@@ -84,6 +84,7 @@ def test_rechunk_round_trips_in_three_readers(
             source,
             chunks=[int(c) for c in chunks.split(",")],
             shards=[int(c) for c in shards.split(",")] if shards else None,
+            zarr_format=int(fmt),
         )
     before = snapshot(source)
     target = tmp_path / "ts.zarr"

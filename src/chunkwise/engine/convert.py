@@ -84,20 +84,20 @@ __all__ = [
 #: Arrays up to this size in a group whose layout was not asked for are stored as one chunk
 #: (coordinates, masks): one object instead of many tiny ones.
 SMALL_ARRAY_BYTES = 16 * 2**20
-#: Memory a run holds besides its tasks (codec contexts, zarr's pools, read-back), bytes,
-#: fitted on zarr-python 3.1.6 with :data:`ALLOCATOR_SLACK` so that measured peaks stay
-#: within budget from 28 MiB up (benchmarks/bench_rechunk_memory.py).
+#: Memory a run holds besides its tasks (codec contexts, zarr's pools, the lease's thread),
+#: bytes: runs of a few tasks of under 1 MiB rose 3.2-8.5 MiB in all
+#: (benchmarks/bench_rechunk_projection.py).
 RUN_OVERHEAD = 6 * 2**20
-#: Freed buffers glibc keeps for reuse, as a fraction of what the tasks hold (arenas capped
-#: at 2, default mmap threshold): with it, measured peaks stay within budget from 28 MiB to
-#: 256 MiB (benchmarks/bench_rechunk_memory.py); forcing buffers through mmap would remove
-#: the slack at 40% more run time (benchmarks/bench_rechunk_internals.py).
+#: Freed buffers below the mmap threshold that glibc keeps for reuse, as a fraction of what
+#: the tasks hold (arenas capped at 2, buffers from 4 MiB up mapped on their own): with it,
+#: every case of benchmarks/bench_rechunk_projection.py measures at or below its projection.
 ALLOCATOR_SLACK = 0.15
 #: What a task holds besides its region on zarr-python 3.1.6: 10 chunks in flight, two
 #: copies of each chunk read and three of each object written, and about 2.5 KB of
 #: zarr's bookkeeping per chunk of a call (10,000 to 40,000 one-byte chunks: 2,450-2,560
-#: bytes per chunk written, 1,740-2,430 per chunk read; benchmarks/bench_rechunk_memory.py),
-#: so calls are cut into batches of at most 1,024 chunks.
+#: bytes per chunk written, 1,750-2,300 per chunk read;
+#: benchmarks/bench_rechunk_projection.py), so calls are cut into batches of at most 1,024
+#: chunks.
 TASK_MEMORY = MemoryModel(
     concurrency=READ_CONCURRENCY,
     read_copies=2.0,
@@ -108,6 +108,31 @@ TASK_MEMORY = MemoryModel(
     batch_chunks=1024,
     unmapped_bytes=MMAP_THRESHOLD,
 )
+#: Working memory of one zstd encode (alone or inside Blosc) by level, bytes, the worst
+#: measured over 256 KiB to 4 MiB chunks of float32 noise: the extra peak of writing 12
+#: chunks over Blosc lz4's, per encode running at once (six on 2 cores). Blosc zstd 5:
+#: +17 MiB at 256 KiB chunks; Blosc zstd 9: +88 MiB at 4 MiB chunks
+#: (benchmarks/bench_rechunk_projection.py, "codec working memory"). Other codecs need no
+#: more than their buffers. Levels past 9 are not measured: 64 MiB.
+ZSTD_SCRATCH: tuple[tuple[int, int], ...] = (
+    (3, 1 * 2**20),
+    (6, 3 * 2**20),
+    (9, 16 * 2**20),
+    (22, 64 * 2**20),
+)
+
+
+def encode_scratch(codec: CodecSpec) -> int:
+    """Working memory of one encode with ``codec``, bytes (:data:`ZSTD_SCRATCH`)."""
+    if codec.kind == "zstd" or (codec.kind == "blosc" and codec.cname == "zstd"):
+        level = codec.level if codec.level > 0 else 3  # zstd's level 0 means its default
+        return next((scratch for top, scratch in ZSTD_SCRATCH if level <= top), ZSTD_SCRATCH[-1][1])
+    return 0
+
+
+#: Encodes zarr-python runs at once: on asyncio's default executor (cores + 4 threads),
+#: at most its ``async.concurrency`` (10).
+ENCODE_THREADS = min(READ_CONCURRENCY, (os.cpu_count() or 1) + 4)
 #: Codec used when neither the user nor the source gives one chunkwise can keep.
 DEFAULT_CODEC = "blosc:zstd:5:shuffle"
 
@@ -672,7 +697,11 @@ def _read_grids(array: SourceArray, unit: tuple[int, ...]) -> list[tuple[int, ..
 def _plan_array(array: SourceArray, layout: Layout, *, max_mem: int, threads: int) -> RechunkPlan:
     """The rechunk plan of one array: one pass on the first read grid that allows it,
     else two passes on the first that fits (see :func:`_read_grids`)."""
-    memory = TASK_MEMORY
+    memory = replace(
+        TASK_MEMORY,
+        encode_scratch_bytes=encode_scratch(layout.codec),
+        encode_threads=ENCODE_THREADS,
+    )
     if array.flexible:  # read straight into the task's region: no chunks to decode
         memory = replace(memory, chunked_reads=False, read_span_bytes=array.read_span_bytes)
     overhead = RUN_OVERHEAD + array.library_bytes
