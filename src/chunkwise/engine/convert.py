@@ -108,16 +108,16 @@ TASK_MEMORY = MemoryModel(
     batch_chunks=1024,
     unmapped_bytes=MMAP_THRESHOLD,
 )
-#: Working memory of one zstd encode (alone or inside Blosc) by level, bytes, the worst
-#: measured over 256 KiB to 4 MiB chunks of float32 noise: the extra peak of writing 12
-#: chunks over Blosc lz4's, per encode running at once (six on 2 cores). Blosc zstd 5:
-#: +17 MiB at 256 KiB chunks; Blosc zstd 9: +88 MiB at 4 MiB chunks
-#: (benchmarks/bench_rechunk_projection.py, "codec working memory"). Other codecs need no
-#: more than their buffers. Levels past 9 are not measured: 64 MiB.
+#: Working memory of one zstd encode (alone or inside Blosc) by level, bytes: the worst
+#: measured over 256 KiB and 4 MiB chunks of float32 noise, the extra peak of writing 12
+#: chunks over Blosc lz4's divided by the encodes running at once (six on 2 cores):
+#: Blosc zstd 5 +8.7 MiB at 256 KiB; Blosc zstd 9 +29 MiB at 256 KiB, +88 MiB at 4 MiB;
+#: zstd 9 +45 MiB at 4 MiB (benchmarks/bench_rechunk_projection.py, "codec working
+#: memory"). Other codecs need no more than their buffers. Past level 9: not measured.
 ZSTD_SCRATCH: tuple[tuple[int, int], ...] = (
-    (3, 1 * 2**20),
-    (6, 3 * 2**20),
-    (9, 16 * 2**20),
+    (3, 2**19),
+    (6, 3 * 2**19),
+    (9, 15 * 2**20),
     (22, 64 * 2**20),
 )
 
@@ -130,8 +130,8 @@ def encode_scratch(codec: CodecSpec) -> int:
     return 0
 
 
-#: Encodes zarr-python runs at once: on asyncio's default executor (cores + 4 threads),
-#: at most its ``async.concurrency`` (10).
+#: Encodes zarr-python runs at once, whatever the number of tasks: on asyncio's default
+#: executor (cores + 4 threads), at most its ``async.concurrency`` (10).
 ENCODE_THREADS = min(READ_CONCURRENCY, (os.cpu_count() or 1) + 4)
 #: Codec used when neither the user nor the source gives one chunkwise can keep.
 DEFAULT_CODEC = "blosc:zstd:5:shuffle"
@@ -697,14 +697,11 @@ def _read_grids(array: SourceArray, unit: tuple[int, ...]) -> list[tuple[int, ..
 def _plan_array(array: SourceArray, layout: Layout, *, max_mem: int, threads: int) -> RechunkPlan:
     """The rechunk plan of one array: one pass on the first read grid that allows it,
     else two passes on the first that fits (see :func:`_read_grids`)."""
-    memory = replace(
-        TASK_MEMORY,
-        encode_scratch_bytes=encode_scratch(layout.codec),
-        encode_threads=ENCODE_THREADS,
-    )
+    memory = TASK_MEMORY
     if array.flexible:  # read straight into the task's region: no chunks to decode
         memory = replace(memory, chunked_reads=False, read_span_bytes=array.read_span_bytes)
-    overhead = RUN_OVERHEAD + array.library_bytes
+    # The run's own: pools, the reading library's buffers, the codec's working memory.
+    overhead = RUN_OVERHEAD + array.library_bytes + ENCODE_THREADS * encode_scratch(layout.codec)
     fallback: RechunkPlan | None = None
     refusal: ConstraintError | None = None
     for grid in _read_grids(array, layout.shards or layout.chunks):

@@ -24,7 +24,7 @@ that runs the tasks):
   (``read_copies``), plus the span a memory-mapped source maps at once;
 * while writing: up to ``concurrency`` objects in flight, each as a contiguous copy, the
   compressor's output buffer and the stored bytes (``write_copies``; a shard is assembled
-  whole), and the codec's working memory for each encode running at once;
+  whole);
 * while reading back what it wrote: the values read back, on top of what the allocator
   kept of the write's freed buffers (those below ``unmapped_bytes``, which it keeps for
   reuse; larger ones go back to the system at once);
@@ -35,7 +35,9 @@ that runs the tasks):
 
 Tasks run ``parallel`` at a time; the plan's peak is ``parallel`` times the largest task,
 plus a ``slack`` fraction of that (freed buffers the memory allocator keeps for reuse), plus
-a fixed ``overhead`` (codec contexts, pools); the engine gives both from measurements.
+a fixed ``overhead`` for the whole run (pools, and the codecs' working memory: encodes run
+on one process-wide pool of threads, whatever the number of tasks); the engine gives both
+from measurements.
 This module is pure: shapes in, a :class:`RechunkPlan` out.
 """
 
@@ -95,11 +97,6 @@ class MemoryModel:
         add up to.
     page_bytes
         The size of a memory page, bytes.
-    encode_scratch_bytes
-        Working memory of one encode in flight besides its buffers (a zstd context grows
-        with the level), bytes.
-    encode_threads
-        Encodes that run at once (zarr-python encodes on asyncio's default executor).
     unmapped_bytes
         Buffers from this size up are returned to the system as soon as they are freed
         (mapped on their own); smaller ones stay with the allocator for reuse, so what a
@@ -119,8 +116,6 @@ class MemoryModel:
     batch_chunks: int = 1024
     read_span_bytes: int = 0
     page_bytes: int = 4096
-    encode_scratch_bytes: int = 0
-    encode_threads: int = READ_CONCURRENCY
     unmapped_bytes: int = 0
     chunked_reads: bool = True
 
@@ -330,10 +325,8 @@ def _task_memory(
     else:  # straight into the region; a mapped file's pages count while mapped
         span = touched_bytes(read_batch, shape, itemsize, model.page_bytes)
         reading = min(model.read_span_bytes, span)
-    buffers = (
-        min(model.concurrency, units)
-        * (model.write_copies * write_obj + min(model.per_object_bytes, write_obj))
-        + min(model.encode_threads, inner) * model.encode_scratch_bytes
+    buffers = min(model.concurrency, units) * (
+        model.write_copies * write_obj + min(model.per_object_bytes, write_obj)
     )
     # Per chunk of a call: zarr's objects, and a small chunk's own buffers (one each).
     bookkeeping = inner * (model.per_chunk_bytes + min(inner_bytes, model.small_chunk_bytes))
@@ -492,9 +485,7 @@ def _intermediate_stages(
     first_task = tuple(_aligned(s, i, n) for s, i, n in zip(src, inter, shape, strict=True))
     second_task = tuple(_aligned(i, u, n) for i, u, n in zip(inter, unit, shape, strict=True))
     budget, threads, model = args
-    # The intermediate is written with Blosc lz4 at level 1: no encode scratch to speak of.
-    quick = (budget, threads, replace(model, encode_scratch_bytes=0))
-    first = _stage("to-intermediate", shape, itemsize, src, inter, inter, first_task, *quick)
+    first = _stage("to-intermediate", shape, itemsize, src, inter, inter, first_task, *args)
     chunked = (budget, threads, replace(model, chunked_reads=True))  # reads the intermediate
     second = _stage(
         "from-intermediate", shape, itemsize, inter, unit, chunks, second_task, *chunked
