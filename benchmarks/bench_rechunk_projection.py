@@ -158,7 +158,7 @@ CASES = (
          lambda p: _mrc(p, (128, 256, 256), "float32"), (32, 32, 32), 64),
     Case("group of three arrays", "group.zarr", _group, (64, 32, 32), 96),
     Case("to Blosc zstd 9", "maps.zarr",
-         lambda p: _zarr(p, (256, 256, 256), "float32", (1, 256, 256)), (256, 16, 16), 64,
+         lambda p: _zarr(p, (256, 256, 256), "float32", (1, 256, 256)), (256, 16, 16), 112,
          extra={"codec": "blosc:zstd:9:shuffle"}),
 )  # fmt: skip
 
