@@ -11,16 +11,21 @@ A *store URL* names where benchmark arrays are written:
 ``emulated:///some/dir?latency=20ms``           a local directory behind the emulated link
 ==============================================  =============================================
 
-The emulated link (:class:`EmulatedStore`) charges every request a latency, shares a
-bandwidth among the requests in flight and serves at most ``concurrency`` requests at
-once, so the cost model's predictions can be checked against a store whose costs are
-known exactly. It also counts requests and bytes, on any store it wraps.
+The emulated link (:class:`EmulatedStore`) charges every request a latency, moves one
+request's bytes at most at ``stream_bandwidth``, shares the aggregate ``bandwidth``
+among all requests in flight and serves at most ``concurrency`` requests at once, so
+the cost model's predictions can be checked against a store whose costs are known
+exactly: ``emulated://?latency=20ms&bandwidth=1GB/s&stream_bandwidth=100MB/s&concurrency=64``
+is an object store whose single requests are slower than the link. Without
+``stream_bandwidth`` one request may use the whole link. It also counts requests and
+bytes, on any store it wraps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import shutil
 import time
@@ -37,7 +42,13 @@ from zarr.storage import LocalStore, MemoryStore, WrapperStore, ZipStore
 
 from chunkwise.errors import SpecError
 from chunkwise.model.storage import STORAGE_PRESETS, StorageProfile
-from chunkwise.units import format_duration, format_rate, parse_duration, parse_rate
+from chunkwise.units import (
+    format_duration,
+    format_rate,
+    parse_duration,
+    parse_rate,
+    spec_rate,
+)
 
 __all__ = [
     "EmulatedStore",
@@ -74,21 +85,53 @@ class Emulation:
     latency_s
         Time to first byte of every request, seconds.
     bandwidth_Bps
-        Bandwidth shared by all requests in flight, bytes/second.
+        Aggregate bandwidth: all requests in flight together move at most this many
+        bytes/second.
     concurrency
         Requests served at once.
+    stream_bandwidth_Bps
+        Bandwidth of one request, bytes/second: a request moving ``n`` bytes takes at
+        least ``latency_s + n / stream_bandwidth_Bps``. Infinite (the default): one
+        request may use the whole link.
     """
 
     latency_s: float = 0.0
     bandwidth_Bps: float = float("inf")
     concurrency: int = 64
+    stream_bandwidth_Bps: float = float("inf")
 
     def __post_init__(self) -> None:
-        if self.latency_s < 0 or not self.bandwidth_Bps > 0 or self.concurrency < 1:
+        if not self.latency_s >= 0:
             raise SpecError(
-                f"emulated store latency {self.latency_s!r} s, bandwidth {self.bandwidth_Bps!r} "
-                f"B/s and concurrency {self.concurrency!r} must be >= 0, > 0 and >= 1."
+                f"emulated store latency {self.latency_s!r} s must not be negative; "
+                "write it like latency=20ms."
             )
+        for what, value in (
+            ("bandwidth", self.bandwidth_Bps),
+            ("stream_bandwidth", self.stream_bandwidth_Bps),
+        ):
+            if not value > 0:
+                raise SpecError(
+                    f"emulated store {what} {value!r} B/s must be positive; "
+                    f"write it like {what}=100MB/s."
+                )
+        if self.concurrency < 1:
+            raise SpecError(
+                f"emulated store concurrency {self.concurrency!r} must be at least 1; "
+                "write it like concurrency=64."
+            )
+        if self.stream_limited and self.stream_bandwidth_Bps > self.bandwidth_Bps:
+            raise SpecError(
+                f"emulated store stream_bandwidth {spec_rate(self.stream_bandwidth_Bps)} "
+                f"exceeds its bandwidth {spec_rate(self.bandwidth_Bps)}, the aggregate over "
+                "all requests; give a stream_bandwidth at most the bandwidth, or leave it out "
+                "so one request may use the whole link."
+            )
+
+    @property
+    def stream_limited(self) -> bool:
+        """A stream bandwidth is set (finite): one request may move slower than the link."""
+        return math.isfinite(self.stream_bandwidth_Bps)
 
     def profile(self) -> StorageProfile:
         """The storage profile of this link (for the cost model)."""
@@ -99,7 +142,7 @@ class Emulation:
             kind=base.kind,
             latency_s=self.latency_s,
             bandwidth_Bps=bandwidth,
-            stream_bandwidth_Bps=bandwidth,
+            stream_bandwidth_Bps=min(self.stream_bandwidth_Bps, bandwidth),
             concurrency=self.concurrency,
             block_bytes=0,
             object_bytes_min=base.object_bytes_min,
@@ -107,20 +150,40 @@ class Emulation:
         )
 
     def describe(self) -> str:
-        """``20 ms latency, 477 MiB/s, 64 concurrent requests``."""
+        """``20 ms latency, 954 MiB/s aggregate, 95.4 MiB/s per request, 64 concurrent
+        requests``; one bandwidth when a request may use the whole link."""
+        if self.stream_bandwidth_Bps < self.bandwidth_Bps:
+            rates = (
+                f"{format_rate(self.bandwidth_Bps)} aggregate, "
+                f"{format_rate(self.stream_bandwidth_Bps)} per request"
+            )
+        else:
+            rates = format_rate(self.bandwidth_Bps)
         return (
-            f"{format_duration(self.latency_s)} latency, {format_rate(self.bandwidth_Bps)}, "
+            f"{format_duration(self.latency_s)} latency, {rates}, "
             f"{self.concurrency} concurrent requests"
         )
 
 
 class _Link:
-    """A shared link: per-request latency, a bandwidth shared by all transfers in flight."""
+    """A shared link: per-request latency, a per-request (stream) bandwidth, and an
+    aggregate bandwidth shared by all transfers in flight.
+
+    The aggregate is booked first come, first served on one timeline: a transfer of
+    ``n`` bytes reserves ``n / bandwidth`` seconds of the link, no earlier than its first
+    byte, and ends no earlier than that reservation nor than ``n / stream_bandwidth``
+    after its first byte. Reservations never overlap and each lies inside its request,
+    so the requests inside any interval moved at most ``bandwidth`` times its length;
+    when the aggregate is not the bottleneck, every request takes exactly
+    ``latency + n / stream_bandwidth``.
+    """
 
     def __init__(self, emulation: Emulation) -> None:
         self.emulation = emulation
         self._free_at = 0.0
         self._semaphores: dict[int, asyncio.Semaphore] = {}
+        #: Seconds of the aggregate link booked so far (bytes moved / bandwidth).
+        self.booked_s = 0.0
 
     def _semaphore(self) -> asyncio.Semaphore:
         loop_id = id(asyncio.get_running_loop())
@@ -129,14 +192,23 @@ class _Link:
             sem = self._semaphores[loop_id] = asyncio.Semaphore(self.emulation.concurrency)
         return sem
 
+    def schedule(self, start: float, nbytes: int) -> float:
+        """Book a request sent at ``start`` (seconds, on a clock that never goes back)
+        moving ``nbytes``, and return when it completes, on the same clock."""
+        first_byte = start + self.emulation.latency_s
+        # The aggregate: each transfer reserves its slice of the shared link, in turn.
+        share = nbytes / self.emulation.bandwidth_Bps
+        begin = max(first_byte, self._free_at)
+        self._free_at = begin + share
+        self.booked_s += share
+        # The stream: one request alone moves no faster than stream_bandwidth.
+        return max(self._free_at, first_byte + nbytes / self.emulation.stream_bandwidth_Bps)
+
     async def request(self, nbytes: int) -> None:
         """Wait as long as one request moving ``nbytes`` takes on this link."""
         async with self._semaphore():
             start = time.perf_counter()
-            # Transfers queue on the shared bandwidth: each reserves its slice of the link.
-            begin = max(start + self.emulation.latency_s, self._free_at)
-            self._free_at = begin + nbytes / self.emulation.bandwidth_Bps
-            delay = self._free_at - start
+            delay = self.schedule(start, nbytes) - start
             if delay > 0:
                 await asyncio.sleep(delay)
 
@@ -151,11 +223,14 @@ class EmulatedStore(WrapperStore[Store]):
     latency_s
         Time to first byte of every request (get, set, exists, list), seconds.
     bandwidth_Bps
-        Bandwidth shared by all requests in flight, bytes/second.
+        Aggregate bandwidth shared by all requests in flight, bytes/second.
     concurrency
         Requests served at once; more wait their turn.
+    stream_bandwidth_Bps
+        Bandwidth of one request, bytes/second (default: infinite, one request may use
+        the whole link).
 
-    With ``latency_s=0`` and an infinite bandwidth it only counts.
+    With ``latency_s=0`` and infinite bandwidths it only counts.
     """
 
     def __init__(
@@ -165,12 +240,15 @@ class EmulatedStore(WrapperStore[Store]):
         latency_s: float = 0.0,
         bandwidth_Bps: float = float("inf"),
         concurrency: int = 64,
+        stream_bandwidth_Bps: float = float("inf"),
         counts: RequestCounts | None = None,
         link: _Link | None = None,
     ) -> None:
         super().__init__(store)
         self.counts = counts if counts is not None else RequestCounts()
-        self._link = link or _Link(Emulation(latency_s, bandwidth_Bps, concurrency))
+        self._link = link or _Link(
+            Emulation(latency_s, bandwidth_Bps, concurrency, stream_bandwidth_Bps)
+        )
 
     @property
     def latency_s(self) -> float:
@@ -179,8 +257,13 @@ class EmulatedStore(WrapperStore[Store]):
 
     @property
     def bandwidth_Bps(self) -> float:
-        """Shared bandwidth, bytes/second."""
+        """Aggregate bandwidth, bytes/second."""
         return self._link.emulation.bandwidth_Bps
+
+    @property
+    def stream_bandwidth_Bps(self) -> float:
+        """Bandwidth of one request, bytes/second."""
+        return self._link.emulation.stream_bandwidth_Bps
 
     @property
     def concurrency(self) -> int:
@@ -343,9 +426,7 @@ class StoreTarget:
             )
             self._remote.append(inner)
         e = self.emulation or Emulation()  # no emulation: a wrapper that only counts
-        return EmulatedStore(
-            inner, latency_s=e.latency_s, bandwidth_Bps=e.bandwidth_Bps, concurrency=e.concurrency
-        )
+        return EmulatedStore(inner, link=_Link(e))
 
     def cleanup(self) -> None:
         """Remove everything this run wrote (the run's own folder or prefix only)."""
@@ -393,16 +474,21 @@ def open_target(url: str, storage_options: Mapping[str, Any] | None = None) -> S
         return StoreTarget(text, "s3", f"s3://{parts.netloc}{parts.path}", storage_options=options)
     if scheme == "emulated":
         query = dict(parse_qsl(parts.query))
-        unknown = sorted(set(query) - {"latency", "bandwidth", "concurrency"})
+        unknown = sorted(set(query) - {"latency", "bandwidth", "stream_bandwidth", "concurrency"})
         if unknown:
             raise SpecError(
                 f"emulated store setting(s) {', '.join(map(repr, unknown))} unknown; "
-                "use latency, bandwidth and concurrency, like emulated://?latency=20ms&bandwidth=200MB/s&concurrency=64."
+                "use latency, bandwidth, stream_bandwidth and concurrency, like "
+                "emulated://?latency=20ms&bandwidth=1GB/s&stream_bandwidth=100MB/s&concurrency=64."
             )
+        stream = query.get("stream_bandwidth")
         emulation = Emulation(
             parse_duration(query.get("latency", "20ms"), what="emulated latency"),
             parse_rate(query.get("bandwidth", "1GB/s"), what="emulated bandwidth"),
             _positive(query.get("concurrency", "64")),
+            float("inf")
+            if stream is None
+            else parse_rate(stream, what="emulated stream_bandwidth"),
         )
         where = parts.netloc + parts.path
         root = _local_root(where) if where not in ("", "/") else ""
