@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rechunk.py --write-results
 	$(BIN)/python benchmarks/bench_rechunk_memory.py --write-results
 	$(BIN)/python benchmarks/bench_rechunk_internals.py --write-results
+	$(BIN)/python benchmarks/bench_regret.py --write-results
 
 clean:
 	rm -rf $(VENV) chunkwise-demo build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
