@@ -95,7 +95,7 @@ def _best_by_sharding(
     return sharded, plain
 
 
-@pytest.mark.parametrize("reader", ["zarr-python", "tensorstore"])
+@pytest.mark.parametrize("reader", ["zarr-python-3.1", "zarr-python-3.4", "tensorstore"])
 def test_volume_roi_on_object_storage_within_2000_objects(reader: str) -> None:
     advice = chunkwise.advise(
         array=VOLUME, workload=ROI, storage="s3", reader=reader, constraints={"max_objects": 2000}
@@ -108,13 +108,13 @@ def test_volume_roi_on_object_storage_within_2000_objects(reader: str) -> None:
         f"best unsharded {plain.layout.label()} {plain.cost.seconds(op) * 1e3:.1f} ms per ROI"
     )
     assert sharded.chunk_bytes <= 1 * MiB  # small inner chunks
-    if reader == "tensorstore":
+    if reader != "zarr-python-3.1":  # inner chunks fetched concurrently
         assert plain.cost.seconds(op) >= 2 * sharded.cost.seconds(op)
 
 
 def test_reader_decides_how_much_sharding_helps() -> None:
     ratios = {}
-    for reader in ("zarr-python", "tensorstore"):
+    for reader in ("zarr-python-3.1", "zarr-python-3.4", "tensorstore"):
         advice = chunkwise.advise(
             array=VOLUME,
             workload=ROI,
@@ -125,7 +125,8 @@ def test_reader_decides_how_much_sharding_helps() -> None:
         sharded, plain = _best_by_sharding(advice)
         op = advice.workload.ops[0].name
         ratios[reader] = plain.cost.seconds(op) / sharded.cost.seconds(op)
-    assert ratios["tensorstore"] > ratios["zarr-python"]
+    assert ratios["tensorstore"] > ratios["zarr-python-3.1"]
+    assert ratios["zarr-python-3.4"] > ratios["zarr-python-3.1"]
 
 
 def test_model_matches_the_measured_20ms_emulated_store() -> None:

@@ -214,9 +214,13 @@ def test_rules_fire_on_real_stores(tmp_path: Path) -> None:
     local = chunkwise.inspect(tmp_path / "tomo.zarr")
     rules = {(f.rule, f.path) for f in local.all_findings}
     assert {("CW103", "tomo"), ("CW104", "z"), ("CW108", "tomo")} <= rules
-    assert ("CW101", "tomo") not in rules  # 16 KiB is fine for a local SSD
+    # 16 KiB chunks: a whole read is predicted many times slower than in bigger chunks,
+    # on a local SSD (zarr-python's CPU per chunk) as on S3 (requests).
+    assert ("CW101", "tomo") in rules
     on_s3 = chunkwise.inspect(tmp_path / "tomo.zarr", storage="s3")
-    assert ("CW101", "tomo") in {(f.rule, f.path) for f in on_s3.all_findings}
+    (small,) = [f for f in on_s3.all_findings if (f.rule, f.path) == ("CW101", "tomo")]
+    (local_small,) = [f for f in local.all_findings if (f.rule, f.path) == ("CW101", "tomo")]
+    assert small.evidence["full_read_s"] > local_small.evidence["full_read_s"]  # type: ignore[operator]
     assert {f.rule for f in chunkwise.inspect(tmp_path / "big.zarr").all_findings} == {"CW102"}
     # The same tomogram in shards of 256^3 has 60 objects: no object-count finding.
     sharded = zarr.create_array(LocalStore(tmp_path / "sharded.zarr"), shape=(768, 1200, 1280),

@@ -28,6 +28,7 @@ from chunkwise.model.storage import READER_PRESETS, STORAGE_PRESETS, StorageProf
 from chunkwise.model.workload import Workload
 from chunkwise.plan.candidates import chunk_candidates
 from chunkwise.plan.search import SearchResult, search
+from chunkwise.spec import parse_storage
 from chunkwise.testing import array_specs, layouts
 
 CODEC = parse_codec("blosc:zstd:5:shuffle")
@@ -411,21 +412,25 @@ def test_chunk_bytes_infeasible_names_chunk_bytes() -> None:
         run_search(CUBE, CUBE_WORK, SSD, constraints)
 
 
-def test_storage_default_object_range_infeasible_says_where_it_came_from() -> None:
-    # s3 objects start at 1 MiB (here: the whole 40 kB array); unsharded chunks of at most
-    # 1 KiB cannot make one.
+def test_storage_object_range_infeasible_says_where_it_came_from() -> None:
+    # The user says this S3 endpoint holds objects of 1 MiB and more (here: the whole
+    # 40 kB array); unsharded chunks of at most 1 KiB cannot make one.
+    storage = parse_storage({"preset": "s3", "object_bytes": {"min": "1MiB"}})
     constraints = Constraints.from_spec({"chunk_bytes": {"max": "1KiB"}, "shards": False}, CUBE)
     with pytest.raises(
-        ConstraintError, match=r"object_bytes .*the s3 storage default.*widen object_bytes"
+        ConstraintError, match=r"object_bytes .*what s3 can store in one object.*widen object_bytes"
     ):
-        run_search(CUBE, CUBE_WORK, STORAGE_PRESETS["s3"], constraints)
+        run_search(CUBE, CUBE_WORK, storage, constraints)
 
 
-def test_tiny_array_fits_the_storage_default_as_one_object() -> None:
+def test_tiny_array_is_one_object_by_the_model_alone() -> None:
+    """No size floor puts a tiny array in one object on S3: every extra object is one
+    more request, which the model prices."""
     tiny = ArraySpec.create([10, 10], "uint8", ["y", "x"])
     work = Workload.from_spec([{"op": "scan"}], tiny)
     result = run_search(tiny, work, STORAGE_PRESETS["s3"], Constraints())
-    assert all(cand.layout.data_objects(tiny) == 1 for cand in result.ranked)
+    assert STORAGE_PRESETS["s3"].object_bytes_min == 0
+    assert result.ranked[0].layout.data_objects(tiny) == 1
 
 
 # -- the cost model ---------------------------------------------------------------------------
@@ -472,7 +477,7 @@ def test_tensorstore_partial_shard_read_is_no_slower_than_zarr_python() -> None:
     layout = Layout.create(array, [32, 32], shards=[512, 512], codec=CODEC)
     op = region_op(array, {"y": 200, "x": 100})
     for name in ("s3", "local-ssd", "hpc", "http"):
-        zp = STORAGE_PRESETS[name].with_reader(READER_PRESETS["zarr-python"])
+        zp = STORAGE_PRESETS[name].with_reader(READER_PRESETS["zarr-python-3.1"])
         ts = zp.with_reader(READER_PRESETS["tensorstore"])
         zp_cost = op_cost(op, Grid.single(layout), CostInputs(array, zp, CODEC, PROFILE)).item()
         ts_cost = op_cost(op, Grid.single(layout), CostInputs(array, ts, CODEC, PROFILE)).item()
@@ -495,7 +500,7 @@ def test_tensorstore_never_predicted_slower_on_sharded_reads(data: st.DataObject
     entries = data.draw(workload_entries(array, READ_KINDS), label="workload")
     workload = Workload.from_spec(entries, array)
     zp = STORAGE_PRESETS[data.draw(st.sampled_from(sorted(STORAGE_PRESETS)), label="storage")]
-    zp = zp.with_reader(READER_PRESETS["zarr-python"])
+    zp = zp.with_reader(READER_PRESETS["zarr-python-3.1"])
     ts = zp.with_reader(READER_PRESETS["tensorstore"])
     zp_cost = estimate_layout(layout, workload, CostInputs(array, zp, CODEC, PROFILE))
     ts_cost = estimate_layout(layout, workload, CostInputs(array, ts, CODEC, PROFILE))

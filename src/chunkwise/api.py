@@ -109,7 +109,10 @@ def advise(
         A preset name (``"local-ssd"``, ``"s3"``, ...) or custom values
         (``{"latency": "20ms", "bandwidth": "200MB/s", "concurrency": 16}``).
     reader
-        ``"zarr-python"`` (default) or ``"tensorstore"``, or custom reader settings.
+        Whose requests and CPU to price: ``"zarr-python-3.1"``, ``"zarr-python-3.4"``,
+        ``"tensorstore"``, ``"zarrs"``, or custom reader settings. Default: the reader
+        installed here (the zarr-python line, or zarrs when zarr-python is configured
+        with its codec pipeline); ``"zarr-python"`` means the same.
     constraints
         ``{"zarr_format": 2, "max_objects": 2000, ...}``; ``{"checksum": True}`` puts a
         crc32c checksum on every chunk (every codec gets ``+crc32c``; zarr format 3).

@@ -4,7 +4,7 @@ A spec is YAML or JSON::
 
     array: {shape: [184, 630, 630], dtype: float32, dims: [z, y, x]}
     storage: local-ssd            # a preset, or {latency: 20ms, bandwidth: 200MB/s, concurrency: 16}
-    reader: zarr-python           # or tensorstore
+    reader: zarr-python           # the line installed here; or zarr-python-3.1, -3.4, tensorstore, zarrs
     workload:                     # a preset name, or a list of weighted operations
       - {op: plane, dims: [y, x], weight: 0.7}
       - {op: region, extent: {z: 64, y: 64, x: 64}, weight: 0.2}
@@ -29,12 +29,19 @@ from typing import Any
 
 import yaml
 
+from chunkwise.engine.installed import installed_reader
 from chunkwise.errors import SpecError, shown
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecProfile, CodecSpec, default_codec_profile, parse_codec
 from chunkwise.model.constraints import ByteRange, Constraints
 from chunkwise.model.layout import Layout
-from chunkwise.model.storage import READER_PRESETS, STORAGE_PRESETS, ReaderProfile, StorageProfile
+from chunkwise.model.storage import (
+    READER_ALIASES,
+    READER_PRESETS,
+    STORAGE_PRESETS,
+    ReaderProfile,
+    StorageProfile,
+)
 from chunkwise.model.workload import Workload, preset_workload
 from chunkwise.units import (
     finite_float,
@@ -154,11 +161,13 @@ def parse_reader(value: object) -> ReaderProfile:
         return value
     if isinstance(value, str):
         key = value.strip().lower().replace("_", "-")
-        if key in ("zarr", "zarr-python3", "zarr-python-3"):
-            key = "zarr-python"
+        if key in ("zarr", "zarr-python", "zarr-python3", "zarr-python-3", "installed"):
+            key = installed_reader()
+        key = READER_ALIASES.get(key, key)
         if key not in READER_PRESETS:
             raise SpecError(
-                f"reader {shown(value)} is unknown; use one of {', '.join(READER_PRESETS)}."
+                f"reader {shown(value)} is unknown; use one of {', '.join(READER_PRESETS)}, "
+                "or zarr-python for the one installed here."
             )
         return READER_PRESETS[key]
     if isinstance(value, Mapping):
@@ -175,7 +184,7 @@ def parse_reader(value: object) -> ReaderProfile:
             raise SpecError(
                 f"reader setting(s) {', '.join(map(shown, extra))} unknown; use {', '.join(sorted(known))}."
             )
-        base = parse_reader(_preset_name(value.get("preset", "zarr-python"), "reader"))
+        base = parse_reader(_preset_name(value.get("preset", "installed"), "reader"))
         cpu = value.get("per_chunk_cpu")
         sequential = value.get("sequential_inner_reads", base.sequential_inner_reads)
         if not isinstance(sequential, bool):
@@ -308,6 +317,8 @@ def parse_storage(value: object, reader: object = None) -> StorageProfile:
         raise SpecError(
             f"storage {shown(value)} must be a preset name ({', '.join(STORAGE_PRESETS)}) or a mapping of settings."
         )
+    if reader is None and not isinstance(value, StorageProfile):
+        reader = "installed"  # price the reader this machine runs, unless told otherwise
     if reader is not None:
         profile = profile.with_reader(parse_reader(reader))
     return profile

@@ -54,6 +54,7 @@ __all__ = [
     "EmulatedStore",
     "Emulation",
     "RequestCounts",
+    "SeesEveryRequest",
     "StoreTarget",
     "close_sessions",
     "delete_keys",
@@ -213,7 +214,31 @@ class _Link:
                 await asyncio.sleep(delay)
 
 
-class EmulatedStore(WrapperStore[Store]):
+class SeesEveryRequest:
+    """Mixin for wrapper stores that must see every request (to charge or count it).
+
+    zarr-python 3.4 bypasses a wrapper's ``get`` in two ways: ``WrapperStore`` hands its
+    synchronous methods to the wrapped store, which zarr's fused codec pipeline then
+    calls directly; and ``get_ranges`` (a shard's inner-chunk reads, merged) goes to the
+    wrapped store's own ``get``. This mixin keeps zarr on the asynchronous path and runs
+    the range coalescer over the wrapper's ``get``, so each merged fetch is one request
+    here. zarr-python 3.1 has neither path; there the mixin changes nothing.
+    """
+
+    #: Read by ``zarr.abc.store._store_supports_sync_io``: never use the sync surface.
+    _supports_sync_io = False
+
+    async def get_ranges(
+        self, key: str, byte_ranges: Any, *, prototype: BufferPrototype, **options: Any
+    ) -> AsyncIterator[Any]:
+        """``Store.get_ranges`` (zarr-python >= 3.3) over this store's ``get``."""
+        coalesced = Store.get_ranges  # type: ignore[attr-defined,unused-ignore]
+        given = {name: value for name, value in options.items() if value is not None}
+        async for group in coalesced(self, key, byte_ranges, prototype=prototype, **given):
+            yield group
+
+
+class EmulatedStore(SeesEveryRequest, WrapperStore[Store]):
     """A store wrapper that behaves like a remote store with known costs, and counts requests.
 
     Parameters

@@ -44,7 +44,7 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Sto
 from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import WrapperStore
 
-from chunkwise.engine.stores import get_each, set_each
+from chunkwise.engine.stores import SeesEveryRequest, get_each, set_each
 from chunkwise.errors import SpecError
 from chunkwise.plan.infer import (
     Access,
@@ -259,7 +259,7 @@ def _byte_range(request: ByteRequest | None) -> tuple[int, int | None] | None:
     return (-int(request.suffix), None)
 
 
-class TracingStore(WrapperStore[Store]):
+class TracingStore(SeesEveryRequest, WrapperStore[Store]):
     """A store wrapper that records every request into a :class:`Trace`.
 
     Parameters

@@ -3,9 +3,25 @@
 A :class:`StorageProfile` describes the store (per-request latency, bandwidth,
 useful concurrency, filesystem block size, prices) and carries the
 :class:`ReaderProfile` of the library issuing the requests, because the same store
-costs differently through zarr-python 3.1 (requests in waves of
-``async.concurrency``; a partial shard read fetches the index and then each inner
-chunk one after another) and through tensorstore (inner chunks fetched concurrently).
+costs differently through each reader:
+
+* zarr-python 3.1 sends requests in waves of ``async.concurrency``; a partial shard
+  read fetches the index and then each inner chunk one after another; every shard
+  write first reads the shard;
+* zarr-python 3.4 fetches a partial shard's inner chunks concurrently, merged into
+  ranged requests (gaps up to ``sharding_coalesce_max_gap_bytes``, 1 MiB, merged reads
+  up to ``sharding_coalesce_max_bytes``, 16 MiB), and writes a whole shard without
+  reading it first;
+* tensorstore and zarrs (the Rust codec pipeline for zarr-python) fetch inner chunks
+  concurrently and spend far less CPU per chunk.
+
+Bandwidths follow one convention everywhere: ``bandwidth`` is the aggregate over all
+requests in flight, ``stream_bandwidth`` the rate of one request.
+
+Storage presets carry no preferred object size: object size, object count, requests
+and dollars are priced by the cost model and bounded only by constraints the user
+states. ``object_bytes_max`` is the store's hard technical limit (an S3 single PUT is
+at most 5 GiB), not advice.
 """
 
 from __future__ import annotations
@@ -16,6 +32,8 @@ from typing import Literal
 from chunkwise.errors import SpecError
 
 __all__ = [
+    "NO_OBJECT_LIMIT",
+    "READER_ALIASES",
     "READER_PRESETS",
     "STORAGE_PRESETS",
     "ReaderProfile",
@@ -35,7 +53,8 @@ class ReaderProfile:
     Parameters
     ----------
     name
-        ``"zarr-python"`` or ``"tensorstore"`` (or a custom name).
+        A preset name (``"zarr-python-3.1"``, ``"zarr-python-3.4"``, ``"tensorstore"``,
+        ``"zarrs"``) or a custom name.
     concurrency
         Requests in flight at once (zarr-python's ``async.concurrency``, default 10).
     per_chunk_cpu_s
@@ -43,7 +62,8 @@ class ReaderProfile:
         ~0.2 ms; ~0.1 ms with ``codec_pipeline.batch_size=64``; tensorstore ~0.03 ms).
     sequential_inner_reads
         ``True`` when a partial shard read fetches its inner chunks one after another
-        (zarr-python 3.1); ``False`` when they go out concurrently (tensorstore).
+        (zarr-python 3.1); ``False`` when they go out concurrently (zarr-python 3.4,
+        tensorstore, zarrs).
     threads
         Cores available for decoding/encoding in parallel.
     serial_checksum
@@ -51,6 +71,14 @@ class ReaderProfile:
         zarr-python 3.1 computes its ``crc32c`` codec on the event-loop thread, while
         compressors go to worker threads (``asyncio.to_thread``). ``False`` when checksums
         share the decode threads (tensorstore).
+    coalesce_gap_bytes, coalesce_max_bytes
+        Concurrent readers that merge a shard's inner-chunk reads: two byte ranges at
+        most ``coalesce_gap_bytes`` apart become one request, of at most
+        ``coalesce_max_bytes`` (zarr-python 3.4: 1 MiB and 16 MiB). ``0``: no merging.
+    shard_write_reads_existing
+        ``True`` when every shard write first GETs the existing shard (zarr-python 3.1);
+        ``False`` when a write that covers the whole shard skips that read (zarr-python
+        3.2 and later, tensorstore, zarrs).
     """
 
     name: str
@@ -59,21 +87,58 @@ class ReaderProfile:
     sequential_inner_reads: bool
     threads: int = 4
     serial_checksum: bool = False
+    coalesce_gap_bytes: int = 0
+    coalesce_max_bytes: int = 0
+    shard_write_reads_existing: bool = True
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.threads < 1:
             raise SpecError(f"reader {self.name!r}: concurrency and threads must be at least 1.")
         if self.per_chunk_cpu_s < 0:
             raise SpecError(f"reader {self.name!r}: per-chunk CPU time must not be negative.")
+        if self.coalesce_gap_bytes < 0 or self.coalesce_max_bytes < 0:
+            raise SpecError(f"reader {self.name!r}: coalescing sizes must not be negative.")
 
+
+_ZARR_31 = ReaderProfile("zarr-python-3.1", 10, 0.2e-3, True, serial_checksum=True)
 
 READER_PRESETS: dict[str, ReaderProfile] = {
-    "zarr-python": ReaderProfile("zarr-python", 10, 0.2e-3, True, serial_checksum=True),
-    "zarr-python-batched": ReaderProfile(
-        "zarr-python-batched", 10, 0.1e-3, True, serial_checksum=True
+    # zarr-python 3.1.6, the last release for Python 3.11.
+    "zarr-python-3.1": _ZARR_31,
+    # The same with ``codec_pipeline.batch_size=64``.
+    "zarr-python-3.1-batched": replace(
+        _ZARR_31, name="zarr-python-3.1-batched", per_chunk_cpu_s=0.1e-3
     ),
-    "tensorstore": ReaderProfile("tensorstore", 32, 0.03e-3, False),
+    # zarr-python 3.4 (Python >= 3.12): partial shard reads are the index, then the
+    # inner chunks in concurrent, merged ranged requests (``get_ranges``, 3.3); whole
+    # shards are written without a prior read (3.2); crc32c still runs in the event loop.
+    "zarr-python-3.4": ReaderProfile(
+        "zarr-python-3.4", 10, 0.2e-3, False, serial_checksum=True,
+        coalesce_gap_bytes=1 * MiB, coalesce_max_bytes=16 * MiB,
+        shard_write_reads_existing=False,
+    ),
+    "tensorstore": ReaderProfile(
+        "tensorstore", 32, 0.03e-3, False, shard_write_reads_existing=False
+    ),
+    # zarrs-python: zarr-python's API with the zarrs Rust crate as codec pipeline; inner
+    # chunks are fetched and decoded concurrently in Rust.
+    "zarrs": ReaderProfile("zarrs", 32, 0.03e-3, False, shard_write_reads_existing=False),
+}  # fmt: skip
+
+#: Names that stand for a preset. ``zarr-python`` (and ``zarr``) mean the zarr-python
+#: line installed here; the specification layer resolves them (see
+#: :func:`chunkwise.engine.installed.installed_reader`).
+READER_ALIASES: dict[str, str] = {
+    "zarr-python-batched": "zarr-python-3.1-batched",
+    "zarr-python-3.1.6": "zarr-python-3.1",
+    "zarr-python-3.2": "zarr-python-3.4",
+    "zarr-python-3.3": "zarr-python-3.4",
+    "tensorstore-python": "tensorstore",
+    "zarrs-python": "zarrs",
 }
+
+#: ``object_bytes_max`` of a store without a size limit.
+NO_OBJECT_LIMIT = 2**62
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +162,9 @@ class StorageProfile:
     block_bytes
         Filesystem allocation unit; every object's size is rounded up to it (0: none).
     object_bytes_min, object_bytes_max
-        The range of object (chunk or shard) sizes this storage handles efficiently,
-        raw bytes; a default constraint that the user may override.
+        The object (chunk or shard) sizes this storage can hold at all, raw bytes: hard
+        technical limits (0 and :data:`NO_OBJECT_LIMIT` when it has none), never a
+        preference. Preferences are the user's ``object_bytes`` constraint.
     get_usd_per_1000, put_usd_per_1000
         Request prices, US dollars per 1000 requests.
     storage_usd_per_gb_month
@@ -119,7 +185,7 @@ class StorageProfile:
     get_usd_per_1000: float = 0.0
     put_usd_per_1000: float = 0.0
     storage_usd_per_gb_month: float = 0.0
-    reader: ReaderProfile = READER_PRESETS["zarr-python"]
+    reader: ReaderProfile = READER_PRESETS["zarr-python-3.1"]
 
     def __post_init__(self) -> None:
         if self.latency_s < 0:
@@ -155,8 +221,9 @@ def _object_store(
         stream_bandwidth_Bps=90 * _MB,
         concurrency=256,
         block_bytes=0,
-        object_bytes_min=1 * MiB,
-        object_bytes_max=512 * MiB,
+        object_bytes_min=0,
+        # One PUT holds at most 5 GiB on S3 (zarr writes every object in one PUT).
+        object_bytes_max=5 * GiB,
         get_usd_per_1000=get,
         put_usd_per_1000=put,
         storage_usd_per_gb_month=gb_month,
@@ -166,20 +233,20 @@ def _object_store(
 STORAGE_PRESETS: dict[str, StorageProfile] = {
     # NVMe/SATA SSD through a local filesystem: the open/read syscalls dominate latency.
     "local-ssd": StorageProfile(
-        "local-ssd", "filesystem", 0.1e-3, 2000 * _MB, 1500 * _MB, 64, 4 * KiB, 16 * KiB, 2 * GiB
+        "local-ssd", "filesystem", 0.1e-3, 2000 * _MB, 1500 * _MB, 64, 4 * KiB, 0, NO_OBJECT_LIMIT
     ),
     # Spinning disk: every file is a seek.
     "local-hdd": StorageProfile(
-        "local-hdd", "filesystem", 8e-3, 160 * _MB, 160 * _MB, 2, 4 * KiB, 1 * MiB, 2 * GiB
+        "local-hdd", "filesystem", 8e-3, 160 * _MB, 160 * _MB, 2, 4 * KiB, 0, NO_OBJECT_LIMIT
     ),
     # Parallel filesystem (Lustre/GPFS): metadata round trips, large allocation blocks, inode quotas.
     "hpc": StorageProfile(
-        "hpc", "filesystem", 2e-3, 3000 * _MB, 800 * _MB, 32, 64 * KiB, 1 * MiB, 2 * GiB
+        "hpc", "filesystem", 2e-3, 3000 * _MB, 800 * _MB, 32, 64 * KiB, 0, NO_OBJECT_LIMIT
     ),
     # Cloud object stores, list prices of the standard/hot tier in one region.
     "s3": _object_store("s3", 20e-3, 0.0004, 0.005, 0.023),
     "gcs": _object_store("gcs", 30e-3, 0.0004, 0.005, 0.020),
     "azure": _object_store("azure", 25e-3, 0.0004, 0.0065, 0.018),
     # A static HTTP server seen from a browser or laptop: six connections per host.
-    "http": StorageProfile("http", "object", 50e-3, 100 * _MB, 40 * _MB, 6, 0, 256 * KiB, 64 * MiB),
+    "http": StorageProfile("http", "object", 50e-3, 100 * _MB, 40 * _MB, 6, 0, 0, NO_OBJECT_LIMIT),
 }

@@ -164,6 +164,9 @@ def _storage_dict(storage: StorageProfile) -> dict[str, Any]:
             "sequential_inner_reads": reader.sequential_inner_reads,
             "threads": reader.threads,
             "serial_checksum": reader.serial_checksum,
+            "coalesce_gap_bytes": reader.coalesce_gap_bytes,
+            "coalesce_max_bytes": reader.coalesce_max_bytes,
+            "shard_write_reads_existing": reader.shard_write_reads_existing,
         },
     }
 
@@ -241,11 +244,16 @@ def _rationale(
     lines.extend(_op_sentence(op, array, layout, cost, ref_layout, ref_cost) for op in heaviest)
     if layout.shards is not None:
         unsharded = Layout.create(array, layout.chunks, codec=layout.codec).data_objects(array)
-        pattern = (
-            "one index request, then one request per inner chunk, in sequence"
-            if storage.reader.sequential_inner_reads
-            else "one index request, then all inner chunks concurrently"
-        )
+        reader = storage.reader
+        if reader.sequential_inner_reads:
+            pattern = "one index request, then one request per inner chunk, in sequence"
+        elif reader.coalesce_gap_bytes > 0:
+            pattern = (
+                "one index request, then the inner chunks concurrently, in ranged requests "
+                f"merged across gaps of up to {format_bytes(reader.coalesce_gap_bytes)}"
+            )
+        else:
+            pattern = "one index request, then all inner chunks concurrently"
         lines.append(
             f"Shards of {'x'.join(map(str, layout.shards))} hold {format_count(layout.chunks_per_shard)} chunks "
             f"each: {format_count(cost.objects)} objects instead of {format_count(unsharded)} unsharded; "

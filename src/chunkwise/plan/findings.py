@@ -28,8 +28,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from chunkwise.model.layout import ceil_div
+from chunkwise.cost.model import CostInputs, estimate_layout
+from chunkwise.errors import SpecError
+from chunkwise.model.array import ArraySpec
+from chunkwise.model.codec import default_codec_profile, parse_codec
+from chunkwise.model.layout import Layout, ceil_div
 from chunkwise.model.storage import StorageProfile
+from chunkwise.model.workload import Workload
 from chunkwise.units import format_bytes, format_count, format_duration, format_shape
 
 __all__ = [
@@ -221,8 +226,9 @@ class LintThresholds:
 
     Attributes
     ----------
-    small_fraction
-        CW101 fires below this fraction of the storage's smallest efficient object size.
+    small_slowdown
+        CW101 fires when a whole read of the array is predicted this many times slower
+        than with its chunks grown (same orientation) to the fastest predicted size.
     chunk_warn_bytes, chunk_error_bytes
         CW102: decoded chunk size a reader must hold at once (2 GiB is also Blosc's
         buffer limit).
@@ -240,7 +246,7 @@ class LintThresholds:
         CW109: a last chunk holding less than this fraction of a full chunk.
     """
 
-    small_fraction: float = 0.25
+    small_slowdown: float = 4.0
     chunk_warn_bytes: int = 256 * MiB
     chunk_error_bytes: int = 2048 * MiB
     shard_warn_bytes: int = 2048 * MiB
@@ -255,8 +261,10 @@ class LintThresholds:
 
 #: Seconds of Dask scheduler overhead per task (the Dask docs' rule of thumb: ~1 ms).
 DASK_TASK_OVERHEAD_S = 1e-3
-#: Size chunkwise grows small chunks to when suggesting a fix, by storage kind (bytes).
-_GROW_TARGET = {"filesystem": 1 * MiB, "object": 8 * MiB}
+#: The largest chunks CW101 considers growing to (bytes): beyond this a chunk is large
+#: for a reader to hold (CW102 warns from 256 MiB).
+_GROW_LIMIT = 64 * MiB
+_ITEMSIZE_DTYPES = {1: "uint8", 2: "uint16", 4: "float32", 8: "float64", 16: "complex128"}
 #: Shard size suggested when a fix adds shards, bytes.
 _SHARD_TARGET = 64 * MiB
 
@@ -345,40 +353,90 @@ def _object_limit(storage: StorageProfile, t: LintThresholds) -> int:
     return t.objects_filesystem if storage.kind == "filesystem" else t.objects_object_store
 
 
+def _scan_cost(
+    array: ArrayFacts, storage: StorageProfile, chunks: Sequence[int], shards: Sequence[int] | None
+) -> tuple[float, float]:
+    """Predicted seconds and requests of one whole read of ``array`` laid out in
+    ``chunks`` (and ``shards``), through the storage's reader."""
+    dtype = _ITEMSIZE_DTYPES.get(array.itemsize, f"V{array.itemsize}")
+    spec = ArraySpec.create(list(array.shape), dtype)
+    codec = parse_codec(array.codec)
+    layout = Layout.create(
+        spec,
+        list(chunks),
+        shards=None if shards is None else list(shards),
+        codec=codec,
+        zarr_format=3 if shards is not None else array.zarr_format,
+    )
+    scan = Workload.from_spec([{"op": "scan"}], spec)
+    cost = estimate_layout(
+        layout, scan, CostInputs(spec, storage, codec, default_codec_profile(codec))
+    )
+    (op,) = cost.ops.values()
+    return op["seconds"], op["requests"]
+
+
+def _grown_layouts(array: ArrayFacts) -> list[tuple[int, ...]]:
+    """Chunks grown from the array's own (same orientation) to 4, 16, ... times their
+    size, up to 64 MiB, within shards when sharded."""
+    limit = list(array.shards or array.shape)
+    out: list[tuple[int, ...]] = []
+    target = array.chunk_bytes * 4
+    while target <= _GROW_LIMIT:
+        grown = grow_chunks(limit, array.chunks, array.itemsize, target)
+        fits = array.shards is None or all(s % c == 0 for s, c in zip(limit, grown, strict=True))
+        if grown != tuple(array.chunks) and fits and grown not in out:
+            out.append(grown)
+        if math.prod(grown) >= math.prod(limit):
+            break
+        target *= 4
+    return out
+
+
 def _small_chunks(
     array: ArrayFacts, store: StoreFacts, storage: StorageProfile, t: LintThresholds
 ) -> Finding | None:
-    floor = storage.object_bytes_min * t.small_fraction
-    if array.chunk_bytes >= floor or array.nchunks < 2 or array.nbytes < storage.object_bytes_min:
+    if array.nchunks < 2:
         return None
-    requests = array.nchunks
-    full_read_s = (
-        math.ceil(requests / storage.effective_concurrency) * storage.latency_s
-        + array.nbytes / storage.bandwidth_Bps
-    )
-    grown = grow_chunks(array.shape, array.chunks, array.itemsize, _GROW_TARGET[storage.kind])
+    try:
+        now_s, requests = _scan_cost(array, storage, array.chunks, array.shards)
+        options = [
+            (_scan_cost(array, storage, grown, array.shards)[0], grown)
+            for grown in _grown_layouts(array)
+        ]
+    except SpecError:  # a dtype or shape the model cannot price: no judgement
+        return None
+    if not options:
+        return None
+    best_s, grown = min(options)
+    if now_s < t.small_slowdown * best_s:
+        return None
     command = rechunk_command(
-        _source(store, array), _target(store, array, "rechunked"), chunks=grown, shards=None,
-        codec=array.codec, zarr_format=array.zarr_format,
+        _source(store, array), _target(store, array, "rechunked"), chunks=grown,
+        shards=array.shards, codec=array.codec, zarr_format=array.zarr_format,
     )  # fmt: skip
     sharded = array.shards is not None
+    reader = storage.reader.name
     return Finding(
         "CW101",
         "info" if sharded else "warning",
         array.path,
-        f"chunks {format_shape(array.chunks)} hold {format_bytes(array.chunk_bytes)}, far below the "
-        f"{format_bytes(storage.object_bytes_min)} that {storage.name} serves efficiently: a full "
-        f"read takes {format_count(requests)} requests (about {format_duration(full_read_s)} on {storage.name})"
-        + (" even inside shards" if sharded else "")
-        + ".",
+        f"chunks {format_shape(array.chunks)} hold {format_bytes(array.chunk_bytes)}"
+        + (" inside shards" if sharded else "")
+        + f": a full read takes {format_count(requests)} requests and is predicted at "
+        f"{format_duration(now_s)} on {storage.name} through {reader}, {now_s / best_s:.2g}x "
+        f"the {format_duration(best_s)} of chunks {format_shape(grown)}.",
         {
             "chunk_bytes": array.chunk_bytes,
-            "efficient_bytes": storage.object_bytes_min,
             "requests_per_full_read": requests,
-            "full_read_s": full_read_s,
+            "full_read_s": now_s,
+            "grown_chunks": ",".join(map(str, grown)),
+            "grown_full_read_s": best_s,
+            "reader": reader,
         },
-        f"rechunk to bigger chunks, e.g. {command}; or let advise choose: "
-        f"chunkwise inspect {shlex.quote(store.url)} --workload <preset> --storage {storage.name}",
+        f"rechunk to bigger chunks, e.g. {command}; or let advise choose for how the data "
+        f"is read: chunkwise inspect {shlex.quote(store.url)} --workload <preset> "
+        f"--storage {storage.name}",
     )
 
 
@@ -603,10 +661,13 @@ def lint(
         Most severe first, then by rule and path.
     """
     found: list[Finding] = list(_store_findings(store))
-    found.extend(_coordinates(arrays, store, thresholds))
+    coordinates = list(_coordinates(arrays, store, thresholds))
+    found.extend(coordinates)
+    # A coordinate in too small chunks has its own rule (CW104) and fix: say it once.
+    in_cw104 = {f.path for f in coordinates}
     for array in arrays:
         for result in (
-            _small_chunks(array, store, storage, thresholds),
+            None if array.path in in_cw104 else _small_chunks(array, store, storage, thresholds),
             _big_chunks(array, store, thresholds),
             _many_objects(array, store, storage, thresholds),
             _dask(array, thresholds),

@@ -597,11 +597,12 @@ def search(
     if constraints.object_bytes is not None:
         object_range, source = constraints.object_bytes, "set in constraints"
     else:
-        # An array smaller than the storage's efficient object size fits in one object.
+        # No preferred size: only what the store can hold at all (an S3 PUT <= 5 GiB).
+        # Small objects are priced by the cost model (requests, latency, dollars).
         object_range = ByteRange(
             min(storage.object_bytes_min, array.nbytes), storage.object_bytes_max
         )
-        source = f"the {storage.name} storage default"
+        source = f"what {storage.name} can store in one object"
     ctx = _Context(
         array,
         workload,

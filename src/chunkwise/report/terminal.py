@@ -10,7 +10,7 @@ from rich.text import Text
 
 from chunkwise.plan.advice import Advice, Recommendation
 from chunkwise.report.snippets import xarray_snippet, zarr_snippet
-from chunkwise.units import format_bytes, format_count, format_duration
+from chunkwise.units import format_bytes, format_count, format_duration, format_rate
 
 __all__ = ["print_advice", "recommendations_table"]
 
@@ -66,7 +66,9 @@ def print_advice(advice: Advice, console: Console, *, snippets: bool = True) -> 
     header = Text.assemble(
         ("chunkwise advise", "bold"),
         f"  {array.dtype} {_shape(array.shape)} ({', '.join(array.dims)}), {format_bytes(array.nbytes)} raw; ",
-        f"storage {storage.name} ({format_duration(storage.latency_s)} latency), read by {storage.reader.name}; ",
+        f"storage {storage.name} ({format_duration(storage.latency_s)} latency, "
+        f"{format_rate(storage.bandwidth_Bps)} in all, {format_rate(storage.stream_bandwidth_Bps)} "
+        f"per request), read by {storage.reader.name}; ",
         f"{format_count(advice.evaluated)} layouts priced.",
     )
     console.print(header)
