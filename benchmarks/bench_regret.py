@@ -43,7 +43,8 @@ prediction; the table says whether it is met.
 The section of benchmarks/RESULTS.md is titled by the reader (zarr-python and Python
 versions), so a run on Python 3.11 with zarr 3.1 and one on Python 3.13 with zarr 3.4
 keep separate sections. ``--reader NAME`` asks the model for a reader profile by name
-(the spec's ``reader:``); by default the model prices the reader installed here.
+(the spec's ``reader:``); by default the model prices the reader installed here
+(``zarr-python``: the zarr-python line this interpreter runs).
 ``--quick`` measures about 8 layouts per scenario at 2 positions, as a smoke test.
 """
 
@@ -72,6 +73,7 @@ from chunkwise.engine.results import BenchReport, LayoutResult
 from chunkwise.engine.stores import open_target
 from chunkwise.errors import ChunkwiseError
 from chunkwise.model.layout import Layout
+from chunkwise.spec import parse_reader
 
 #: 20 ms per request; 100 MB/s per request, 1 GB/s over all of them.
 STORE_20MS = "emulated://?latency=20ms&bandwidth=1GB/s&stream_bandwidth=100MB/s&concurrency=64"
@@ -442,7 +444,11 @@ def run_scenario(s: Scenario, *, quick: bool, repeats: int, reader: str | None) 
     spec = s.spec(reader)
     emulation = open_target(s.store).emulation
     assert emulation is not None
-    advice = chunkwise.advise({**spec, "storage": emulation.profile()}, top=1)
+    # The emulated link's own profile, read by the reader named (by default "zarr-python":
+    # the line installed here). Given as a profile, bench would otherwise keep the profile's
+    # default reader whatever is installed.
+    storage = emulation.profile().with_reader(parse_reader(reader or "zarr-python"))
+    advice = chunkwise.advise({**spec, "storage": storage}, top=1)
     pick: Layout = advice.best.layout
     fmt = s.zarr_format or 3
     grid = s.grid()
@@ -474,7 +480,7 @@ def run_scenario(s: Scenario, *, quick: bool, repeats: int, reader: str | None) 
         engine_benchmark, "study_operations", lambda workload, array: workload.ops
     ):
         report = chunkwise.bench(
-            {**spec, "candidates": candidates}, data=s.data, store=s.store,
+            {**spec, "candidates": candidates}, data=s.data, store=s.store, storage=storage,
             only_candidates=True, repeats=repeats, warm=False, progress=progress,
         )  # fmt: skip
         # Finalists: advise's pick and the grid's FINALISTS fastest, measured again at twice
@@ -484,7 +490,7 @@ def run_scenario(s: Scenario, *, quick: bool, repeats: int, reader: str | None) 
         final_names = [advise_name, predicted, *(r.name for r in by_time[:FINALISTS])]
         finalists = [c for c in candidates if c["name"] in final_names]
         final = chunkwise.bench(
-            {**spec, "candidates": finalists}, data=s.data, store=s.store,
+            {**spec, "candidates": finalists}, data=s.data, store=s.store, storage=storage,
             only_candidates=True, repeats=2 * repeats, seed=1, warm=False,
         )  # fmt: skip
     return Outcome(
