@@ -374,6 +374,25 @@ def test_workload_comparison_prints_a_rechunk_command_that_works(tmp_path: Path)
     after = chunkwise.inspect(command[3], workload="slice-viewer", storage="s3")
     (again,) = after.comparisons
     assert again.current_s == pytest.approx(again.best_s, rel=0.05)
+    # Never a rechunk into the layout the data already has, nor into one not faster.
+    assert again.command == "" and "move the data" not in "\n".join(again.lines())
+    assert "nothing to move" in again.note or "keep the data as it is" in again.note
+
+
+def test_no_move_is_proposed_into_a_layout_predicted_slower_or_the_same() -> None:
+    from chunkwise.engine.inspect import MIN_MOVE_SPEEDUP, _keep_reason
+    from chunkwise.model.array import ArraySpec
+    from chunkwise.model.codec import parse_codec
+    from chunkwise.model.layout import Layout
+
+    spec = ArraySpec.create([64, 64], "float32")
+    codec = parse_codec("zstd:3")
+    now = Layout.create(spec, (16, 64), codec=codec)
+    other = Layout.create(spec, (64, 16), codec=codec)
+    assert "nothing to move" in _keep_reason(now, 1.0, now, 0.5)
+    assert "keep the data as it is" in _keep_reason(now, 1.0, other, 2.0)
+    assert "keep the data as it is" in _keep_reason(now, 1.0, other, 1.0 / MIN_MOVE_SPEEDUP * 1.01)
+    assert _keep_reason(now, 1.0, other, 0.5) == ""
 
 
 def test_workload_spec_file(tmp_path: Path) -> None:

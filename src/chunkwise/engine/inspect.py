@@ -32,6 +32,7 @@ from zarr.abc.store import Store
 
 from chunkwise.engine.stores import _fsspec_store, close_sessions, list_sizes
 from chunkwise.errors import ChunkwiseError, SpecError, StoreError
+from chunkwise.model.layout import Layout
 from chunkwise.model.storage import StorageProfile
 from chunkwise.plan.findings import (
     SEVERITIES,
@@ -234,7 +235,9 @@ class Comparison:
     ops
         Per operation.
     command
-        The ``chunkwise rechunk`` command that writes the best layout.
+        The ``chunkwise rechunk`` command that writes the best layout; ``""`` when the
+        data should stay as it is (it has that layout, or the best is predicted less
+        than :data:`MIN_MOVE_SPEEDUP` times faster; ``note`` says which).
     best_layout
         The best layout as in ``advise --json`` (``zarr_format``, ``chunks``, ``shards``,
         ``codec``, ...).
@@ -285,7 +288,8 @@ class Comparison:
             )
         if self.note:
             out.append(f"  note: {self.note}")
-        out.append(f"  move the data: {self.command}")
+        if self.command:
+            out.append(f"  move the data: {self.command}")
         return out
 
 
@@ -826,7 +830,6 @@ def _compare(
     from chunkwise.cost.model import CostInputs, estimate_layout
     from chunkwise.model.array import ArraySpec
     from chunkwise.model.codec import DEFAULT_CODEC, default_codec_profile, parse_codec
-    from chunkwise.model.layout import Layout
 
     dims = array.dims or tuple(f"dim_{i}" for i in range(len(array.shape)))
     spec = ArraySpec.create(array.shape, array.dtype, dims)
@@ -835,7 +838,7 @@ def _compare(
         raise SpecError(
             f"workload file {workload!r} does not exist; give a preset name or a spec file."
         )
-    storage_arg: Any = storage.name if isinstance(storage, StorageProfile) else storage
+    storage_arg: Any = storage  # a StorageProfile keeps its custom values and reader
     advice = api.advise(
         workload if is_file else None,
         array={"shape": list(spec.shape), "dtype": spec.dtype, "dims": list(spec.dims)},
@@ -873,6 +876,10 @@ def _compare(
         source, target_url(url, array.path, label), chunks=layout.chunks, shards=layout.shards,
         codec=layout.codec.short, zarr_format=layout.zarr_format,
     )  # fmt: skip
+    keep = _keep_reason(current_layout, current.weighted_s, layout, best.cost.weighted_s)
+    if keep:
+        command = ""
+        note = f"{note}; {keep}" if note else keep
     return Comparison(
         path=array.path,
         workload=label,
@@ -886,6 +893,26 @@ def _compare(
         best_layout=layout.to_dict(spec),
         note=note,
     )
+
+
+#: Predicted speed-up below which inspect does not propose rewriting the data: a
+#: rechunk costs a full read and write, and smaller gains are within the model's error.
+MIN_MOVE_SPEEDUP = 1.1
+
+
+def _keep_reason(current: Layout, current_s: float, best: Layout, best_s: float) -> str:
+    """Why the data should stay as it is, or ``""`` when moving it pays."""
+    if (current.chunks, current.shards, current.codec, current.zarr_format) == (
+        best.chunks, best.shards, best.codec, best.zarr_format,
+    ):  # fmt: skip
+        return "the data already has advise's best layout: nothing to move"
+    if best_s * MIN_MOVE_SPEEDUP > current_s:
+        return (
+            f"advise's best is predicted at {format_duration(best_s)} against the current "
+            f"{format_duration(current_s)}, less than {MIN_MOVE_SPEEDUP:.2g}x faster: keep "
+            "the data as it is"
+        )
+    return ""
 
 
 def _spec_storage(workload: str | None) -> str | Mapping[str, Any] | None:
