@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -64,6 +65,23 @@ DEFAULT_GRID_BUDGET = 100_000
 DEFAULT_TIE_TOLERANCE = 0.02
 
 
+def _with_profile(
+    spec: str | Path | Mapping[str, Any], profile: str | Path | Mapping[str, Any] | None
+) -> str | Path | Mapping[str, Any]:
+    """The spec with a calibration profile's reader, unless the spec names a reader."""
+    from chunkwise.spec import load_profile
+
+    data = load_spec(spec) if isinstance(spec, str | Path) else dict(spec)
+    given = profile if profile is not None else data.get("profile")
+    if given is None:
+        return spec
+    loaded = load_profile(os.fspath(given) if isinstance(given, Path) else given)
+    data["profile"] = loaded
+    if "reader" not in data and "reader" in loaded:
+        data["reader"] = loaded["reader"]
+    return data
+
+
 def problem(spec: str | Path | Mapping[str, Any] | None = None, **overrides: Any) -> Problem:
     """Validate a spec (path or mapping) plus keyword overrides into a :class:`~chunkwise.spec.Problem`."""
     if spec is None:
@@ -92,6 +110,7 @@ def advise(
     codec: str | Mapping[str, Any] | None = None,
     codecs: Sequence[str] | None = None,
     top: int | None = None,
+    profile: str | Path | Mapping[str, Any] | None = None,
     grid_budget: int = DEFAULT_GRID_BUDGET,
     tie_tolerance: float = DEFAULT_TIE_TOLERANCE,
 ) -> Advice:
@@ -121,6 +140,11 @@ def advise(
         checksum per chunk).
     top
         Number of recommendations.
+    profile
+        A calibration profile: a file written by ``chunkwise calibrate``, ``"cached"``
+        (the one it keeps for the installed reader), or the same as a mapping. Its
+        reader (with the per-chunk CPU measured here) applies unless ``reader`` is
+        given; its codec profiles apply under the spec's own.
     grid_budget
         Most layouts priced at once in one vectorized grid.
     tie_tolerance
@@ -147,6 +171,7 @@ def advise(
         codec=codec,
         codecs=list(codecs) if codecs is not None else None,
         top=top,
+        profile=os.fspath(profile) if isinstance(profile, Path) else profile,
     )
     return make_advice(
         prob.array,
@@ -184,6 +209,7 @@ def bench(
     storage_options: Mapping[str, Any] | None = None,
     keep: bool = False,
     progress: Progress | None = None,
+    profile: str | Path | Mapping[str, Any] | None = None,
 ) -> BenchReport:
     """Write candidate layouts from real data onto a store and time the workload on each.
 
@@ -223,6 +249,11 @@ def bench(
         Keep the written layouts instead of removing them.
     progress
         Called as ``progress(message, done, total)``.
+    profile
+        A calibration profile (``chunkwise calibrate``: a file, ``"cached"`` or a
+        mapping), or the spec's ``profile:``: its reader is the one priced unless the
+        spec names one. (Codec speeds and CPU per chunk are measured by the benchmark
+        itself on the data.)
 
     Returns
     -------
@@ -232,6 +263,7 @@ def bench(
     """
     from chunkwise.engine.benchmark import benchmark
 
+    spec = _with_profile(spec, profile)
     return benchmark(
         spec, data=data, store=store, storage=storage, region=region, top=top,
         baselines=baselines, only_candidates=only_candidates, repeats=repeats, seed=seed,
@@ -428,6 +460,7 @@ def inspect(
     workload: str | None = None,
     storage: str | Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    profile: str | Path | Mapping[str, Any] | None = None,
 ) -> InspectReport:
     """Look at an existing Zarr store: its tree, each array's layout, and performance findings.
 
@@ -450,6 +483,9 @@ def inspect(
         ``"local-ssd"``, ...) or custom values; default: guessed from the URL.
     storage_options
         fsspec options for remote stores (``endpoint_url``, ``key``, ``anon``, ...).
+    profile
+        A calibration profile (``chunkwise calibrate``: a file, ``"cached"`` or a
+        mapping): findings and comparisons price its reader and codec speeds.
 
     Returns
     -------
@@ -468,6 +504,7 @@ def inspect(
     return inspect_store(
         url, complete=complete, workload=workload, storage=storage,
         storage_options=storage_options,
+        profile=os.fspath(profile) if isinstance(profile, Path) else profile,
     )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ A spec is YAML or JSON::
     codec: blosc:zstd:5:shuffle   # fix the codec; or codecs: [...] to choose among
     codec_profiles:               # measured numbers replace the assumed ones
       "blosc:zstd:5:shuffle": {ratio: 1.17, encode: 230MB/s, decode: 900MB/s}
+    profile: calibration.yaml     # from chunkwise calibrate --out (or: cached)
 
 This module turns such a mapping into validated model values once; nothing past it
 sees raw user input. It does no I/O except :func:`load_spec` reading the file.
@@ -54,6 +55,7 @@ from chunkwise.units import (
 
 __all__ = [
     "Problem",
+    "load_profile",
     "load_spec",
     "parse_layout",
     "parse_reader",
@@ -63,7 +65,7 @@ __all__ = [
 
 _TOP_KEYS = {
     "array", "storage", "reader", "workload", "constraints", "codec", "codecs",
-    "codec_profiles", "top", "name", "description", "candidates",
+    "codec_profiles", "top", "name", "description", "candidates", "profile",
 }  # fmt: skip
 
 
@@ -353,6 +355,50 @@ def _parse_workload(raw: object, array: ArraySpec) -> Workload:
     )
 
 
+_PROFILE_KEYS = {"reader", "codec_profiles", "calibration"}
+
+
+def load_profile(value: object) -> dict[str, Any]:
+    """A calibration profile (``chunkwise calibrate``): a file, ``"cached"``, or a mapping.
+
+    ``"cached"`` is the profile ``chunkwise calibrate`` keeps for the reader installed
+    here. The profile's ``reader`` applies unless the spec names a reader itself; its
+    ``codec_profiles`` apply under the spec's own.
+    """
+    if value is None:
+        return {}
+    if isinstance(value, str) and value.strip().lower() == "cached":
+        from chunkwise.engine.calibrate import calibration_cache
+
+        reader = installed_reader()
+        path = calibration_cache(reader)
+        if not path.is_file():
+            raise SpecError(
+                f"no calibration of {reader} is cached here ({path}); run chunkwise calibrate "
+                "first, or give a profile file."
+            )
+        value = path
+    if isinstance(value, str | Path):
+        if not Path(value).is_file():
+            raise SpecError(
+                f"profile file {str(value)!r} does not exist; write one with chunkwise "
+                "calibrate --out FILE."
+            )
+        value = load_spec(value)
+    if not isinstance(value, Mapping):
+        raise SpecError(
+            f"profile {shown(value)} must be a file written by chunkwise calibrate, 'cached', "
+            "or a mapping with reader and codec_profiles."
+        )
+    extra = sorted(set(value) - _PROFILE_KEYS, key=str)
+    if extra:
+        raise SpecError(
+            f"profile has unknown key(s) {', '.join(map(shown, extra))}; a profile holds "
+            f"{', '.join(sorted(_PROFILE_KEYS))}."
+        )
+    return dict(value)
+
+
 def _parse_profiles(raw: object) -> dict[CodecSpec, CodecProfile]:
     if raw is None:
         return {}
@@ -440,7 +486,10 @@ def problem_from_spec(
             "spec needs 'workload': a preset name such as slice-viewer, or a list of operations."
         )
     workload = _parse_workload(spec["workload"], array)
-    storage = parse_storage(spec.get("storage", default_storage), spec.get("reader"))
+    profile = load_profile(spec.get("profile"))
+    storage = parse_storage(
+        spec.get("storage", default_storage), spec.get("reader", profile.get("reader"))
+    )
     constraints = Constraints.from_spec(spec.get("constraints"), array)
     if "codec" in spec and "codecs" in spec:
         raise SpecError("give either 'codec' (fixed) or 'codecs' (to choose among), not both.")
@@ -452,6 +501,7 @@ def problem_from_spec(
             raise SpecError("codecs must be a non-empty list, like [blosc:zstd:5:shuffle, zstd:3].")
         codecs = tuple(dict.fromkeys(parse_codec(c) for c in raw_codecs))
     profiles: dict[CodecSpec, CodecProfile] = {c: default_codec_profile(c) for c in codecs}
+    profiles.update(_parse_profiles(profile.get("codec_profiles")))
     profiles.update(_parse_profiles(spec.get("codec_profiles")))
     top = spec.get("top", default_top)
     raw_candidates = spec.get("candidates") or []

@@ -122,3 +122,13 @@ def remote_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_remote_options):
         func = option(func)
     return func
+
+
+def profile_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--profile``: a calibration profile written by ``chunkwise calibrate``."""
+    return click.option(
+        "--profile",
+        "profile",
+        help="Calibration profile: a file written by chunkwise calibrate --out, or 'cached' "
+        "for the one it keeps for the reader installed here.",
+    )(func)

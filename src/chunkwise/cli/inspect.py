@@ -11,7 +11,13 @@ import click
 from rich.console import Console
 
 from chunkwise import api
-from chunkwise.cli.common import remote_options, storage_arg, storage_options, user_errors
+from chunkwise.cli.common import (
+    profile_option,
+    remote_options,
+    storage_arg,
+    storage_options,
+    user_errors,
+)
 from chunkwise.model.storage import STORAGE_PRESETS
 from chunkwise.model.workload import WORKLOAD_PRESETS
 from chunkwise.plan.findings import SEVERITIES
@@ -45,6 +51,7 @@ _STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
     help=f"Storage the findings and predictions assume: a preset ({', '.join(STORAGE_PRESETS)}) "
     "or a chunkwise probe file; default: from the URL.",
 )
+@profile_option
 @remote_options
 @user_errors
 def inspect(
@@ -54,6 +61,7 @@ def inspect(
     fail_on: str | None,
     workload: str | None,
     storage: str | None,
+    profile: str | None,
     endpoint_url: str | None,
     storage_option: tuple[str, ...],
 ) -> None:
@@ -70,12 +78,14 @@ def inspect(
         workload=workload,
         storage=storage_arg(storage) if storage else None,
         storage_options=options,
+        profile=profile,
     )
     remote = _remote_flags(endpoint_url)
     if as_json:
         document: dict[str, Any] = report.to_json()
         for comp in document["comparisons"]:
-            comp["command"] += remote
+            if comp["command"]:
+                comp["command"] += remote
         click.echo(json.dumps(document, indent=2))
     else:
         console = Console(soft_wrap=True, highlight=False)

@@ -14,9 +14,16 @@ import click
 from rich.console import Console
 
 from chunkwise import __version__, api
-from chunkwise.cli.common import UserError, codec_profiles_arg, int_list, storage_arg, user_errors
+from chunkwise.cli.common import (
+    UserError,
+    codec_profiles_arg,
+    int_list,
+    profile_option,
+    storage_arg,
+    user_errors,
+)
 from chunkwise.cli.inspect import inspect
-from chunkwise.cli.measure import bench, codecs, probe
+from chunkwise.cli.measure import bench, calibrate, codecs, probe
 from chunkwise.cli.rechunk import convert, rechunk
 from chunkwise.cli.trace import trace
 from chunkwise.model.storage import READER_PRESETS, STORAGE_PRESETS
@@ -48,7 +55,11 @@ def cli() -> None:
     "--codec-profiles",
     help="Measured codec profiles, a file written by chunkwise codecs.",
 )
-@click.option("--reader", help=f"Reader: {', '.join(READER_PRESETS)}.")
+@click.option(
+    "--reader",
+    help=f"Reader to price: {', '.join(READER_PRESETS)}; default: the one installed here.",
+)
+@profile_option
 @click.option("--latency", help="Override the storage latency, e.g. 20ms.")
 @click.option("--bandwidth", help="Override the storage bandwidth, e.g. 200MB/s.")
 @click.option("--concurrency", type=int, help="Override the storage concurrency.")
@@ -78,6 +89,7 @@ def advise(
     storage: str | None,
     codec_profiles: str | None,
     reader: str | None,
+    profile: str | None,
     latency: str | None,
     bandwidth: str | None,
     concurrency: int | None,
@@ -127,6 +139,8 @@ def advise(
         )
     if reader is not None:
         data["reader"] = reader
+    if profile is not None:
+        data["profile"] = profile
     if zarr_format is not None or max_objects is not None or checksum:
         cons = dict(data.get("constraints") or {})
         if zarr_format is not None:
@@ -150,6 +164,7 @@ def advise(
 
 cli.add_command(bench)
 cli.add_command(probe)
+cli.add_command(calibrate)
 cli.add_command(codecs)
 cli.add_command(rechunk)
 cli.add_command(convert)

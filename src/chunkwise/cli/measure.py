@@ -20,6 +20,7 @@ from rich.table import Table
 from chunkwise import api
 from chunkwise.cli.common import (
     UserError,
+    profile_option,
     remote_options,
     storage_arg,
     storage_options,
@@ -104,6 +105,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
     help="Write bench.html, bench.md, bench.csv and bench.json into this directory.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@profile_option
 @remote_options
 @user_errors
 def bench(
@@ -125,6 +127,7 @@ def bench(
     html: str | None,
     out: str | None,
     quiet: bool,
+    profile: str | None,
     endpoint_url: str | None,
     storage_option: tuple[str, ...],
 ) -> None:
@@ -145,11 +148,12 @@ def bench(
             region=region, top=top, baselines=not no_baselines,
             only_candidates=only_candidates, repeats=repeats, seed=seed, warm=not no_warm,
             storage_options=storage_options(endpoint_url, storage_option), keep=keep,
-            progress=progress,
+            progress=progress, profile=profile,
         )  # fmt: skip
     words = ["chunkwise", "bench", spec, "--data", data, "--store", store]
     for flag, value in (
         ("--storage", storage), ("--region", region), ("--endpoint-url", endpoint_url),
+        ("--profile", profile),
     ):  # fmt: skip
         if value is not None:
             words += [flag, value]
@@ -310,3 +314,86 @@ def codecs(
         click.echo(
             f"wrote {out}; use it with: chunkwise advise SPEC --codec-profiles {out}", err=as_json
         )
+
+
+@click.command()
+@click.option(
+    "--data",
+    default="synthetic:tomogram",
+    show_default=True,
+    help="The data to calibrate on (as for bench --data); your own data gives your ratios.",
+)
+@click.option("--region", help="Calibrate on a box of the data, e.g. z=0:128,y=0:256.")
+@click.option(
+    "--codec",
+    "codec_list",
+    multiple=True,
+    help=f"A codec to calibrate (repeatable); default: {', '.join(api.DEFAULT_CODECS)}.",
+)
+@click.option("--sample", "sample_size", default="4MiB", show_default=True, help="Sample size.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Also write the profile here (it is always kept in the cache for --profile cached).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
+@remote_options
+@user_errors
+def calibrate(
+    data: str,
+    region: str | None,
+    codec_list: tuple[str, ...],
+    sample_size: str,
+    out: str | None,
+    as_json: bool,
+    endpoint_url: str | None,
+    storage_option: tuple[str, ...],
+) -> None:
+    """Measure the installed reader's CPU per chunk and codec speeds on this machine.
+
+    Writes a profile that advise, bench and inspect take with --profile FILE (or
+    --profile cached): the model then prices this machine, not the defaults.
+    """
+    from chunkwise.engine.calibrate import calibration_cache, calibration_document
+    from chunkwise.engine.codecs import sample_blocks
+    from chunkwise.engine.sources import load_data
+    from chunkwise.model.array import ArraySpec
+    from chunkwise.model.codec import parse_codec
+    from chunkwise.units import parse_bytes
+
+    codecs = [parse_codec(c) for c in (codec_list or api.DEFAULT_CODECS)]
+    budget = parse_bytes(sample_size, what="--sample")
+    if budget < 1:
+        raise UserError(f"--sample {sample_size!r} must be a positive size, like 4MiB.")
+    # Generated data needs a shape: a 64x128x128 float32 volume (4 MiB).
+    shape = ArraySpec.create([64, 128, 128], "float32", ["z", "y", "x"])
+    loaded = load_data(
+        data,
+        array=shape if data.startswith("synthetic:") else None,
+        region=region,
+        storage_options=storage_options(endpoint_url, storage_option),
+    )
+    sample = sample_blocks(loaded.values, budget)
+    document = calibration_document(sample, codecs, description=loaded.info.description)
+    text = yaml.safe_dump(document, sort_keys=False)
+    header = f"# chunkwise calibrate --data {data}: {format_bytes(sample.nbytes)} sample\n"
+    cache = calibration_cache(document["reader"]["preset"])
+    targets = [cache] + ([Path(out)] if out is not None else [])
+    for path in targets:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(header + text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(
+                f"cannot write the profile to {str(path)!r} ({exc.strerror or exc}); give "
+                "--out a writable place."
+            ) from None
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo(text.rstrip())
+    click.echo(
+        f"wrote {', '.join(map(str, targets))}; use it with: chunkwise advise SPEC --profile "
+        f"{out if out is not None else 'cached'}",
+        err=as_json,
+    )

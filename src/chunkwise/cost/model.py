@@ -270,11 +270,8 @@ def _inner_fetch(
     if reader.coalesce_gap_bytes <= 0 or not t.grid.sharded:
         return per_shard, plain_bytes
     k = np.maximum(per_shard, 1.0)
-    if clustered:
-        span = np.sqrt(k * t.cps)
-    else:
-        span = k + np.maximum(t.cps - k, 0.0) * (k - 1.0) / k
-    span = np.clip(span, k, np.maximum(t.cps, k))
+    spread = k + np.maximum(t.cps - k, 0.0) * (k - 1.0) / k  # evenly over the shard
+    span = np.clip(np.sqrt(k * t.cps) if clustered else spread, k, np.maximum(t.cps, k))
     gap = (span - k) / np.maximum(k - 1.0, 1.0) * chunk_stored
     merged = (gap <= reader.coalesce_gap_bytes) & (per_shard > 1.0)
     fetched = (k + GAP_SHARE_FETCHED * (span - k)) * chunk_stored

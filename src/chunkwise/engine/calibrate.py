@@ -11,18 +11,24 @@ layouts give the two unknowns.
 from __future__ import annotations
 
 import math
+import os
+import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from chunkwise.adapters.zarr_codecs import zarr_compressor
+from chunkwise.errors import SpecError
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecSpec
 from chunkwise.plan.candidates import reference_chunks
 
-__all__ = ["Calibration", "calibrate_codec"]
+__all__ = ["Calibration", "calibrate_codec", "calibration_cache", "calibration_document"]
 
 SMALL_CHUNK_BYTES = 16 * 2**10
 LARGE_CHUNK_BYTES = 1 * 2**20
@@ -124,3 +130,83 @@ def calibrate_codec(
     read_chunk, read_byte = _solve(r_small, n_small, r_large, n_large, box.nbytes)
     write_chunk, write_byte = _solve(w_small, n_small, w_large, n_large, box.nbytes)
     return Calibration(read_chunk, write_chunk, 1.0 / read_byte, 1.0 / write_byte)
+
+
+def calibration_document(
+    sample: np.ndarray[Any, Any], codecs: Sequence[CodecSpec], *, description: str
+) -> dict[str, Any]:
+    """Calibrate the installed reader on ``sample`` and return a profile document.
+
+    The document is what ``chunkwise calibrate`` writes and ``--profile`` (the spec's
+    ``profile:``) reads: the installed reader's preset with its per-chunk CPU time
+    measured here, and per codec the compression ratio and the throughput of the whole
+    read and write path through zarr-python (all its threads; hence ``threads: 1`` in the
+    model), plus where and with what it was measured.
+
+    Parameters
+    ----------
+    sample
+        Data to calibrate on (:func:`~chunkwise.engine.codecs.sample_blocks` of the
+        user's data, or synthetic data).
+    codecs
+        The codecs to calibrate.
+    description
+        What the sample is, for the record.
+
+    Raises
+    ------
+    SpecError
+        When the sample is too small to tell per-chunk from per-byte costs.
+    """
+    import platform
+    import sys
+    from datetime import UTC, datetime
+
+    from chunkwise.engine.codecs import profile_codecs
+    from chunkwise.engine.installed import installed_reader
+    from chunkwise.units import spec_rate
+
+    unique = list(dict.fromkeys(codecs))
+    measured = profile_codecs(sample, unique)
+    per_chunk: list[float] = []
+    profiles: dict[str, dict[str, Any]] = {}
+    for codec, m in zip(unique, measured, strict=True):
+        cal = calibrate_codec(sample, codec)
+        if cal is None:
+            raise SpecError(
+                f"a sample of {sample.nbytes} bytes is too small to calibrate {codec.short}: "
+                "give at least 1 MiB of data (--data, --sample)."
+            )
+        per_chunk.append(cal.per_chunk_read_s)
+        profiles[codec.short] = {
+            "ratio": float(f"{m.ratio:.5g}"),
+            "encode": spec_rate(cal.encode_Bps),
+            "decode": spec_rate(cal.decode_Bps),
+            "measured": True,
+        }
+    reader = installed_reader()
+    return {
+        "reader": {
+            "preset": reader,
+            "per_chunk_cpu": f"{statistics.median(per_chunk) * 1e3:.4g}ms",
+            "threads": 1,
+        },
+        "codec_profiles": profiles,
+        "calibration": {
+            "reader": reader,
+            "zarr": metadata.version("zarr"),
+            "python": platform.python_version(),
+            "machine": platform.node(),
+            "cpus": os.cpu_count() or 1,
+            "platform": sys.platform,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "data": description,
+        },
+    }
+
+
+def calibration_cache(reader: str) -> Path:
+    """Where ``chunkwise calibrate`` keeps the profile of ``reader`` on this machine:
+    ``$XDG_CACHE_HOME/chunkwise/`` (``~/.cache/chunkwise/``), one file per reader."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "chunkwise" / f"calibration-{reader}.yaml"

@@ -824,7 +824,8 @@ def _compare(
     array: ArrayReport,
     url: str,
     workload: str,
-    storage: str | Mapping[str, Any] | StorageProfile | None,
+    storage: StorageProfile,
+    calibration: Mapping[str, Any],
 ) -> Comparison:
     from chunkwise import api
     from chunkwise.cost.model import CostInputs, estimate_layout
@@ -845,6 +846,7 @@ def _compare(
         workload=None if is_file else workload,
         storage=storage_arg,
         top=1,
+        profile=dict(calibration) or None,
     )
     best = advice.best
     note = ""
@@ -938,6 +940,7 @@ def inspect_store(
     workload: str | None = None,
     storage: str | Mapping[str, Any] | StorageProfile | None = None,
     thresholds: LintThresholds | None = None,
+    profile: str | Mapping[str, Any] | None = None,
 ) -> InspectReport:
     """Report the tree, every array's layout and its findings.
 
@@ -960,6 +963,9 @@ def inspect_store(
         ``http`` for ``https://``, ``local-ssd`` for local paths).
     thresholds
         Where the lint's rules fire (default: :class:`LintThresholds`'s values).
+    profile
+        A calibration profile (``chunkwise calibrate``: a file, ``"cached"`` or a
+        mapping): findings and comparisons price its reader and codec speeds.
 
     Returns
     -------
@@ -973,7 +979,7 @@ def inspect_store(
     """
     from zarr.core.sync import sync
 
-    from chunkwise.spec import parse_storage
+    from chunkwise.spec import load_profile, parse_storage
 
     if isinstance(url, Store):
         opened = _Opened(url, "store", False, "local-ssd", close=False)
@@ -984,7 +990,12 @@ def inspect_store(
     try:
         if storage is None:
             storage = _spec_storage(workload) or opened.storage
-        profile = storage if isinstance(storage, StorageProfile) else parse_storage(storage)
+        calibration = load_profile(profile)
+        priced = (
+            storage
+            if isinstance(storage, StorageProfile)
+            else parse_storage(storage, calibration.get("reader"))
+        )
         reader = _Reader(opened.store, text)
         report = sync(_inspect(reader, opened, complete))
     finally:
@@ -999,7 +1010,7 @@ def inspect_store(
         consolidated=cons,
         stale=stale,
     )
-    found = lint(facts, store_facts, profile, thresholds or LintThresholds())
+    found = lint(facts, store_facts, priced, thresholds or LintThresholds())
     by_path: dict[str, list[Finding]] = {}
     for f in found:
         by_path.setdefault(f.path, []).append(f)
@@ -1007,11 +1018,13 @@ def inspect_store(
     arrays = [replace(a, findings=tuple(by_path.get(a.path, ()))) for a in arrays]
     comparisons: tuple[Comparison, ...] = ()
     if workload is not None:
-        comparisons = tuple(_compare(a, text, workload, storage) for a in _data_arrays(arrays))
+        comparisons = tuple(
+            _compare(a, text, workload, priced, calibration) for a in _data_arrays(arrays)
+        )
     return InspectReport(
         url=text,
         kind=opened.kind,
-        storage=profile,
+        storage=priced,
         complete=complete,
         root="group" if _is_group(root_meta) else "array",
         zarr_format=int(root_meta.zarr_format),
