@@ -823,7 +823,6 @@ def test_tensorstore_not_slower_when_some_positions_read_whole_shards() -> None:
         for reader in ("zarr-python-3.1", "zarr-python-3.4", "tensorstore", "zarrs")
     }
     assert seconds["tensorstore"] <= seconds["zarr-python-3.1"]
-    assert seconds["zarr-python-3.4"] <= seconds["zarr-python-3.1"]
     # Both: half the positions need one round, half need two (index, then inner chunk).
     latency = STORAGE_PRESETS["azure"].latency_s
     assert seconds["zarr-python-3.1"] == pytest.approx(1.5 * latency, rel=0.1)
