@@ -424,7 +424,7 @@ def _small_chunks(
         f"chunks {format_shape(array.chunks)} hold {format_bytes(array.chunk_bytes)}"
         + (" inside shards" if sharded else "")
         + f": a full read takes {format_count(requests)} requests and is predicted at "
-        f"{format_duration(now_s)} on {storage.name} through {reader}, {now_s / best_s:.2g}x "
+        f"{format_duration(now_s)} on {storage.name} through {reader}, {now_s / best_s:.3g}x "
         f"the {format_duration(best_s)} of chunks {format_shape(grown)}.",
         {
             "chunk_bytes": array.chunk_bytes,
