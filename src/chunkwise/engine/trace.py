@@ -24,6 +24,7 @@ restored when the last active trace ends, even on error.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import itertools
 import os
 import re
@@ -820,14 +821,18 @@ class _Hooks:
     def _selection_hook(
         self, original: Callable[..., Any], kind: Literal["read", "write"]
     ) -> Callable[..., Any]:
-        async def hooked(
-            store_path: Any, metadata: Any, codec_pipeline: Any, config: Any, indexer: Any,
-            *args: Any, **kwargs: Any,
-        ) -> Any:  # fmt: skip
-            self.note(store_path, metadata, indexer, kind)
-            return await original(
-                store_path, metadata, codec_pipeline, config, indexer, *args, **kwargs
-            )
+        """``original`` recording each call's selection. Its arguments are found by name:
+        zarr 3.4 passes the chunk grid before the indexer, zarr 3.1 does not."""
+        signature = inspect.signature(original)
+
+        async def hooked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                named = signature.bind(*args, **kwargs).arguments
+            except TypeError:  # a zarr whose arguments are not these: record nothing
+                named = {}
+            if "indexer" in named:
+                self.note(named.get("store_path"), named.get("metadata"), named["indexer"], kind)
+            return await original(*args, **kwargs)
 
         return hooked
 
