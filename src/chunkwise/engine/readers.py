@@ -791,8 +791,11 @@ class _ZarrReader:
             if self._array is None:
                 import zarr
 
+                from chunkwise.engine.zarr_compat import checked_reads
+
                 self._store = self.location.open_store()
-                self._array = zarr.open_array(self._store, mode="r", path=self.name)
+                with checked_reads():
+                    self._array = zarr.open_array(self._store, mode="r", path=self.name)
             return self._array
 
     def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
@@ -1343,6 +1346,8 @@ def _zarr_location(url: str, location: str, options: dict[str, Any]) -> _ZarrLoc
 def _open_zarr(url: str, location: str, inner: str, options: dict[str, Any]) -> Source:
     import zarr
 
+    from chunkwise.engine.zarr_compat import checked_reads
+
     where = _zarr_location(url, location, options)
     try:
         store = where.open_store()
@@ -1354,7 +1359,8 @@ def _open_zarr(url: str, location: str, inner: str, options: dict[str, Any]) -> 
     except Exception as exc:  # unknown protocol, bad options
         raise SpecError(f"source {url!r} could not be opened ({exc}).") from None
     try:
-        return _zarr_source(url, location, inner, where, store, zarr)
+        with checked_reads():  # the arrays it opens refuse truncated Blosc objects
+            return _zarr_source(url, location, inner, where, store, zarr)
     except BaseException:
         _close_store(store)
         raise

@@ -354,9 +354,13 @@ def _truncated_blosc(array: Any, ranges: list[range]) -> tuple[str, BaseExceptio
     """A Blosc-compressed object shorter than its header says. Blosc decodes a truncated
     buffer by reading past its end, so whether that fails depends on the memory behind
     it: the whole region can fail where each object alone happens not to. The header's
-    compressed size tells for sure (unsharded arrays compressed with Blosc only)."""
+    compressed size tells for sure (unsharded arrays compressed with Blosc only). Zarr v3
+    sources never get here: they are opened with zarr_compat.checked_reads, which makes
+    every read of such an object fail; this is for v2's numcodecs Blosc."""
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
+
+    from chunkwise.engine.zarr_compat import blosc_shortfall
 
     meta = array.metadata.to_dict()
     named = json.dumps(meta.get("codecs") or meta.get("compressor") or "")
@@ -367,12 +371,9 @@ def _truncated_blosc(array: Any, ranges: list[range]) -> tuple[str, BaseExceptio
         path = f"{array.path}/{key}" if array.path else key
         found = sync(array.store.get(path, prototype=default_buffer_prototype()))
         raw = b"" if found is None else found.to_bytes()
-        if len(raw) >= 16 and int.from_bytes(raw[12:16], "little") > len(raw):
-            short = ValueError(
-                f"{len(raw)} bytes where its Blosc header says "
-                f"{int.from_bytes(raw[12:16], 'little')}: truncated"
-            )
-            return path, short
+        why = blosc_shortfall(len(raw), raw[:16]) if raw else None
+        if why is not None:
+            return path, ValueError(why)
     return None
 
 
@@ -621,13 +622,15 @@ def _intermediate(plan: RechunkPlan, target: Any, state: str) -> Any:
     created. It writes every chunk, fill-valued ones too, so that the chunks a first-pass
     marker stands for can be checked to exist (:func:`_with_inputs`)."""
     import zarr
-    from zarr.codecs import BloscCodec
+
+    from chunkwise.engine.zarr_compat import CheckedBloscCodec, checked_reads
 
     assert plan.intermediate_chunks is not None
     store = _beside(target.store, f"{state}/intermediate")
     config: Any = {"write_empty_chunks": True}
     try:  # an interrupted run left it: resume into it
-        return zarr.open_array(store, mode="r+", config=config)
+        with checked_reads():
+            return zarr.open_array(store, mode="r+", config=config)
     except FileNotFoundError:  # zarr's ArrayNotFoundError derives from it
         pass
     return zarr.create_array(
@@ -635,7 +638,7 @@ def _intermediate(plan: RechunkPlan, target: Any, state: str) -> Any:
         shape=plan.shape,
         dtype=target.dtype,
         chunks=plan.intermediate_chunks,
-        compressors=BloscCodec(cname="lz4", clevel=1, typesize=plan.itemsize),
+        compressors=CheckedBloscCodec(cname="lz4", clevel=1, typesize=plan.itemsize),
         zarr_format=3,
         fill_value=target.fill_value,
         config=config,
