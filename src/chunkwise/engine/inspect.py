@@ -564,24 +564,47 @@ class _Reader:
         if key.endswith("zarr.json"):
             node_type = doc.get("node_type")
             if node_type == "array":
-                return _positive_chunks(ArrayV3Metadata.from_dict(dict(doc)))
+                return _positive_chunks(ArrayV3Metadata.from_dict(dict(doc)), doc)
             if node_type == "group":
                 return GroupMetadata.from_dict(
                     {k: v for k, v in doc.items() if k != "consolidated_metadata"}
                 )
             raise ValueError(f"node_type {node_type!r} is neither 'array' nor 'group'")
         if "shape" in doc:
-            return _positive_chunks(ArrayV2Metadata.from_dict(dict(doc)))
+            return _positive_chunks(ArrayV2Metadata.from_dict(dict(doc)), doc)
         return GroupMetadata.from_dict(dict(doc) | {"zarr_format": 2})
 
 
-def _positive_chunks(metadata: Any) -> Any:
-    """The metadata, if every chunk and shard size is positive (the grid maths divides)."""
+def _positive_chunks(metadata: Any, doc: dict[str, Any]) -> Any:
+    """The metadata, if every chunk and shard size is positive (the grid maths divides),
+    as stored in ``doc``: zarr 3.4 reads a stored size of 0 as 1 (with a warning), where
+    zarr 3.1 kept the 0."""
+    for name, stored in _stored_grids(metadata, doc):
+        if any(isinstance(n, int) and n <= 0 for n in stored):
+            raise ValueError(f"{name} {stored} has a size below 1")
     for name in ("chunks", "shards"):
         sizes = getattr(metadata, name, None)
         if sizes is not None and any(int(n) <= 0 for n in sizes):
             raise ValueError(f"{name} {list(sizes)} has a size below 1")
     return metadata
+
+
+def _stored_grids(metadata: Any, doc: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """The chunk shapes written in ``doc``, named as the metadata names them: v2's
+    ``chunks``; v3's chunk grid (``shards`` when sharded) and sharding's inner chunks."""
+    if "chunks" in doc:  # v2
+        return [("chunks", doc["chunks"])] if isinstance(doc["chunks"], list) else []
+    outer = "shards" if getattr(metadata, "shards", None) is not None else "chunks"
+    named: list[tuple[str, Any]] = [(outer, doc.get("chunk_grid"))]
+    named += [("chunks", codec) for codec in doc.get("codecs") or []
+              if isinstance(codec, dict) and codec.get("name") == "sharding_indexed"]  # fmt: skip
+    found = []
+    for name, part in named:
+        config = part.get("configuration") if isinstance(part, dict) else None
+        sizes = config.get("chunk_shape") if isinstance(config, dict) else None
+        if isinstance(sizes, list):
+            found.append((name, sizes))
+    return found
 
 
 async def _listing(url: str, awaitable: Awaitable[T]) -> T:
