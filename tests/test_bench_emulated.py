@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import chunkwise
+from chunkwise.engine.installed import zarr_version
 from chunkwise.engine.results import BenchReport
 
 LATENCY_STORE = "emulated://?latency=20ms&bandwidth=500MB/s&concurrency=64"
@@ -98,8 +99,15 @@ def test_cryoet_example_counts_objects_and_requests(tmp_path: Path) -> None:
         assert by_name[name].metadata_objects == 2
     sharded = by_name["v3 32^3 in 128^3 shard"]
     assert (sharded.data_objects, sharded.metadata_objects, sharded.objects) == (1, 1, 2)
-    # A slice touches 16 of the shard's 64 inner chunks: the index plus those 16, not the shard.
-    assert sharded.op("slice (XY plane)").requests == 17
+    # A slice touches 16 of the shard's 64 inner chunks, and neither line reads the shard.
+    # zarr-python 3.1: the index, then those 16 one by one. zarr-python 3.4: the index,
+    # then the 16 byte ranges merged where less than 1 MiB apart; in Morton order they
+    # lie in 4 runs (4 fetches for incompressible data), fewer as the data compresses.
+    slice_requests = sharded.op("slice (XY plane)").requests
+    if zarr_version() < (3, 2):
+        assert slice_requests == 17
+    else:
+        assert 2 <= slice_requests <= 5
     assert by_name["v2 128^3"].op("slice (XY plane)").requests == 1
     assert by_name["v2 16^3"].op("slice (XY plane)").requests == 64
     assert not (tmp_path / "bench").exists() or not any((tmp_path / "bench").iterdir())
