@@ -668,7 +668,7 @@ def main() -> None:
             sys.exit(f"{s.name}: {exc}")
         outcomes.append(outcome)
         print(
-            f"{s.name}: regret {outcome.regret:.2f}, fastest {outcome.best.layout.label()}, "
+            f"{s.name}: regret {outcome.regret:.2f}, fastest {outcome.final_best.layout.label()}, "
             f"{outcome.seconds:.0f} s",
             flush=True,
         )
