@@ -520,10 +520,14 @@ def markdown(outcomes: list[Outcome], *, repeats: int, reader: str | None, comma
     title = f"## regret: advise's top pick against every layout measured ({reader_label()}"
     title += f", model reader {reader})" if reader else ")"
     model_readers = sorted({o.model_reader for o in outcomes} | {o.report.storage.reader.name for o in outcomes})  # fmt: skip
+    # bench may measure reads through the reader the spec names (tensorstore, zarrs) when
+    # it can; it says so in measured_reader. Writes always go through zarr-python.
+    measured = sorted({getattr(o.report, "measured_reader", "") or reader_label() for o in outcomes})  # fmt: skip
     lines = [
         title,
         "",
-        f"Command: `{command}`. Machine: {machine()}. Reader: {reader_label()}; the model "
+        f"Command: `{command}`. Machine: {machine()}. Reads measured through "
+        f"{', '.join(measured)} (layouts written by {reader_label()}); the model "
         f"priced reader profile {', '.join(model_readers)}; chunkwise {code_state()}. Whole "
         f"run {seconds / 60:.1f} min. Every layout of the grid is written from the same "
         f"synthetic data and each workload operation timed at the same {repeats} random "
