@@ -7,13 +7,19 @@ every layout), reading each position a second time right away when ``warm`` is o
 Appends grow a second copy of the layout (written untimed first), so the copy that was
 read stays the data. GET requests are counted at the store for every repeat, so the
 model's request counts are checked too, not only its seconds.
+
+Reads go through the library the benchmark prices when it is installed (tensorstore,
+zarrs; see :mod:`chunkwise.engine.bench_readers`), else through zarr-python; writes and
+appends always go through zarr-python. The values of each operation's first position
+are compared with the data written, so a wrong read stops the benchmark.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -22,6 +28,13 @@ import numpy as np
 
 from chunkwise.adapters.zarr_codecs import create_array
 from chunkwise.cost.model import CostInputs, estimate_layout
+from chunkwise.engine.bench_readers import (
+    ArrayReads,
+    ReaderChoice,
+    open_reads,
+    same_values,
+    zarr_python_label,
+)
 from chunkwise.engine.results import LayoutResult, OpMeasurement, Progress
 from chunkwise.engine.stores import EmulatedStore, StoreTarget, list_objects
 from chunkwise.errors import MissingDependencyError
@@ -149,33 +162,47 @@ def _timed(func: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def _read(arr: Any, op: Operation, selection: Selection) -> Callable[[], Any]:
-    if op.kind == "point":
-        return lambda: arr.get_coordinate_selection(selection)
-    return lambda: arr[selection]
-
-
 def _footprint(store: EmulatedStore) -> tuple[int, int, int]:
     keys_sizes = list_objects(store)
     data = sum(1 for key, _ in keys_sizes if not _METADATA_KEYS.search(key))
     return data, len(keys_sizes) - data, sum(size for _, size in keys_sizes)
 
 
+def _check_values(
+    got: Any, values: np.ndarray[Any, Any], op: Operation, selection: Selection, label: str
+) -> None:
+    """Fail when a read returned other values than the data written: timing a wrong read
+    would measure nothing."""
+    if not same_values(got, values[selection]):
+        raise RuntimeError(
+            f"{label} read {op.name} at {selection!r} and returned values that differ from "
+            "the data written; the benchmark stops rather than time a wrong read."
+        )
+
+
 def _measure_reads(
-    arr: Any,
-    store: EmulatedStore,
+    reads: ArrayReads,
     op: Operation,
     selections: Sequence[Selection],
     warm: bool,
+    values: np.ndarray[Any, Any],
 ) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+    """Time each position (and its immediate re-read when ``warm``); the first position's
+    values are checked against the data."""
     times, warm_times, gets = [], [], []
-    for selection in selections:
-        before = store.counts.gets
-        times.append(_timed(_read(arr, op, selection)))
-        gets.append(store.counts.gets - before)
+    count = reads.requests
+    for i, selection in enumerate(selections):
+        before = count() if count is not None else 0
+        start = time.perf_counter()
+        got = reads.read(op, selection)
+        times.append(time.perf_counter() - start)
+        if count is not None:
+            gets.append(count() - before)
+        if i == 0:
+            _check_values(got, values, op, selection, reads.label)
         if warm:
-            warm_times.append(_timed(_read(arr, op, selection)))
-    return tuple(times), tuple(warm_times), float(np.mean(gets))
+            warm_times.append(_timed(partial(reads.read, op, selection)))
+    return tuple(times), tuple(warm_times), float(np.mean(gets)) if gets else float("nan")
 
 
 def _measure_appends(
@@ -221,6 +248,7 @@ def run_candidates(
     seed: int = 0,
     warm: bool = True,
     progress: Progress | None = None,
+    reader: ReaderChoice | None = None,
 ) -> tuple[LayoutResult, ...]:
     """Write and time every candidate; see the module docstring for the protocol.
 
@@ -249,12 +277,16 @@ def run_candidates(
         Also time an immediate second read of each position.
     progress
         Called as work advances.
+    reader
+        The library the reads go through (default: the zarr-python installed here);
+        writes and appends always go through zarr-python.
 
     Returns
     -------
     tuple of LayoutResult
         In the order of ``candidates``.
     """
+    choice = reader or ReaderChoice("zarr-python", zarr_python_label())
     reads = [op for op in ops if op.is_read]
     rng = np.random.default_rng(seed)
     positions = {op.name: draw_selections(op, array.shape, repeats, rng) for op in reads}
@@ -282,17 +314,25 @@ def run_candidates(
         data_objects, meta_objects, stored = _footprint(store)
         step("write")
         measured: list[OpMeasurement] = []
-        for op in ops:
-            if op.kind == "write":
-                times: tuple[float, ...] = (write_s,)
-                warm_times: tuple[float, ...] = ()
-                gets = float("nan")
-            elif op.kind == "append":
-                continue  # on a copy, after the reads
-            else:
-                times, warm_times, gets = _measure_reads(arr, store, op, positions[op.name], warm)
-            measured.append(_measurement(op, predicted.ops[op.name], times, warm_times, gets))
-            step(op.name)
+        with _opened(choice, arr, store, layout, target) as (opened, notes):
+            for op in ops:
+                if op.kind == "write":
+                    times: tuple[float, ...] = (write_s,)
+                    warm_times: tuple[float, ...] = ()
+                    gets = float("nan")
+                elif op.kind == "append":
+                    continue  # on a copy, after the reads
+                else:
+                    times, warm_times, gets = _measure_reads(
+                        opened, op, positions[op.name], warm, values
+                    )
+                measured.append(_measurement(op, predicted.ops[op.name], times, warm_times, gets))
+                step(op.name)
+            if opened.fallbacks:
+                notes.append(
+                    f"{cand.name}: {opened.label} handed {', '.join(sorted(opened.fallbacks))} "
+                    f"back to zarr-python's codec pipeline (selections it cannot index)."
+                )
         for op in ops:
             if op.kind == "append":
                 times, gets = _measure_appends(
@@ -317,9 +357,49 @@ def run_candidates(
                 predicted_weighted_s=sum(
                     op.weight * predicted.ops[op.name]["seconds"] for op in ops
                 ),
+                reader=opened.label,
+                reader_notes=tuple(notes),
             )
         )
     return tuple(results)
+
+
+@contextlib.contextmanager
+def _opened(
+    choice: ReaderChoice, arr: Any, store: EmulatedStore, layout: Layout, target: StoreTarget
+) -> Iterator[tuple[ArrayReads, list[str]]]:
+    """The layout opened for reads by ``choice``; when that library cannot open it, by
+    zarr-python, with a note saying why."""
+    notes: list[str] = []
+    with contextlib.ExitStack() as stack:
+        try:
+            opened = stack.enter_context(open_reads(choice, arr, store, layout, target))
+        except Exception as exc:  # tensorstore/zarrs raise their own types for unsupported data
+            if choice.family == "zarr-python":
+                raise
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            notes.append(
+                f"{choice.label} could not open {layout.label()} ({reason}); its reads were "
+                f"measured through {zarr_python_label()}."
+            )
+            arr, store = _reopened(arr, store)
+            opened = stack.enter_context(
+                open_reads(ReaderChoice("zarr-python", zarr_python_label()), arr, store, layout,
+                           target)
+            )  # fmt: skip
+        yield opened, notes
+
+
+def _reopened(arr: Any, store: EmulatedStore) -> tuple[Any, EmulatedStore]:
+    """``arr`` again, readable: a zip file closed for another reader is reopened read-only."""
+    import zarr
+    from zarr.storage import ZipStore
+
+    inner = store._store
+    if isinstance(inner, ZipStore) and not inner._is_open:
+        store = store._with_store(ZipStore(inner.path, mode="r"))
+        return zarr.open_array(store, mode="r"), store
+    return arr, store
 
 
 def _measurement(

@@ -29,6 +29,7 @@ from chunkwise.engine.bench import (
     study_operations,
     zarr_auto_chunks,
 )
+from chunkwise.engine.bench_readers import choose_reader, zarr_python_label
 from chunkwise.engine.calibrate import calibrate_codec
 from chunkwise.engine.codecs import profile_codecs, sample_blocks
 from chunkwise.engine.results import BenchReport, CodecMeasurement, Progress
@@ -129,16 +130,18 @@ def _bench_storage(
 
 
 def _measured_profiles(
-    data: BenchData, codecs: Sequence[CodecSpec], reader: ReaderProfile
+    data: BenchData, codecs: Sequence[CodecSpec], reader: ReaderProfile, *, calibrate: bool
 ) -> tuple[dict[CodecSpec, CodecProfile], tuple[CodecMeasurement, ...], ReaderProfile, bool]:
-    """Codec ratios from the data; CPU costs per chunk and per byte calibrated through zarr."""
+    """Codec ratios from the data; CPU costs per chunk and per byte calibrated through zarr
+    when ``calibrate`` (the reads are measured through zarr-python), else the reader's own
+    CPU cost per chunk and single-thread codec speeds on every core."""
     sample = sample_blocks(data.values)
     unique = list(dict.fromkeys(codecs))
     measured = profile_codecs(sample, unique)
     profiles: dict[CodecSpec, CodecProfile] = {}
     per_chunk = []
     for codec, m in zip(unique, measured, strict=True):
-        cal = calibrate_codec(sample, codec)
+        cal = calibrate_codec(sample, codec) if calibrate else None
         if cal is None:  # too little data to calibrate: single-thread codec speeds
             profiles[codec] = CodecProfile(m.ratio, m.encode_Bps, m.decode_Bps, measured=True)
         else:
@@ -273,9 +276,10 @@ def benchmark(
     prob = problem_from_spec(bench_spec, **defaults)
     _check_in_memory(prob)
     storage_profile = _bench_storage(target, bench_spec, storage)
+    measuring = choose_reader(storage_profile.reader.name, target)
     codecs = list(prob.codecs) + [c.codec for c in prob.candidates]
     profiles, measurements, reader, calibrated = _measured_profiles(
-        loaded, codecs, storage_profile.reader
+        loaded, codecs, storage_profile.reader, calibrate=measuring.family == "zarr-python"
     )
     prob = replace(
         prob,
@@ -298,6 +302,7 @@ def benchmark(
         results = run_candidates(
             loaded.values, prob.array, ops, prob.storage, target, candidates,
             dict(prob.codec_profiles), repeats=repeats, seed=seed, warm=warm, progress=progress,
+            reader=measuring,
         )  # fmt: skip
     except BaseException:
         if not keep:
@@ -313,7 +318,16 @@ def benchmark(
         f"({prob.storage.reader.per_chunk_cpu_s * 1e3:.2f} ms per chunk)"
         if calibrated
         else "the reader's default CPU cost per chunk (too little data to calibrate)"
+        if measuring.family == "zarr-python"
+        else f"the reader's default CPU cost per chunk "
+        f"({prob.storage.reader.per_chunk_cpu_s * 1e3:.2f} ms) and single-thread codec "
+        f"speeds on {prob.storage.reader.threads} cores (calibration runs through "
+        f"zarr-python's codec pipeline, which {measuring.family} does not use)"
     )
+    if measuring.note:
+        notes.append(measuring.note)
+    for result in results:
+        notes.extend(result.reader_notes)
     notes.append(
         f"Predictions use the storage profile '{prob.storage.name}' read by "
         f"{prob.storage.reader.name}, with compression ratios measured on a sample of the "
@@ -339,4 +353,6 @@ def benchmark(
         seed=seed,
         machine=machine_info(),
         notes=tuple(notes),
+        measured_reader=measuring.label,
+        written_by=zarr_python_label(),
     )

@@ -144,6 +144,11 @@ class LayoutResult:
         One entry per operation (workload operations first, then study columns).
     predicted_weighted_s
         The model's workload time (sum of weight x seconds).
+    reader
+        The library the reads went through, with its version (``tensorstore 0.1.86``,
+        ``zarr-python 3.1.6``); writes and appends always go through zarr-python.
+    reader_notes
+        Where reads did not go through the benchmark's reader, and why.
     """
 
     name: str
@@ -157,6 +162,8 @@ class LayoutResult:
     predicted_write_s: float
     ops: tuple[OpMeasurement, ...]
     predicted_weighted_s: float
+    reader: str = ""
+    reader_notes: tuple[str, ...] = ()
 
     @property
     def objects(self) -> int:
@@ -197,6 +204,8 @@ class LayoutResult:
             "predicted_write_s": self.predicted_write_s,
             "weighted_s": self.measured_weighted_s,
             "predicted_weighted_s": self.predicted_weighted_s,
+            "reader": self.reader,
+            "reader_notes": list(self.reader_notes),
             "ops": {op.name: op.to_dict() for op in self.ops},
         }
 
@@ -289,6 +298,12 @@ class BenchReport:
         Host description (CPU count, platform, library versions).
     notes
         Things the reader should know (baselines skipped, clipped extents, ...).
+    measured_reader
+        The library the reads were measured through, with its version
+        (``tensorstore 0.1.86``); ``storage.reader`` is the reader that was priced.
+    written_by
+        The library that wrote the layouts (and timed writes and appends), with its
+        version (``zarr-python 3.1.6``).
     """
 
     title: str
@@ -305,6 +320,8 @@ class BenchReport:
     seed: int = 0
     machine: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    measured_reader: str = ""
+    written_by: str = ""
 
     def fastest(self) -> LayoutResult:
         """The layout with the smallest measured workload time."""
@@ -329,6 +346,8 @@ class BenchReport:
                 "concurrency": self.storage.concurrency,
                 "reader": self.storage.reader.name,
             },
+            "measured_reader": self.measured_reader,
+            "written_by": self.written_by,
             "store": self.store,
             "repeats": self.repeats,
             "seed": self.seed,

@@ -50,6 +50,7 @@ __all__ = [
     "markdown_table",
     "op_names",
     "print_bench",
+    "readers_line",
     "recommended_result",
     "reproduce_line",
     "row_marks",
@@ -405,17 +406,34 @@ def _storage_line(report: BenchReport) -> str:
     )
 
 
+def readers_line(report: BenchReport) -> str | None:
+    """``priced tensorstore; measured through tensorstore 0.1.86 (reads; writes through
+    zarr-python 3.1.6)``, or ``None`` for a report that does not say what measured."""
+    if not report.measured_reader:
+        return None
+    writes = f"; writes through {report.written_by}" if report.written_by else ""
+    others = sorted({r.reader for r in report.results if r.reader} - {report.measured_reader})
+    some = f"; some layouts through {', '.join(others)}" if others else ""
+    return (
+        f"priced {report.storage.reader.name}; measured through {report.measured_reader} "
+        f"(reads{writes}{some})"
+    )
+
+
 def context_items(report: BenchReport) -> list[tuple[str, str]]:
-    """What was benchmarked, as (heading, text) pairs: data, array, workload, storage, store."""
+    """What was benchmarked, as (heading, text) pairs: data, array, workload, storage,
+    readers (priced and measured), store."""
     a = report.array
     array = (
         f"{a.dtype} {_shape(a.shape)} ({', '.join(a.dims)}), {format_bytes(a.nbytes)} uncompressed"
     )
+    readers = readers_line(report)
     return [
         ("Data", _data_line(report)),
         ("Array", array),
         ("Workload", _workload_line(report)),
         ("Storage profile", _storage_line(report)),
+        *([("Readers", readers)] if readers else []),
         ("Store", report.store),
         ("Repeats", f"{report.repeats} random positions per operation, seed {report.seed}"),
     ]
