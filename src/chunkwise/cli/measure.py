@@ -269,7 +269,6 @@ def codecs(
     from chunkwise.engine.sources import load_data
     from chunkwise.model.array import ArraySpec
     from chunkwise.spec import load_spec
-    from chunkwise.units import parse_bytes
 
     array = None
     if spec is not None:
@@ -282,10 +281,7 @@ def codecs(
         region=region,
         storage_options=storage_options(endpoint_url, storage_option),
     )
-    budget = parse_bytes(sample_size, what="--sample")
-    if budget < 1:
-        raise UserError(f"--sample {sample_size!r} must be a positive size, like 16MiB.")
-    sample = sample_blocks(loaded.values, budget)
+    sample = sample_blocks(loaded.values, _sample_bytes(sample_size))
     measured = profile_codecs(sample, list(codec_list) or list(DEFAULT_PROFILE_CODECS))
     document = {
         "codecs": [m.codec for m in measured],
@@ -359,12 +355,9 @@ def calibrate(
     from chunkwise.engine.sources import load_data
     from chunkwise.model.array import ArraySpec
     from chunkwise.model.codec import parse_codec
-    from chunkwise.units import parse_bytes
 
     codecs = [parse_codec(c) for c in (codec_list or api.DEFAULT_CODECS)]
-    budget = parse_bytes(sample_size, what="--sample")
-    if budget < 1:
-        raise UserError(f"--sample {sample_size!r} must be a positive size, like 4MiB.")
+    budget = _sample_bytes(sample_size)
     # Generated data needs a shape: a 64x128x128 float32 volume (4 MiB).
     shape = ArraySpec.create([64, 128, 128], "float32", ["z", "y", "x"])
     loaded = load_data(
@@ -397,3 +390,13 @@ def calibrate(
         f"{out if out is not None else 'cached'}",
         err=as_json,
     )
+
+
+def _sample_bytes(text: str) -> int:
+    """``--sample``: a positive size."""
+    from chunkwise.units import parse_bytes
+
+    budget = parse_bytes(text, what="--sample")
+    if budget < 1:
+        raise UserError(f"--sample {text!r} must be a positive size, like 16MiB.")
+    return budget
