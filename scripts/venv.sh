@@ -23,9 +23,11 @@ else
     "$python" -m venv "$venv"
 fi
 echo "installing chunkwise and its dev extras into $venv (Python $want)"
+start=$(date +%s)
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet -e '.[dev]'
 # moto last, holding botocore at the version s3fs's aiobotocore chose (see pyproject.toml).
 botocore=$("$venv/bin/python" -c 'import botocore; print(botocore.__version__)')
 "$venv/bin/python" -m pip install --quiet -e '.[moto]' "botocore==$botocore"
 touch "$stamp"
+echo "installed into $venv in $(( $(date +%s) - start )) s"
