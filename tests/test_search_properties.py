@@ -483,8 +483,9 @@ def test_tensorstore_partial_shard_read_is_no_slower_than_zarr_python() -> None:
         ts_cost = op_cost(op, Grid.single(layout), CostInputs(array, ts, CODEC, PROFILE)).item()
         assert ts_cost["seconds"] <= zp_cost["seconds"]
         assert ts_cost["latency_s"] < zp_cost["latency_s"]
-        # The same requests and bytes; only their scheduling differs.
-        assert ts_cost["requests"] == pytest.approx(zp_cost["requests"])
+        # The same bytes; tensorstore merges the contiguous runs of inner chunks (gaps
+        # of at most 4 KiB), so fewer requests.
+        assert ts_cost["requests"] < zp_cost["requests"]
         assert ts_cost["bytes_fetched"] == pytest.approx(zp_cost["bytes_fetched"])
 
 

@@ -256,28 +256,39 @@ def _inner_fetch(
 ) -> tuple[Array, Array]:
     """Requests and bytes for ``per_shard`` inner chunks read from one shard in part.
 
-    Without coalescing: one request per inner chunk. A coalescing reader (zarr-python
-    3.4) merges byte ranges at most ``coalesce_gap_bytes`` apart into requests of at
-    most ``coalesce_max_bytes``, and fetches the gaps. Where the touched chunks lie in
-    the shard's byte order decides both. zarr-python writes inner chunks in Morton
-    order, where ``k`` chunks of a box (``clustered``) of a shard of ``n`` chunks span
-    about ``sqrt(k * n)`` chunks (a simulation of random boxes in Morton order: within
-    15% for 3-D shards of 2^3 to 8^3 chunks; it overestimates 2-D spans); scattered
-    points spread over the whole shard.
+    Without coalescing: one request per inner chunk. A coalescing reader merges byte
+    ranges at most ``coalesce_gap_bytes`` apart into requests of at most
+    ``coalesce_max_bytes``, and fetches the gaps. Where the touched chunks lie in the
+    shard's byte order decides both. zarr-python writes inner chunks in Morton order;
+    a simulation of random boxes in Morton order (3-D shards of 2^3 to 8^3 chunks, 2-D
+    of 4^2 to 16^2) gives, for ``k`` chunks of a box (``clustered``) in a shard of ``n``:
+
+    * they span about ``sqrt(k * n)`` chunks (within 15% in 3-D; it overestimates 2-D);
+    * they form about ``k ** (1 - 1/d)`` contiguous runs (``d``: dims along which the
+      shard holds several chunks; within 25%), which merge even when the gaps between
+      runs are too wide (tensorstore merges gaps of at most 4 KiB).
+
+    Scattered points spread over the whole shard, each its own run.
     """
     reader = t.reader
     plain_bytes = per_shard * chunk_stored
     if reader.coalesce_gap_bytes <= 0 or not t.grid.sharded:
         return per_shard, plain_bytes
     k = np.maximum(per_shard, 1.0)
+    dims = sum(
+        (t.grid.axis_values(a, 1) > t.grid.axis_values(a, 0)).astype(np.float64)
+        for a in range(t.ndim)
+    )
+    runs = k ** (1.0 - 1.0 / np.maximum(dims, 1.0)) if clustered else k
     spread = k + np.maximum(t.cps - k, 0.0) * (k - 1.0) / k  # evenly over the shard
     span = np.clip(np.sqrt(k * t.cps) if clustered else spread, k, np.maximum(t.cps, k))
-    gap = (span - k) / np.maximum(k - 1.0, 1.0) * chunk_stored
+    gap = (span - k) / np.maximum(runs - 1.0, 1.0) * chunk_stored
     merged = (gap <= reader.coalesce_gap_bytes) & (per_shard > 1.0)
     fetched = (k + GAP_SHARE_FETCHED * (span - k)) * chunk_stored
     limit = max(reader.coalesce_max_bytes, 1)
     merged_requests = np.minimum(np.maximum(np.ceil(fetched / limit), 1.0), k)
-    requests = np.where(merged, merged_requests, per_shard)
+    separate = np.where(per_shard > 1.0, np.minimum(runs, per_shard), per_shard)
+    requests = np.where(merged, merged_requests, separate)
     return requests, np.where(merged, fetched, plain_bytes)
 
 

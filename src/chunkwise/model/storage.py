@@ -120,8 +120,13 @@ READER_PRESETS: dict[str, ReaderProfile] = {
         coalesce_gap_bytes=1 * MiB, coalesce_max_bytes=16 * MiB,
         shard_write_reads_existing=False,
     ),
+    # tensorstore: inner chunks concurrently; its remote kvstores merge byte ranges at
+    # most 4095 bytes apart into reads of at most 128 MiB (its source; measured through
+    # chunkwise's emulated HTTP store: 13.4 requests for a region touching 54 inner
+    # chunks of one shard).
     "tensorstore": ReaderProfile(
-        "tensorstore", 32, 0.03e-3, False, shard_write_reads_existing=False
+        "tensorstore", 32, 0.03e-3, False, coalesce_gap_bytes=4095,
+        coalesce_max_bytes=128 * MiB, shard_write_reads_existing=False,
     ),
     # zarrs-python: zarr-python's API with the zarrs Rust crate as codec pipeline; inner
     # chunks are fetched and decoded concurrently in Rust. CPU per chunk assumed equal to
