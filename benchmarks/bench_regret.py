@@ -516,7 +516,7 @@ def _met(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
-def markdown(outcomes: list[Outcome], *, repeats: int, reader: str | None, command: str, seconds: float) -> str:  # fmt: skip
+def markdown(outcomes: list[Outcome], *, repeats: int, reader: str | None, command: str, seconds: float, code: str) -> str:  # fmt: skip
     title = f"## regret: advise's top pick against every layout measured ({reader_label()}"
     title += f", model reader {reader})" if reader else ")"
     model_readers = sorted({o.model_reader for o in outcomes} | {o.report.storage.reader.name for o in outcomes})  # fmt: skip
@@ -528,7 +528,7 @@ def markdown(outcomes: list[Outcome], *, repeats: int, reader: str | None, comma
         "",
         f"Command: `{command}`. Machine: {machine()}. Reads measured through "
         f"{', '.join(measured)} (layouts written by {reader_label()}); the model "
-        f"priced reader profile {', '.join(model_readers)}; chunkwise {code_state()}. Whole "
+        f"priced reader profile {', '.join(model_readers)}; chunkwise {code}. Whole "
         f"run {seconds / 60:.1f} min. Every layout of the grid is written from the same "
         f"synthetic data and each workload operation timed at the same {repeats} random "
         "positions through the emulated store; workload time = sum of weight x median over "
@@ -676,6 +676,7 @@ def main() -> None:
         chosen = [s for s in SCENARIOS if s.name in names]
     repeats = args.repeats or (2 if args.quick else 5)
     command = " ".join(["python benchmarks/bench_regret.py", *sys.argv[1:]])
+    code = code_state()  # now: the code imported, not what others commit during the run
     started = time.perf_counter()
     outcomes = []
     for s in chosen:
@@ -693,7 +694,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(to_json(outcomes), indent=1))
     section = markdown(
-        outcomes, repeats=repeats, reader=args.reader, command=command, seconds=seconds
+        outcomes, repeats=repeats, reader=args.reader, command=command, seconds=seconds, code=code
     )
     publish(section, write=args.write_results)
 
