@@ -176,3 +176,13 @@ def test_emulated_store_counts_what_the_installed_zarr_really_requests() -> None
     else:
         assert 2 <= gets <= 1 + 8  # the index, then merged ranges
         assert store.counts.bytes_read > 8 * 32**3 * 4
+
+
+def test_bench_on_the_emulated_store_prices_the_installed_reader() -> None:
+    report = chunkwise.bench(
+        {"array": {"shape": [16, 32, 32], "dtype": "float32"}, "workload": "roi",
+         "codec": "zstd:3", "candidates": [{"chunks": [8, 16, 16]}]},
+        data="synthetic:smooth", store="emulated://?latency=1ms", only_candidates=True,
+        repeats=1, warm=False,
+    )  # fmt: skip
+    assert report.storage.reader.name == installed_reader()

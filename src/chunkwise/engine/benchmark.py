@@ -121,8 +121,8 @@ def _bench_storage(
     if storage is not None:
         return parse_storage(storage, reader)
     known = target.known_profile()
-    if known is not None:
-        return parse_storage(known, reader)
+    if known is not None:  # the emulation's own numbers, read by the installed reader
+        return parse_storage(known, reader if reader is not None else "installed")
     if target.kind == "s3":
         declared = parse_storage(spec.get("storage", "s3"), reader)
         return declared if declared.kind == "object" else parse_storage("s3", reader)

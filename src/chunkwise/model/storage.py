@@ -179,7 +179,9 @@ class StorageProfile:
     storage_usd_per_gb_month
         Storage price, US dollars per GB (1e9 bytes) per month.
     reader
-        The library issuing the requests.
+        The library issuing the requests. A profile built directly keeps zarr-python
+        3.1's; specs, presets and stores chunkwise opens get the reader installed here
+        (:func:`chunkwise.spec.parse_storage`).
     """
 
     name: str
