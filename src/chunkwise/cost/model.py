@@ -173,8 +173,20 @@ _OPCOST_FIELDS = (
 
 
 def _waves(requests: Array, concurrency: int) -> Array:
-    """Round trips for ``requests`` sent through a concurrency limit (>= 1)."""
-    return np.maximum(1.0, requests / concurrency)
+    """Round trips for ``requests`` sent through a concurrency limit (>= 1).
+
+    A request waits for a free slot, so 11 requests through 10 slots take two full
+    round trips, not 1.1 (measured: 16 requests at 20 ms took 51-55 ms through
+    zarr-python). ``requests`` is an expected count over positions; between whole
+    rounds the count is interpolated over the last ``concurrency`` requests, so that
+    a mean of 10.5 (half the positions need 10, half 11) costs 1.5 rounds.
+    """
+    rounds = np.asarray(requests, dtype=np.float64) / concurrency
+    whole = np.floor(rounds)
+    part = rounds - whole
+    # Within one slot's worth of a round boundary the mean mixes counts either side.
+    step = np.minimum(part * concurrency, 1.0)
+    return np.maximum(1.0, whole + step)
 
 
 class _Terms:
