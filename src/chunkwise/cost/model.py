@@ -186,7 +186,8 @@ def _waves(requests: Array, concurrency: int) -> Array:
     part = rounds - whole
     # Within one slot's worth of a round boundary the mean mixes counts either side.
     step = np.minimum(part * concurrency, 1.0)
-    return np.maximum(1.0, whole + step)
+    out: Array = np.maximum(1.0, whole + step)
+    return out
 
 
 class _Terms:
