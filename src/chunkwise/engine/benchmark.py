@@ -30,8 +30,8 @@ from chunkwise.engine.bench import (
     zarr_auto_chunks,
 )
 from chunkwise.engine.bench_readers import choose_reader, zarr_python_label
-from chunkwise.engine.calibrate import calibrate_codec
-from chunkwise.engine.codecs import profile_codecs, sample_blocks
+from chunkwise.engine.calibrate import measure_codecs
+from chunkwise.engine.codecs import sample_blocks
 from chunkwise.engine.results import BenchReport, CodecMeasurement, Progress
 from chunkwise.engine.sources import MAX_GENERATED_BYTES, BenchData, load_data
 from chunkwise.engine.stores import StoreTarget, open_target
@@ -135,18 +135,9 @@ def _measured_profiles(
     """Codec ratios from the data; CPU costs per chunk and per byte calibrated through zarr
     when ``calibrate`` (the reads are measured through zarr-python), else the reader's own
     CPU cost per chunk and single-thread codec speeds on every core."""
-    sample = sample_blocks(data.values)
-    unique = list(dict.fromkeys(codecs))
-    measured = profile_codecs(sample, unique)
-    profiles: dict[CodecSpec, CodecProfile] = {}
-    per_chunk = []
-    for codec, m in zip(unique, measured, strict=True):
-        cal = calibrate_codec(sample, codec) if calibrate else None
-        if cal is None:  # too little data to calibrate: single-thread codec speeds
-            profiles[codec] = CodecProfile(m.ratio, m.encode_Bps, m.decode_Bps, measured=True)
-        else:
-            profiles[codec] = CodecProfile(m.ratio, cal.encode_Bps, cal.decode_Bps, measured=True)
-            per_chunk.append(cal.per_chunk_read_s)
+    profiles, measured, per_chunk = measure_codecs(
+        sample_blocks(data.values), codecs, calibrate=calibrate
+    )
     if not per_chunk:
         return profiles, measured, replace(reader, threads=os.cpu_count() or 1), False
     # Calibrated throughputs already use all of zarr's threads: one "thread" in the model.

@@ -23,12 +23,19 @@ from typing import Any
 import numpy as np
 
 from chunkwise.adapters.zarr_codecs import zarr_compressor
+from chunkwise.engine.results import CodecMeasurement
 from chunkwise.errors import SpecError
 from chunkwise.model.array import ArraySpec
-from chunkwise.model.codec import CodecSpec
+from chunkwise.model.codec import CodecProfile, CodecSpec
 from chunkwise.plan.candidates import reference_chunks
 
-__all__ = ["Calibration", "calibrate_codec", "calibration_cache", "calibration_document"]
+__all__ = [
+    "Calibration",
+    "calibrate_codec",
+    "calibration_cache",
+    "calibration_document",
+    "measure_codecs",
+]
 
 SMALL_CHUNK_BYTES = 16 * 2**10
 LARGE_CHUNK_BYTES = 1 * 2**20
@@ -132,6 +139,32 @@ def calibrate_codec(
     return Calibration(read_chunk, write_chunk, 1.0 / read_byte, 1.0 / write_byte)
 
 
+def measure_codecs(
+    sample: np.ndarray[Any, Any], codecs: Sequence[CodecSpec], *, calibrate: bool = True
+) -> tuple[dict[CodecSpec, CodecProfile], tuple[CodecMeasurement, ...], list[float]]:
+    """Codec ratios from ``sample``, and (with ``calibrate``) the zarr-python read/write
+    throughputs and CPU per chunk of each codec, calibrated through zarr here.
+
+    Returns the profiles (calibrated speeds where the sample allowed it, single-thread
+    codec speeds otherwise), the raw codec measurements, and the per-chunk read CPU of
+    every codec that could be calibrated, seconds.
+    """
+    from chunkwise.engine.codecs import profile_codecs
+
+    unique = list(dict.fromkeys(codecs))
+    measured = profile_codecs(sample, unique)
+    profiles: dict[CodecSpec, CodecProfile] = {}
+    per_chunk: list[float] = []
+    for codec, m in zip(unique, measured, strict=True):
+        cal = calibrate_codec(sample, codec) if calibrate else None
+        if cal is None:  # not asked, or too little data: single-thread codec speeds
+            profiles[codec] = CodecProfile(m.ratio, m.encode_Bps, m.decode_Bps, measured=True)
+        else:
+            profiles[codec] = CodecProfile(m.ratio, cal.encode_Bps, cal.decode_Bps, measured=True)
+            per_chunk.append(cal.per_chunk_read_s)
+    return profiles, measured, per_chunk
+
+
 def calibration_document(
     sample: np.ndarray[Any, Any], codecs: Sequence[CodecSpec], *, description: str
 ) -> dict[str, Any]:
@@ -162,28 +195,15 @@ def calibration_document(
     import sys
     from datetime import UTC, datetime
 
-    from chunkwise.engine.codecs import profile_codecs
     from chunkwise.engine.installed import installed_reader
     from chunkwise.units import spec_rate
 
-    unique = list(dict.fromkeys(codecs))
-    measured = profile_codecs(sample, unique)
-    per_chunk: list[float] = []
-    profiles: dict[str, dict[str, Any]] = {}
-    for codec, m in zip(unique, measured, strict=True):
-        cal = calibrate_codec(sample, codec)
-        if cal is None:
-            raise SpecError(
-                f"a sample of {sample.nbytes} bytes is too small to calibrate {codec.short}: "
-                "give at least 1 MiB of data (--data, --sample)."
-            )
-        per_chunk.append(cal.per_chunk_read_s)
-        profiles[codec.short] = {
-            "ratio": float(f"{m.ratio:.5g}"),
-            "encode": spec_rate(cal.encode_Bps),
-            "decode": spec_rate(cal.decode_Bps),
-            "measured": True,
-        }
+    profiles, _, per_chunk = measure_codecs(sample, codecs)
+    if len(per_chunk) < len(profiles):
+        raise SpecError(
+            f"a sample of {sample.nbytes} bytes is too small to calibrate: give at least "
+            "1 MiB of data (--data, --sample)."
+        )
     reader = installed_reader()
     return {
         "reader": {
@@ -191,7 +211,15 @@ def calibration_document(
             "per_chunk_cpu": f"{statistics.median(per_chunk) * 1e3:.4g}ms",
             "threads": 1,
         },
-        "codec_profiles": profiles,
+        "codec_profiles": {
+            codec.short: {
+                "ratio": float(f"{profile.ratio:.5g}"),
+                "encode": spec_rate(profile.encode_Bps),
+                "decode": spec_rate(profile.decode_Bps),
+                "measured": True,
+            }
+            for codec, profile in profiles.items()
+        },
         "calibration": {
             "reader": reader,
             "zarr": metadata.version("zarr"),

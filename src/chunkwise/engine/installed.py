@@ -8,6 +8,7 @@ configured to use it.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from importlib import metadata
@@ -18,8 +19,10 @@ __all__ = ["installed_reader", "zarr_version"]
 ZARRS_PIPELINE = "zarrs.ZarrsCodecPipeline"
 
 
+@functools.cache
 def zarr_version() -> tuple[int, int]:
-    """``(major, minor)`` of the installed zarr-python, read without importing it."""
+    """``(major, minor)`` of the installed zarr-python, read without importing it (once:
+    every spec parse asks)."""
     text = metadata.version("zarr")
     parts = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in text.split(".")[:2]]
     return parts[0], parts[1] if len(parts) > 1 else 0
