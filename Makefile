@@ -66,6 +66,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_rechunk_memory.py --write-results
 	$(BIN)/python benchmarks/bench_rechunk_internals.py --write-results
 	$(BIN)/python benchmarks/bench_regret.py --write-results
+	$(BIN)/python benchmarks/bench_reader_model.py --write-results
 
 clean:
 	rm -rf $(VENV) .venv-3.* chunkwise-demo build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

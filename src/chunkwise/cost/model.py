@@ -258,9 +258,10 @@ class _Terms:
 
 
 #: Share of the gaps between a box's inner chunks that a coalescing reader fetches: the
-#: rest lie in gaps wider than its limit and split the request (fitted to zarr-python
-#: 3.4.2: 32^3 regions of a 256^3 float32 array in 32^3 chunks of 128^3 shards fetch
-#: 2.17 MiB and 3.67 requests per region through an emulated store; the model: 2.4 MiB).
+#: rest lie in gaps wider than its limit and split the request. Fitted to one scratch
+#: run of zarr-python 3.4.2 (2.17 MiB per 32^3 region of 32^3 chunks in 128^3 shards);
+#: benchmarks/bench_reader_model.py measures 1.52 MiB at other positions against the
+#: model's 2.15 MiB: it overprices the gaps there.
 GAP_SHARE_FETCHED = 0.5
 
 

@@ -112,18 +112,16 @@ READER_PRESETS: dict[str, ReaderProfile] = {
     # zarr-python 3.4 (Python >= 3.12): partial shard reads are the index, then the
     # inner chunks in concurrent, merged ranged requests (``get_ranges``, 3.3); whole
     # shards are written without a prior read (3.2); crc32c still runs in the event loop.
-    # CPU per chunk: 1.25x zarr-python 3.1's on the same machine (chunkwise calibrate,
-    # in memory, zstd/blosc/none: 0.132-0.139 ms against 0.104-0.114 ms), scaled to the
-    # 3.1 preset; run chunkwise calibrate for this machine's own figure.
+    # CPU per chunk: as zarr-python 3.1's (benchmarks/bench_reader_model.py, chunkwise
+    # calibrate's measurement on one machine: 0.186-0.199 ms against 0.187 ms); run chunkwise
+    # calibrate for this machine's own figure.
     "zarr-python-3.4": ReaderProfile(
-        "zarr-python-3.4", 10, 0.25e-3, False, serial_checksum=True,
+        "zarr-python-3.4", 10, 0.2e-3, False, serial_checksum=True,
         coalesce_gap_bytes=1 * MiB, coalesce_max_bytes=16 * MiB,
         shard_write_reads_existing=False,
     ),
     # tensorstore: inner chunks concurrently; its remote kvstores merge byte ranges at
-    # most 4095 bytes apart into reads of at most 128 MiB (its source; measured through
-    # chunkwise's emulated HTTP store: 13.4 requests for a region touching 54 inner
-    # chunks of one shard).
+    # most 4095 bytes apart into reads of at most 128 MiB (its source).
     "tensorstore": ReaderProfile(
         "tensorstore", 32, 0.03e-3, False, coalesce_gap_bytes=4095,
         coalesce_max_bytes=128 * MiB, shard_write_reads_existing=False,
