@@ -566,6 +566,20 @@ def machine(ctx: Context) -> type[RuleBasedStateMachine]:
             """The target's files (the lock's heartbeat rewrites it)."""
             return {k: v for k, v in snapshot(self.target).items() if not k.endswith("/lock")}
 
+        def settled_files(self) -> dict[str, bytes]:
+            """:meth:`files_but_the_lock` once the paused run's writes already in flight
+            have landed (the pause blocks zarr's event loop, but a file write handed to a
+            worker thread just before it still completes): two equal snapshots 50 ms
+            apart."""
+            files = self.files_but_the_lock()
+            for _ in range(100):
+                time.sleep(0.05)
+                again = self.files_but_the_lock()
+                if again == files:
+                    return files
+                files = again
+            raise AssertionError("the paused run kept writing for 5 s")
+
         @precondition(lambda self: self.complete)
         @rule()
         def new_target(self) -> None:
@@ -602,7 +616,7 @@ def machine(ctx: Context) -> type[RuleBasedStateMachine]:
             first = ctx.server.start(self.command, ctx.cwd, Fault("pause", k, str(signal_dir)))
             paused = wait_for_pause(first.pid, signal_dir)
             if paused:
-                before = self.files_but_the_lock()
+                before = self.settled_files()
                 extra = ["--overwrite"] if overwrite else []
                 second = ctx.server.run([*self.command, *extra], ctx.cwd)
                 assert BUSY in error_line(second)
