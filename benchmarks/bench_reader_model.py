@@ -95,8 +95,8 @@ def cpu_per_chunk() -> float:
     rng = np.random.default_rng(1)
     sample = np.cumsum(rng.normal(size=(64, 128, 128)), axis=2).astype("float32")
     codecs = [parse_codec(c) for c in ("zstd:3", "blosc:zstd:5:shuffle", "none")]
-    _, _, per_chunk = measure_codecs(sample, codecs)
-    return statistics.median(per_chunk)
+    _, _, calibrations = measure_codecs(sample, codecs)
+    return statistics.median(c.per_chunk_read_s for c in calibrations)
 
 
 def morton_positions(counts: tuple[int, ...]) -> dict[tuple[int, ...], int]:

@@ -123,11 +123,12 @@ def test_reports_name_the_priced_and_the_measuring_reader(
     assert {r["reader"] for r in document["results"]} == {report.measured_reader}
 
 
-def test_predictions_use_the_tensorstore_profile_not_a_zarr_calibration(
-    emulated: BenchReport,
-) -> None:
-    assert emulated.storage.reader.per_chunk_cpu_s == pytest.approx(0.03e-3)
-    assert any("which tensorstore does not use" in note for note in emulated.notes)
+def test_predictions_use_a_calibration_through_tensorstore(emulated: BenchReport) -> None:
+    reader = emulated.storage.reader
+    assert reader.name == "tensorstore" and reader.threads == 1
+    (note,) = [n for n in emulated.notes if "CPU costs calibrated through" in n]
+    assert f"calibrated through {emulated.measured_reader} on this machine" in note
+    assert f"{reader.per_chunk_cpu_s * 1e3:.2f} ms per chunk" in note
 
 
 def test_a_wrong_read_stops_the_benchmark(monkeypatch: pytest.MonkeyPatch) -> None:

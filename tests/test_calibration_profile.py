@@ -133,3 +133,67 @@ def test_profile_codecs_are_the_calibrated_ones(profile: Path) -> None:
     assert advice.best.codec_profile.ratio == pytest.approx(
         doc["codec_profiles"]["zstd:3"]["ratio"]
     )
+
+
+@pytest.mark.parametrize("reader", ["tensorstore", "zarrs"])
+def test_calibrate_measures_the_reader_named_through_that_library(
+    reader: str, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip(reader)  # both are in the dev extra that make test installs
+    from chunkwise.engine import bench_readers, calibrate
+
+    families: list[str] = []
+    real = bench_readers.local_reads
+
+    def spy(family: str, folder: Path, zarr_format: int) -> object:
+        families.append(family)
+        return real(family, folder, zarr_format)
+
+    monkeypatch.setattr(calibrate, "local_reads", spy)
+    out = tmp_path / f"{reader}.yaml"
+    result = CliRunner().invoke(
+        cli,
+        ["calibrate", "--reader", reader, "--codec", "zstd:3", "--sample", "2MiB", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # Both layouts (small and large chunks) were read through the library named.
+    assert families == [reader, reader]
+    doc = yaml.safe_load(out.read_text())
+    assert doc["reader"]["preset"] == reader
+    assert doc["calibration"]["library"].startswith(f"{reader} ")
+    assert 0 < parse_duration(doc["reader"]["per_chunk_cpu"]) < 0.1
+    assert 0 <= parse_duration(doc["reader"]["per_call"]) < 0.1
+    cached = cache / f"calibration-{reader}.yaml"
+    assert yaml.safe_load(cached.read_text()) == doc
+    # "cached" picks the calibration of the reader the spec names, not the installed one.
+    advice = chunkwise.advise(
+        {"array": VOLUME, "workload": "roi", "codec": "zstd:3", "reader": reader},
+        profile="cached",
+    )
+    assert advice.storage.reader.name == reader
+    assert advice.storage.reader.per_chunk_cpu_s == pytest.approx(
+        parse_duration(doc["reader"]["per_chunk_cpu"])
+    )
+    assert advice.storage.reader.per_call_s == pytest.approx(
+        parse_duration(doc["reader"]["per_call"])
+    )
+
+
+def test_cached_names_the_spec_reader_when_it_has_none(cache: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["advise", "--shape", "64,64", "--dtype", "uint8", "--workload", "roi",
+         "--reader", "tensorstore", "--profile", "cached"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert (
+        "no calibration of tensorstore is cached here" in result.output
+        and "run chunkwise calibrate --reader tensorstore first" in result.output
+    ), result.output
+
+
+def test_calibrate_refuses_an_unknown_reader(cache: Path) -> None:
+    result = CliRunner().invoke(cli, ["calibrate", "--reader", "netcdf", "--sample", "1MiB"])
+    assert result.exit_code == 2
+    assert "reader 'netcdf' is unknown; use one of" in result.output
+    assert "Traceback" not in result.output

@@ -24,6 +24,7 @@ from chunkwise.cli.main import cli
 from chunkwise.cost.model import CostInputs, estimate_layout
 from chunkwise.engine.installed import installed_reader, zarr_version
 from chunkwise.engine.stores import EmulatedStore
+from chunkwise.errors import SpecError
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import default_codec_profile, parse_codec
 from chunkwise.model.layout import Layout
@@ -152,6 +153,41 @@ def test_zarr_34_writes_whole_shards_without_reading_them() -> None:
     edge = _cost("zarr-python-3.4", write, ragged)
     # 3x3x3 shards; only the 19 that reach past the array's end are read before writing.
     assert edge["get_requests"] == 27 - 8
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        [{"op": "write"}],
+        ROI,
+        [{"op": "plane", "dims": ["y", "x"]}],
+        [{"op": "point", "count": 64}],
+        [{"op": "append", "dim": "z", "size": 16}],
+    ],
+    ids=lambda ops: str(ops[0]["op"]),
+)
+@pytest.mark.parametrize("layout", [SHARDED, Layout.create(ARRAY, (64, 64, 64), codec=NONE)])
+def test_a_reader_fixed_cost_per_call_adds_to_every_operation_once(
+    ops: list[dict[str, object]], layout: Layout
+) -> None:
+    storage = STORAGE_PRESETS["s3"].with_reader(
+        parse_reader({"preset": "zarr-python-3.4", "per_call": "2.5ms"})
+    )
+    inputs = CostInputs(ARRAY, storage, NONE, default_codec_profile(NONE))
+    no_call = replace(READER_PRESETS["zarr-python-3.4"], per_call_s=0.0)
+    plain = replace(inputs, storage=storage.with_reader(no_call))
+    workload = Workload.from_spec(ops, ARRAY)
+    (with_call,) = estimate_layout(layout, workload, inputs).ops.values()
+    (without,) = estimate_layout(layout, workload, plain).ops.values()
+    assert with_call["seconds"] - without["seconds"] == pytest.approx(2.5e-3)
+    assert with_call["cpu_s"] - without["cpu_s"] == pytest.approx(2.5e-3)
+    for count in ("chunks", "requests", "bytes_fetched", "bytes_written"):
+        assert with_call[count] == without[count]
+
+
+def test_a_negative_per_call_is_one_sentence() -> None:
+    with pytest.raises(SpecError, match="must not be negative"):
+        replace(READER_PRESETS["tensorstore"], per_call_s=-1e-3)
 
 
 def test_emulated_store_counts_what_the_installed_zarr_really_requests() -> None:

@@ -75,7 +75,9 @@ def _with_profile(
     given = profile if profile is not None else data.get("profile")
     if given is None:
         return spec
-    loaded = load_profile(os.fspath(given) if isinstance(given, Path) else given)
+    loaded = load_profile(
+        os.fspath(given) if isinstance(given, Path) else given, data.get("reader")
+    )
     data["profile"] = loaded
     if "reader" not in data and "reader" in loaded:
         data["reader"] = loaded["reader"]

@@ -178,6 +178,7 @@ def parse_reader(value: object) -> ReaderProfile:
             "preset",
             "concurrency",
             "per_chunk_cpu",
+            "per_call",
             "sequential_inner_reads",
             "threads",
         }
@@ -188,6 +189,7 @@ def parse_reader(value: object) -> ReaderProfile:
             )
         base = parse_reader(_preset_name(value.get("preset", "installed"), "reader"))
         cpu = value.get("per_chunk_cpu")
+        per_call = value.get("per_call")
         sequential = value.get("sequential_inner_reads", base.sequential_inner_reads)
         if not isinstance(sequential, bool):
             raise SpecError(
@@ -200,6 +202,9 @@ def parse_reader(value: object) -> ReaderProfile:
             per_chunk_cpu_s=base.per_chunk_cpu_s
             if cpu is None
             else parse_duration(cpu, what="reader per_chunk_cpu"),
+            per_call_s=base.per_call_s
+            if per_call is None
+            else parse_duration(per_call, what="reader per_call"),
             sequential_inner_reads=sequential,
             threads=_int(value.get("threads", base.threads), "reader threads"),
         )
@@ -358,10 +363,11 @@ def _parse_workload(raw: object, array: ArraySpec) -> Workload:
 _PROFILE_KEYS = {"reader", "codec_profiles", "calibration"}
 
 
-def load_profile(value: object) -> dict[str, Any]:
+def load_profile(value: object, reader: object = None) -> dict[str, Any]:
     """A calibration profile (``chunkwise calibrate``): a file, ``"cached"``, or a mapping.
 
-    ``"cached"`` is the profile ``chunkwise calibrate`` keeps for the reader installed
+    ``"cached"`` is the profile ``chunkwise calibrate`` keeps for ``reader`` (the spec's
+    ``reader:``, a name or a mapping with a ``preset``), by default the reader installed
     here. The profile's ``reader`` applies unless the spec names a reader itself; its
     ``codec_profiles`` apply under the spec's own.
     """
@@ -370,12 +376,13 @@ def load_profile(value: object) -> dict[str, Any]:
     if isinstance(value, str) and value.strip().lower() == "cached":
         from chunkwise.engine.calibrate import calibration_cache
 
-        reader = installed_reader()
-        path = calibration_cache(reader)
+        name = _cached_reader_name(reader)
+        path = calibration_cache(name)
         if not path.is_file():
+            option = "" if reader is None else f" --reader {name}"
             raise SpecError(
-                f"no calibration of {reader} is cached here ({path}); run chunkwise calibrate "
-                "first, or give a profile file."
+                f"no calibration of {name} is cached here ({path}); run chunkwise calibrate"
+                f"{option} first, or give a profile file."
             )
         value = path
     if isinstance(value, str | Path):
@@ -397,6 +404,31 @@ def load_profile(value: object) -> dict[str, Any]:
             f"{', '.join(sorted(_PROFILE_KEYS))}."
         )
     return dict(value)
+
+
+def _reader_with_profile(named: object, calibrated: object) -> object:
+    """The reader to price: the spec's, or the calibration profile's when the spec names
+    none or names the very preset the profile calibrated (a bare name such as
+    ``tensorstore`` then takes the measured constants)."""
+    if named is None:
+        return calibrated
+    same = (
+        isinstance(named, str)
+        and isinstance(calibrated, Mapping)
+        and _cached_reader_name(named) == _cached_reader_name(calibrated)
+    )
+    return calibrated if same else named
+
+
+def _cached_reader_name(reader: object) -> str:
+    """The preset name whose cached calibration ``profile: cached`` means for ``reader``."""
+    if isinstance(reader, ReaderProfile):
+        return reader.name
+    if isinstance(reader, Mapping):
+        reader = reader.get("preset")
+    if reader is None:
+        return installed_reader()
+    return parse_reader(_preset_name(reader, "reader")).name
 
 
 def _parse_profiles(raw: object) -> dict[CodecSpec, CodecProfile]:
@@ -486,9 +518,10 @@ def problem_from_spec(
             "spec needs 'workload': a preset name such as slice-viewer, or a list of operations."
         )
     workload = _parse_workload(spec["workload"], array)
-    profile = load_profile(spec.get("profile"))
+    profile = load_profile(spec.get("profile"), spec.get("reader"))
     storage = parse_storage(
-        spec.get("storage", default_storage), spec.get("reader", profile.get("reader"))
+        spec.get("storage", default_storage),
+        _reader_with_profile(spec.get("reader"), profile.get("reader")),
     )
     constraints = Constraints.from_spec(spec.get("constraints"), array)
     if "codec" in spec and "codecs" in spec:

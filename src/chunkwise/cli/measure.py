@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import yaml
@@ -27,6 +28,9 @@ from chunkwise.cli.common import (
     user_errors,
 )
 from chunkwise.units import format_bytes, format_rate
+
+if TYPE_CHECKING:
+    from chunkwise.engine.results import BenchReport
 
 __all__ = ["bench", "codecs", "probe"]
 
@@ -104,6 +108,12 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
     type=click.Path(file_okay=False),
     help="Write bench.html, bench.md, bench.csv and bench.json into this directory.",
 )
+@click.option(
+    "--save-profile",
+    type=click.Path(dir_okay=False),
+    help="Re-fit the priced reader's CPU per chunk and time per call to the measured reads "
+    "and write the profile here (for --profile FILE of advise, bench and inspect).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @profile_option
 @remote_options
@@ -126,6 +136,7 @@ def bench(
     markdown: str | None,
     html: str | None,
     out: str | None,
+    save_profile: str | None,
     quiet: bool,
     profile: str | None,
     endpoint_url: str | None,
@@ -135,7 +146,10 @@ def bench(
     from chunkwise.report.bench import bench_csv, bench_json, bench_markdown, print_bench
     from chunkwise.report.html import bench_html, write_report_files
 
-    for flag, name in (("--csv", csv_path), ("--markdown", markdown), ("--html", html)):
+    for flag, name in (
+        ("--csv", csv_path), ("--markdown", markdown), ("--html", html),
+        ("--save-profile", save_profile),
+    ):  # fmt: skip
         if name is not None and not Path(name).resolve().parent.is_dir():
             raise UserError(
                 f"{flag} {name!r}: folder {str(Path(name).resolve().parent)!r} does not exist; "
@@ -168,6 +182,7 @@ def bench(
             written.append(Path(name))
     if out is not None:
         written.extend(write_report_files(report, Path(out)).values())
+    fitted = _save_profile(report, Path(save_profile), shlex.join(words)) if save_profile else None
     if as_json:
         click.echo(bench_json(report))
     else:
@@ -175,6 +190,36 @@ def bench(
         print_bench(report, Console(width=None if sys.stdout.isatty() else 160))
     for path in written:
         click.echo(f"wrote {path}", err=as_json)
+    if fitted is not None:
+        click.echo(fitted, err=as_json)
+
+
+def _save_profile(report: BenchReport, path: Path, command: str) -> str:
+    """Re-fit the priced reader to ``report``'s reads, write the profile to ``path``, and
+    say what changed."""
+    from chunkwise.engine.calibrate import FIT_TOLERANCE, refit_profile
+    from chunkwise.units import parse_duration
+
+    fit = refit_profile(report)
+    reader = report.storage.reader
+    settings = fit.document["reader"]
+    text = yaml.safe_dump(fit.document, sort_keys=False)
+    try:
+        path.write_text(f"# {command} --save-profile {path}\n{text}", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the profile to {str(path)!r} ({exc.strerror or exc}); give "
+            "--save-profile a writable place."
+        ) from None
+    per_chunk = parse_duration(settings["per_chunk_cpu"])
+    per_call = parse_duration(settings["per_call"])
+    return (
+        f"wrote {path}: {reader.name} fitted to {fit.operations} measured reads, CPU per "
+        f"chunk {reader.per_chunk_cpu_s * 1e3:.3g} -> {per_chunk * 1e3:.3g} ms, time per call "
+        f"{reader.per_call_s * 1e3:.3g} -> {per_call * 1e3:.3g} ms; predictions within "
+        f"{FIT_TOLERANCE}x: {fit.within_before} -> {fit.within_after} of {fit.operations}. "
+        f"Use it with --profile {path}."
+    )
 
 
 @click.command()
@@ -328,6 +373,11 @@ def codecs(
 )
 @click.option("--sample", "sample_size", default="4MiB", show_default=True, help="Sample size.")
 @click.option(
+    "--reader",
+    help="The reader to calibrate: tensorstore, zarrs, or a zarr-python preset; default: "
+    "the zarr-python installed here (with its codec pipeline).",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False),
     help="Also write the profile here (it is always kept in the cache for --profile cached).",
@@ -340,15 +390,17 @@ def calibrate(
     region: str | None,
     codec_list: tuple[str, ...],
     sample_size: str,
+    reader: str | None,
     out: str | None,
     as_json: bool,
     endpoint_url: str | None,
     storage_option: tuple[str, ...],
 ) -> None:
-    """Measure the installed reader's CPU per chunk and codec speeds on this machine.
+    """Measure a reader's CPU per chunk and per call, and codec speeds, on this machine.
 
     Writes a profile that advise, bench and inspect take with --profile FILE (or
-    --profile cached): the model then prices this machine, not the defaults.
+    --profile cached, which picks the cached calibration of the spec's reader): the model
+    then prices this machine, not the defaults.
     """
     from chunkwise.engine.calibrate import calibration_cache, calibration_document
     from chunkwise.engine.codecs import sample_blocks
@@ -367,9 +419,12 @@ def calibrate(
         storage_options=storage_options(endpoint_url, storage_option),
     )
     sample = sample_blocks(loaded.values, budget)
-    document = calibration_document(sample, codecs, description=loaded.info.description)
+    document = calibration_document(
+        sample, codecs, description=loaded.info.description, reader=reader
+    )
     text = yaml.safe_dump(document, sort_keys=False)
-    header = f"# chunkwise calibrate --data {data}: {format_bytes(sample.nbytes)} sample\n"
+    option = f" --reader {reader}" if reader else ""
+    header = f"# chunkwise calibrate --data {data}{option}: {format_bytes(sample.nbytes)} sample\n"
     cache = calibration_cache(document["reader"]["preset"])
     targets = [cache] + ([Path(out)] if out is not None else [])
     for path in targets:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -523,10 +523,13 @@ def op_cost(op: Operation, grid: Grid, inputs: CostInputs) -> OpCost:
 
 def _op_cost(op: Operation, terms: _Terms) -> OpCost:
     if op.kind == "point":
-        return _read_points(terms, op)
-    if op.kind in ("write", "append"):
-        return _write_box(terms, op)
-    return _read_box(terms, op)
+        cost = _read_points(terms, op)
+    elif op.kind in ("write", "append"):
+        cost = _write_box(terms, op)
+    else:
+        cost = _read_box(terms, op)
+    per_call = terms.reader.per_call_s
+    return replace(cost, cpu_s=cost.cpu_s + per_call) if per_call else cost
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -53,6 +53,8 @@ __all__ = [
     "zarr_auto_chunks",
 ]
 
+#: The step in CPU per chunk that measures a prediction's slope in it, seconds.
+_NUDGE_S = 1e-3
 _METADATA_KEYS = re.compile(r"(^|/)(zarr\.json|\.zarray|\.zattrs|\.zgroup|\.zmetadata)$")
 
 
@@ -297,6 +299,11 @@ def run_candidates(
         layout = cand.layout
         inputs = CostInputs(array, storage, layout.codec, codec_profiles[layout.codec])
         predicted = estimate_layout(layout, ops, inputs)
+        # The prediction's slope in CPU per chunk (linear: cpu_s = n * per_chunk + ...).
+        nudged = storage.with_reader(
+            replace(storage.reader, per_chunk_cpu_s=storage.reader.per_chunk_cpu_s + _NUDGE_S)
+        )
+        slope = estimate_layout(layout, ops, replace(inputs, storage=nudged)).ops
         # The initial write, priced on its own: a workload op may be named "write" too.
         whole = Operation("write", "write", 0.0, array.shape)
         predicted_write = estimate_layout(layout, [whole], inputs).ops["write"]["seconds"]
@@ -326,7 +333,9 @@ def run_candidates(
                     times, warm_times, gets = _measure_reads(
                         opened, op, positions[op.name], warm, values
                     )
-                measured.append(_measurement(op, predicted.ops[op.name], times, warm_times, gets))
+                measured.append(
+                    _measurement(op, predicted.ops[op.name], times, warm_times, gets, slope)
+                )
                 step(op.name)
             if opened.fallbacks:
                 notes.append(
@@ -338,7 +347,7 @@ def run_candidates(
                 times, gets = _measure_appends(
                     target, location, array, layout, values, op, repeats, seed
                 )
-                measured.append(_measurement(op, predicted.ops[op.name], times, (), gets))
+                measured.append(_measurement(op, predicted.ops[op.name], times, (), gets, slope))
                 step(op.name)
         order = {op.name: i for i, op in enumerate(ops)}
         measured.sort(key=lambda m: order[m.name])
@@ -408,6 +417,7 @@ def _measurement(
     times: tuple[float, ...],
     warm_times: tuple[float, ...],
     gets: float,
+    nudged: Mapping[str, dict[str, float]],
 ) -> OpMeasurement:
     return OpMeasurement(
         name=op.name,
@@ -418,4 +428,5 @@ def _measurement(
         warm_times_s=warm_times,
         requests=gets,
         predicted_requests=predicted.get("get_requests", predicted.get("requests", float("nan"))),
+        cpu_chunks=(nudged[op.name]["cpu_s"] - predicted["cpu_s"]) / _NUDGE_S,
     )

@@ -50,7 +50,9 @@ __all__ = [
     "ArrayReads",
     "ReaderChoice",
     "choose_reader",
+    "local_reads",
     "open_reads",
+    "reader_family",
     "zarr_python_label",
 ]
 
@@ -73,8 +75,9 @@ def zarr_python_label() -> str:
     return f"zarr-python {_version('zarr')}"
 
 
-def _family(priced: str) -> str:
-    """``"tensorstore"``, ``"zarrs"`` or ``"zarr-python"`` for a priced reader's name."""
+def reader_family(priced: str) -> str:
+    """The library behind a reader profile's name: ``"tensorstore"``, ``"zarrs"`` or
+    ``"zarr-python"`` (every ``zarr-python-*`` profile and custom readers)."""
     name = priced.lower()
     for family in INSTALL:
         if name.startswith(family):
@@ -104,7 +107,7 @@ class ReaderChoice:
 def choose_reader(priced: str, target: StoreTarget) -> ReaderChoice:
     """The library that measures reads for the priced reader ``priced`` on ``target``:
     the priced one when it is installed and can read the target, else zarr-python."""
-    family = _family(priced)
+    family = reader_family(priced)
     if family == "zarr-python":
         return ReaderChoice(family, zarr_python_label())
     fallback = f"bench measures through {zarr_python_label()} instead"
@@ -246,20 +249,28 @@ def _tensorstore_reads(
     return ArrayReads(read, requests, label)
 
 
-def _zarrs_reads(store: EmulatedStore, label: str, stack: contextlib.ExitStack) -> ArrayReads:
+def _open_zarrs(folder: Path) -> Any:
+    """The zarr array in ``folder``, opened with zarrs' codec pipeline (checked: zarr-python
+    silently keeps its own for stores zarrs cannot open)."""
     import zarr
     from zarr.storage import LocalStore
 
-    folder, _ = _directory(store, stack)
-    opened = LocalStore(folder, read_only=True)
     with zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"}):
-        arr = zarr.open_array(opened, mode="r")
+        arr = zarr.open_array(LocalStore(folder, read_only=True), mode="r")
     pipeline: Any = arr._async_array.codec_pipeline
     if getattr(pipeline, "impl", None) is None:
         raise RuntimeError(
-            f"zarrs did not take over reading {type(opened).__name__}; zarr-python kept "
-            f"its own codec pipeline ({type(pipeline).__name__})."
+            f"zarrs did not take over reading {folder}; zarr-python kept its own codec "
+            f"pipeline ({type(pipeline).__name__})."
         )
+    return arr
+
+
+def _zarrs_reads(store: EmulatedStore, label: str, stack: contextlib.ExitStack) -> ArrayReads:
+
+    folder, _ = _directory(store, stack)
+    arr = _open_zarrs(folder)
+    pipeline: Any = arr._async_array.codec_pipeline
     reads = ArrayReads(lambda op, sel: None, None, label)  # zarrs reads the files itself
     current: list[str] = [""]
     python_impl = getattr(pipeline, "python_impl", None)
@@ -289,6 +300,27 @@ class _Tattle:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pipeline, name)
+
+
+def local_reads(family: str, folder: Path, zarr_format: int) -> Callable[[Any], Any]:
+    """``read(selection)`` of the array in the local directory ``folder`` through
+    ``family`` (``"tensorstore"``: its ``file`` kvstore; ``"zarrs"``: zarr-python with the
+    zarrs codec pipeline on a ``LocalStore``; else zarr-python), returning the values."""
+    if family == "tensorstore":
+        import tensorstore as ts
+
+        driver = "zarr3" if zarr_format == 3 else "zarr"
+        kvstore = {"driver": "file", "path": str(folder) + "/"}
+        arr = ts.open({"driver": driver, "kvstore": kvstore}, read=True).result()
+        return lambda selection: arr[selection].read().result()
+    if family == "zarrs":
+        opened = _open_zarrs(folder)
+    else:
+        import zarr
+        from zarr.storage import LocalStore
+
+        opened = zarr.open_array(LocalStore(folder, read_only=True), mode="r")
+    return lambda selection: opened[selection]
 
 
 @contextlib.contextmanager

@@ -130,18 +130,24 @@ def _bench_storage(
 
 
 def _measured_profiles(
-    data: BenchData, codecs: Sequence[CodecSpec], reader: ReaderProfile, *, calibrate: bool
+    data: BenchData, codecs: Sequence[CodecSpec], reader: ReaderProfile, measuring: str
 ) -> tuple[dict[CodecSpec, CodecProfile], tuple[CodecMeasurement, ...], ReaderProfile, bool]:
-    """Codec ratios from the data; CPU costs per chunk and per byte calibrated through zarr
-    when ``calibrate`` (the reads are measured through zarr-python), else the reader's own
-    CPU cost per chunk and single-thread codec speeds on every core."""
-    profiles, measured, per_chunk = measure_codecs(
-        sample_blocks(data.values), codecs, calibrate=calibrate
+    """Codec ratios from the data; CPU costs per call, per chunk and per byte calibrated
+    through ``measuring``, the library that reads (``"zarr-python"``, ``"tensorstore"``,
+    ``"zarrs"``); the reader's own costs and single-thread codec speeds on every core
+    when the data is too small to calibrate."""
+    profiles, measured, calibrations = measure_codecs(
+        sample_blocks(data.values), codecs, reader=measuring
     )
-    if not per_chunk:
+    if not calibrations:
         return profiles, measured, replace(reader, threads=os.cpu_count() or 1), False
-    # Calibrated throughputs already use all of zarr's threads: one "thread" in the model.
-    calibrated = replace(reader, per_chunk_cpu_s=statistics.median(per_chunk), threads=1)
+    # Calibrated throughputs already use all of the library's threads: one "thread".
+    calibrated = replace(
+        reader,
+        per_chunk_cpu_s=statistics.median(c.per_chunk_read_s for c in calibrations),
+        per_call_s=statistics.median(c.per_call_read_s for c in calibrations),
+        threads=1,
+    )
     return profiles, measured, calibrated, True
 
 
@@ -270,7 +276,7 @@ def benchmark(
     measuring = choose_reader(storage_profile.reader.name, target)
     codecs = list(prob.codecs) + [c.codec for c in prob.candidates]
     profiles, measurements, reader, calibrated = _measured_profiles(
-        loaded, codecs, storage_profile.reader, calibrate=measuring.family == "zarr-python"
+        loaded, codecs, storage_profile.reader, measuring.family
     )
     prob = replace(
         prob,
@@ -305,15 +311,12 @@ def benchmark(
     if keep and target.root:
         notes.append(f"Layouts kept under {target.root}/{target.run_id}.")
     cpu = (
-        "CPU costs calibrated through zarr on this machine "
-        f"({prob.storage.reader.per_chunk_cpu_s * 1e3:.2f} ms per chunk)"
+        f"CPU costs calibrated through {measuring.label} on this machine "
+        f"({prob.storage.reader.per_chunk_cpu_s * 1e3:.2f} ms per chunk, "
+        f"{prob.storage.reader.per_call_s * 1e3:.2f} ms per call)"
         if calibrated
-        else "the reader's default CPU cost per chunk (too little data to calibrate)"
-        if measuring.family == "zarr-python"
-        else f"the reader's default CPU cost per chunk "
-        f"({prob.storage.reader.per_chunk_cpu_s * 1e3:.2f} ms) and single-thread codec "
-        f"speeds on {prob.storage.reader.threads} cores (calibration runs through "
-        f"zarr-python's codec pipeline, which {measuring.family} does not use)"
+        else "the reader's default CPU costs and single-thread codec speeds on "
+        f"{prob.storage.reader.threads} cores (too little data to calibrate)"
     )
     if measuring.note:
         notes.append(measuring.note)
@@ -346,4 +349,5 @@ def benchmark(
         notes=tuple(notes),
         measured_reader=measuring.label,
         written_by=zarr_python_label(),
+        codec_profiles=dict(prob.codec_profiles),
     )

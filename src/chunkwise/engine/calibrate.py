@@ -1,18 +1,26 @@
-"""Calibrate the reader's CPU costs on this machine, through zarr-python itself.
+"""Calibrate a reader's CPU costs on this machine, through the reader itself.
 
-The cost model charges every chunk a fixed CPU time (task dispatch, buffer handling,
-copying into the output) plus codec time per byte. Both depend on the machine and the
-codec, so :func:`calibrate_codec` measures them: a sample of the data is written to an
-in-memory store twice, in small and in large chunks, and each is read and written whole.
-With ``n`` chunks and ``B`` bytes, ``time = n * per_chunk + B * per_byte``; the two
-layouts give the two unknowns.
+The cost model charges every read or write call a fixed time, every chunk a fixed CPU
+time (task dispatch, buffer handling, copying into the output) plus codec time per byte.
+All depend on the machine, the library and the codec, so :func:`calibrate_codec`
+measures them: a sample of the data is written twice, in small and in large chunks, and
+each is read and written whole. With ``n`` chunks and ``B`` bytes,
+``time = n * per_chunk + B * per_byte``; the two layouts give the two unknowns. A read
+of one element (one small chunk) then gives the fixed cost of a call.
+
+Reads go through the reader being calibrated: zarr-python (from memory), or tensorstore
+and zarrs (from a local directory in the page cache: both read files themselves). Writes
+always go through zarr-python, which writes everything chunkwise stores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,18 +31,23 @@ from typing import Any
 import numpy as np
 
 from chunkwise.adapters.zarr_codecs import zarr_compressor
-from chunkwise.engine.results import CodecMeasurement
+from chunkwise.engine.bench_readers import local_reads, reader_family
+from chunkwise.engine.results import BenchReport, CodecMeasurement
 from chunkwise.errors import SpecError
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecProfile, CodecSpec
 from chunkwise.plan.candidates import reference_chunks
 
 __all__ = [
+    "FIT_TOLERANCE",
     "Calibration",
+    "ProfileFit",
     "calibrate_codec",
     "calibration_cache",
     "calibration_document",
+    "fit_fixed_costs",
     "measure_codecs",
+    "refit_profile",
 ]
 
 SMALL_CHUNK_BYTES = 16 * 2**10
@@ -46,7 +59,8 @@ MIN_CHUNK_DIFFERENCE = 16
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """Per-chunk and per-byte costs of reading and writing through zarr-python.
+    """Per-call, per-chunk and per-byte costs of reading (through the calibrated reader)
+    and writing (through zarr-python).
 
     Attributes
     ----------
@@ -54,13 +68,17 @@ class Calibration:
         Fixed CPU time per chunk, seconds.
     decode_Bps, encode_Bps
         Effective throughput of the whole read/write path per uncompressed byte, with
-        all of zarr's threads, bytes/second.
+        all of the library's threads, bytes/second.
+    per_call_read_s
+        Fixed time of one read call beyond its chunks (argument checks, indexing plans,
+        event-loop round trips, result assembly), seconds.
     """
 
     per_chunk_read_s: float
     per_chunk_write_s: float
     decode_Bps: float
     encode_Bps: float
+    per_call_read_s: float = 0.0
 
 
 def _best_time(func: Any, repeats: int) -> float:
@@ -83,21 +101,42 @@ def _grid(values: np.ndarray[Any, Any], target_bytes: int) -> tuple[tuple[int, .
 
 
 def _timings(
-    values: np.ndarray[Any, Any], codec: CodecSpec, chunks: tuple[int, ...], repeats: int
-) -> tuple[float, float]:
-    """Best read and write times of ``values`` chunked by ``chunks``, in memory, seconds."""
+    values: np.ndarray[Any, Any],
+    codec: CodecSpec,
+    chunks: tuple[int, ...],
+    repeats: int,
+    family: str,
+) -> tuple[float, float, float]:
+    """Best times of reading ``values`` whole through ``family``, writing it whole through
+    zarr-python, and reading its first element through ``family``, chunked by
+    ``chunks``, seconds."""
     import zarr
 
-    arr = zarr.create_array(
-        zarr.storage.MemoryStore(),
-        shape=values.shape,
-        dtype=values.dtype,
-        chunks=chunks,
-        compressors=zarr_compressor(codec, values.itemsize, 3),
-    )
-    write = _best_time(lambda: arr.__setitem__(Ellipsis, values), max(repeats // 2, 1))
-    read = _best_time(lambda: arr[...], repeats)
-    return read, write
+    with contextlib.ExitStack() as stack:
+        if family == "zarr-python":
+            store: Any = zarr.storage.MemoryStore()
+        else:
+            folder = Path(tempfile.mkdtemp(prefix="chunkwise-calibrate-"))
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            store = zarr.storage.LocalStore(folder)
+        arr = zarr.create_array(
+            store,
+            shape=values.shape,
+            dtype=values.dtype,
+            chunks=chunks,
+            compressors=zarr_compressor(codec, values.itemsize, 3),
+        )
+        write = _best_time(lambda: arr.__setitem__(Ellipsis, values), max(repeats // 2, 1))
+        if family == "zarr-python":
+            read_all: Any = lambda: arr[...]  # noqa: E731
+            read_one: Any = lambda: arr[(0,) * values.ndim]  # noqa: E731
+        else:
+            reads = local_reads(family, folder, 3)
+            read_all = lambda: reads(Ellipsis)  # noqa: E731
+            read_one = lambda: reads((0,) * values.ndim)  # noqa: E731
+        read = _best_time(read_all, repeats)
+        one = _best_time(read_one, repeats * 4)
+    return read, write, one
 
 
 def _solve(
@@ -109,9 +148,14 @@ def _solve(
 
 
 def calibrate_codec(
-    sample: np.ndarray[Any, Any], codec: CodecSpec, *, repeats: int = 6
+    sample: np.ndarray[Any, Any],
+    codec: CodecSpec,
+    *,
+    repeats: int = 6,
+    reader: str = "zarr-python",
 ) -> Calibration | None:
-    """Measure zarr-python's per-chunk and per-byte read/write costs for ``codec`` here.
+    """Measure a reader's per-call, per-chunk and per-byte read costs for ``codec`` here,
+    and zarr-python's write costs.
 
     Returns ``None`` when the sample is too small to tell per-chunk from per-byte costs
     (fewer than :data:`MIN_CHUNK_DIFFERENCE` more chunks in the small layout).
@@ -125,56 +169,72 @@ def calibrate_codec(
         The codec to measure.
     repeats
         Timed reads per layout (after one warm-up; half as many writes); the fastest is used.
+    reader
+        The library that reads: ``"zarr-python"``, ``"tensorstore"`` or ``"zarrs"`` (a
+        reader profile's name, such as ``"zarr-python-3.4"``, maps to its library).
     """
+    family = reader_family(reader)
     row_bytes = max(sample.nbytes // max(sample.shape[0], 1), 1)
     box = np.ascontiguousarray(sample[: max(SAMPLE_BYTES // row_bytes, 1)])
     small, n_small = _grid(box, SMALL_CHUNK_BYTES)
     large, n_large = _grid(box, LARGE_CHUNK_BYTES)
     if n_small - n_large < MIN_CHUNK_DIFFERENCE:
         return None
-    r_small, w_small = _timings(box, codec, small, repeats)
-    r_large, w_large = _timings(box, codec, large, repeats)
+    r_small, w_small, one = _timings(box, codec, small, repeats, family)
+    r_large, w_large, _ = _timings(box, codec, large, repeats, family)
     read_chunk, read_byte = _solve(r_small, n_small, r_large, n_large, box.nbytes)
     write_chunk, write_byte = _solve(w_small, n_small, w_large, n_large, box.nbytes)
-    return Calibration(read_chunk, write_chunk, 1.0 / read_byte, 1.0 / write_byte)
+    small_bytes = box.nbytes / n_small
+    per_call = max(one - read_chunk - small_bytes * read_byte, 0.0)
+    return Calibration(read_chunk, write_chunk, 1.0 / read_byte, 1.0 / write_byte, per_call)
 
 
 def measure_codecs(
-    sample: np.ndarray[Any, Any], codecs: Sequence[CodecSpec], *, calibrate: bool = True
-) -> tuple[dict[CodecSpec, CodecProfile], tuple[CodecMeasurement, ...], list[float]]:
-    """Codec ratios from ``sample``, and (with ``calibrate``) the zarr-python read/write
-    throughputs and CPU per chunk of each codec, calibrated through zarr here.
+    sample: np.ndarray[Any, Any],
+    codecs: Sequence[CodecSpec],
+    *,
+    calibrate: bool = True,
+    reader: str = "zarr-python",
+) -> tuple[dict[CodecSpec, CodecProfile], tuple[CodecMeasurement, ...], list[Calibration]]:
+    """Codec ratios from ``sample``, and (with ``calibrate``) the read/write throughputs
+    and fixed costs of each codec, calibrated here through ``reader`` (reads) and
+    zarr-python (writes).
 
     Returns the profiles (calibrated speeds where the sample allowed it, single-thread
-    codec speeds otherwise), the raw codec measurements, and the per-chunk read CPU of
-    every codec that could be calibrated, seconds.
+    codec speeds otherwise), the raw codec measurements, and the calibration of every
+    codec that could be calibrated.
     """
     from chunkwise.engine.codecs import profile_codecs
 
     unique = list(dict.fromkeys(codecs))
     measured = profile_codecs(sample, unique)
     profiles: dict[CodecSpec, CodecProfile] = {}
-    per_chunk: list[float] = []
+    calibrations: list[Calibration] = []
     for codec, m in zip(unique, measured, strict=True):
-        cal = calibrate_codec(sample, codec) if calibrate else None
+        cal = calibrate_codec(sample, codec, reader=reader) if calibrate else None
         if cal is None:  # not asked, or too little data: single-thread codec speeds
             profiles[codec] = CodecProfile(m.ratio, m.encode_Bps, m.decode_Bps, measured=True)
         else:
             profiles[codec] = CodecProfile(m.ratio, cal.encode_Bps, cal.decode_Bps, measured=True)
-            per_chunk.append(cal.per_chunk_read_s)
-    return profiles, measured, per_chunk
+            calibrations.append(cal)
+    return profiles, measured, calibrations
 
 
 def calibration_document(
-    sample: np.ndarray[Any, Any], codecs: Sequence[CodecSpec], *, description: str
+    sample: np.ndarray[Any, Any],
+    codecs: Sequence[CodecSpec],
+    *,
+    description: str,
+    reader: str | None = None,
 ) -> dict[str, Any]:
-    """Calibrate the installed reader on ``sample`` and return a profile document.
+    """Calibrate a reader on ``sample`` and return a profile document.
 
     The document is what ``chunkwise calibrate`` writes and ``--profile`` (the spec's
-    ``profile:``) reads: the installed reader's preset with its per-chunk CPU time
-    measured here, and per codec the compression ratio and the throughput of the whole
-    read and write path through zarr-python (all its threads; hence ``threads: 1`` in the
-    model), plus where and with what it was measured.
+    ``profile:``) reads: the reader's preset with its CPU time per chunk and fixed time
+    per call measured here, and per codec the compression ratio and the throughput of
+    the whole read path through that reader and write path through zarr-python (all
+    their threads; hence ``threads: 1`` in the model), plus where and with what it was
+    measured.
 
     Parameters
     ----------
@@ -185,30 +245,47 @@ def calibration_document(
         The codecs to calibrate.
     description
         What the sample is, for the record.
+    reader
+        The reader profile to calibrate (``"tensorstore"``, ``"zarrs"``, a
+        ``zarr-python-*`` preset); by default the one installed here.
 
     Raises
     ------
     SpecError
-        When the sample is too small to tell per-chunk from per-byte costs.
+        When the sample is too small to tell per-chunk from per-byte costs, or the
+        reader's library is not installed.
     """
     import platform
     import sys
     from datetime import UTC, datetime
 
     from chunkwise.engine.installed import installed_reader
+    from chunkwise.spec import parse_reader
     from chunkwise.units import spec_rate
 
-    profiles, _, per_chunk = measure_codecs(sample, codecs)
-    if len(per_chunk) < len(profiles):
+    preset = parse_reader(reader).name if reader is not None else installed_reader()
+    family = reader_family(preset)
+    library = family if family != "zarr-python" else "zarr"
+    try:
+        version = metadata.version(library)
+    except metadata.PackageNotFoundError:
+        raise SpecError(
+            f"cannot calibrate reader {preset!r}: {library} is not installed here; install "
+            f"it (pip install {library}) or calibrate another reader."
+        ) from None
+    profiles, _, calibrations = measure_codecs(sample, codecs, reader=family)
+    if len(calibrations) < len(profiles):
         raise SpecError(
             f"a sample of {sample.nbytes} bytes is too small to calibrate: give at least "
             "1 MiB of data (--data, --sample)."
         )
-    reader = installed_reader()
+    per_chunk = statistics.median(c.per_chunk_read_s for c in calibrations)
+    per_call = statistics.median(c.per_call_read_s for c in calibrations)
     return {
         "reader": {
-            "preset": reader,
-            "per_chunk_cpu": f"{statistics.median(per_chunk) * 1e3:.4g}ms",
+            "preset": preset,
+            "per_chunk_cpu": f"{per_chunk * 1e3:.4g}ms",
+            "per_call": f"{per_call * 1e3:.4g}ms",
             "threads": 1,
         },
         "codec_profiles": {
@@ -221,7 +298,8 @@ def calibration_document(
             for codec, profile in profiles.items()
         },
         "calibration": {
-            "reader": reader,
+            "reader": preset,
+            "library": f"{library} {version}",
             "zarr": metadata.version("zarr"),
             "python": platform.python_version(),
             "machine": platform.node(),
@@ -238,3 +316,154 @@ def calibration_cache(reader: str) -> Path:
     ``$XDG_CACHE_HOME/chunkwise/`` (``~/.cache/chunkwise/``), one file per reader."""
     root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(root) / "chunkwise" / f"calibration-{reader}.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileFit:
+    """A reader profile re-fitted to a benchmark's measured reads.
+
+    Attributes
+    ----------
+    document
+        The profile (``reader``, ``codec_profiles``, ``calibration``), as ``chunkwise
+        calibrate`` writes it and ``--profile`` reads it.
+    operations
+        Measured read operations the fit used (every layout's).
+    within_before, within_after
+        How many of them the model predicted within :data:`FIT_TOLERANCE` of the
+        measured mean, with the benchmark's constants and with the fitted ones.
+    """
+
+    document: dict[str, Any]
+    operations: int
+    within_before: int
+    within_after: int
+
+
+#: The agreement counted by :class:`ProfileFit`: measured/predicted within 1/1.25-1.25.
+FIT_TOLERANCE = 1.25
+
+
+def fit_fixed_costs(
+    residual_s: np.ndarray[Any, Any],
+    slope: np.ndarray[Any, Any],
+    measured_s: np.ndarray[Any, Any],
+    per_call_s: float,
+    per_chunk_s: float,
+) -> tuple[float, float]:
+    """New (per call, per chunk) times, seconds, that best explain measured reads.
+
+    Each read ``i`` was measured at ``measured_s[i]`` and predicted ``residual_s[i]``
+    short of it; its prediction grows by ``slope[i]`` per second of CPU per chunk and by
+    1 per second of fixed time per call. The fit minimizes the squared *relative* error
+    of the new predictions, keeping both times non-negative. With a single distinct slope
+    only the per-call time moves.
+    """
+    weight = 1.0 / np.maximum(measured_s, 1e-9)
+    # In the new times themselves: measured - (predicted - old costs) = call + chunk * slope.
+    target = (residual_s + per_call_s + per_chunk_s * slope) * weight
+    ones = np.ones_like(slope)
+
+    def best(columns: list[np.ndarray[Any, Any]]) -> list[float]:
+        matrix = np.stack([c * weight for c in columns], axis=1)
+        return [float(v) for v in np.linalg.lstsq(matrix, target, rcond=None)[0]]
+
+    def error(call: float, chunk: float) -> float:
+        return float(np.sum((target - (call + chunk * slope) * weight) ** 2))
+
+    if np.ptp(slope) <= 1e-9 * max(float(np.max(np.abs(slope))), 1.0):
+        target = target - per_chunk_s * slope * weight  # the chunk time stays
+        (call,) = best([ones])
+        return max(call, 0.0), per_chunk_s
+    (call_only,) = best([ones])
+    # A convex problem on the quarter plane: the free optimum if it is inside, else the
+    # best point on one of the two edges.
+    call, chunk = best([ones, slope])
+    if call >= 0 and chunk >= 0:
+        return call, chunk
+    (chunk_only,) = best([slope])
+    edges = [(max(call_only, 0.0), 0.0), (0.0, max(chunk_only, 0.0))]
+    return min(edges, key=lambda pair: error(*pair))
+
+
+def refit_profile(report: BenchReport) -> ProfileFit:
+    """A profile with the priced reader's CPU per chunk and fixed time per call fitted to
+    ``report``'s measured reads (the mean over positions, which the model predicts).
+
+    What the fit cannot tell apart lands in these two constants: a store's own fixed
+    cost per call (an HTTP client, an emulation's event loop) becomes per-call time. A
+    profile fitted on one store describes reads from that store.
+
+    Raises
+    ------
+    SpecError
+        When the benchmark measured no read operation.
+    """
+    import platform
+    from datetime import UTC, datetime
+
+    from chunkwise.model.storage import READER_PRESETS
+    from chunkwise.units import spec_rate
+
+    rows = [
+        (op.mean_s, op.predicted_s, op.cpu_chunks)
+        for result in report.results
+        for op in result.ops
+        if op.kind not in ("write", "append")
+        and op.times_s
+        and op.predicted_s > 0
+        and math.isfinite(op.cpu_chunks)
+    ]
+    if not rows:
+        raise SpecError(
+            "bench measured no read operation to fit a profile to; give a workload with "
+            "reads (plane, region, series, scan, point)."
+        )
+    measured, predicted, slope = (
+        np.array(column, dtype=np.float64) for column in zip(*rows, strict=True)
+    )
+    reader = report.storage.reader
+    per_call, per_chunk = fit_fixed_costs(
+        measured - predicted, slope, measured, reader.per_call_s, reader.per_chunk_cpu_s
+    )
+    fitted = predicted + (per_call - reader.per_call_s) + (per_chunk - reader.per_chunk_cpu_s) * slope  # fmt: skip
+
+    def within(prediction: np.ndarray[Any, Any]) -> int:
+        ratio = measured / np.maximum(prediction, 1e-12)
+        return int(np.sum((ratio <= FIT_TOLERANCE) & (ratio >= 1 / FIT_TOLERANCE)))
+
+    settings: dict[str, Any] = {"preset": reader.name} if reader.name in READER_PRESETS else {
+        "preset": "installed", "name": reader.name,
+    }  # fmt: skip
+    settings.update(
+        per_chunk_cpu=f"{per_chunk * 1e3:.4g}ms",
+        per_call=f"{per_call * 1e3:.4g}ms",
+        threads=reader.threads,
+    )
+    document = {
+        "reader": settings,
+        "codec_profiles": {
+            codec.short: {
+                "ratio": float(f"{profile.ratio:.5g}"),
+                "encode": spec_rate(profile.encode_Bps),
+                "decode": spec_rate(profile.decode_Bps),
+                "measured": profile.measured,
+            }
+            for codec, profile in report.codec_profiles.items()
+        },
+        "calibration": {
+            "source": "chunkwise bench",
+            "reader": reader.name,
+            "measured_through": report.measured_reader,
+            "store": report.store,
+            "storage": report.storage.name,
+            "operations": len(rows),
+            f"within_{FIT_TOLERANCE}x": {"before": within(predicted), "after": within(fitted)},
+            "python": platform.python_version(),
+            "machine": platform.node(),
+            "cpus": os.cpu_count() or 1,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "data": report.data.description,
+        },
+    }
+    return ProfileFit(document, len(rows), within(predicted), within(fitted))

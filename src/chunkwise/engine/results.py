@@ -7,11 +7,12 @@ Nothing here touches bytes; :mod:`chunkwise.engine.bench` fills these in and
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chunkwise.model.array import ArraySpec
+from chunkwise.model.codec import CodecProfile, CodecSpec
 from chunkwise.model.layout import Layout
 from chunkwise.model.storage import StorageProfile
 from chunkwise.model.workload import Workload
@@ -55,6 +56,10 @@ class OpMeasurement:
         Mean GET requests per repeat as counted at the store.
     predicted_requests
         The model's expected requests per operation.
+    cpu_chunks
+        How many times the model charged the reader's CPU time per chunk in
+        :attr:`predicted_s` (chunks, plus shard indexes where sharded): the slope of the
+        prediction in ``per_chunk_cpu_s``, used to re-fit a profile from measurements.
     """
 
     name: str
@@ -65,6 +70,7 @@ class OpMeasurement:
     warm_times_s: tuple[float, ...] = ()
     requests: float = float("nan")
     predicted_requests: float = float("nan")
+    cpu_chunks: float = float("nan")
 
     @property
     def measured_s(self) -> float:
@@ -110,6 +116,7 @@ class OpMeasurement:
             "times_s": list(self.times_s),
             "requests": self.requests,
             "predicted_requests": self.predicted_requests,
+            "cpu_chunks": self.cpu_chunks,
         }
         if self.warm_times_s:
             out["warm_s"] = self.warm_s
@@ -304,6 +311,9 @@ class BenchReport:
     written_by
         The library that wrote the layouts (and timed writes and appends), with its
         version (``zarr-python 3.1.6``).
+    codec_profiles
+        The codec ratios and throughputs behind the predictions (calibrated on the data
+        where it allowed), by codec.
     """
 
     title: str
@@ -322,6 +332,7 @@ class BenchReport:
     notes: tuple[str, ...] = ()
     measured_reader: str = ""
     written_by: str = ""
+    codec_profiles: Mapping[CodecSpec, CodecProfile] = field(default_factory=dict)
 
     def fastest(self) -> LayoutResult:
         """The layout with the smallest measured workload time."""

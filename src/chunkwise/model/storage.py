@@ -59,7 +59,8 @@ class ReaderProfile:
         Requests in flight at once (zarr-python's ``async.concurrency``, default 10).
     per_chunk_cpu_s
         Interpreter/library CPU per chunk processed, seconds, serial (zarr-python 3.1.6:
-        ~0.2 ms; ~0.1 ms with ``codec_pipeline.batch_size=64``; tensorstore ~0.03 ms).
+        ~0.2 ms; ~0.1 ms with ``codec_pipeline.batch_size=64``; tensorstore ~0.01 ms;
+        zarrs ~0.03 ms: ``chunkwise calibrate --reader NAME`` on one 2-core machine).
     sequential_inner_reads
         ``True`` when a partial shard read fetches its inner chunks one after another
         (zarr-python 3.1); ``False`` when they go out concurrently (zarr-python 3.4,
@@ -79,6 +80,12 @@ class ReaderProfile:
         ``True`` when every shard write first GETs the existing shard (zarr-python 3.1);
         ``False`` when a write that covers the whole shard skips that read (zarr-python
         3.2 and later, tensorstore, zarrs).
+    per_call_s
+        Fixed time of one read or write call beyond its chunks and requests, seconds:
+        argument checks, indexing plans, event-loop round trips, assembling the result.
+        The presets carry ``chunkwise calibrate``'s figures from one 2-core machine
+        (both zarr lines); ``chunkwise calibrate`` measures this machine's, and ``bench
+        --save-profile`` fits it to measured operations.
     """
 
     name: str
@@ -90,17 +97,25 @@ class ReaderProfile:
     coalesce_gap_bytes: int = 0
     coalesce_max_bytes: int = 0
     shard_write_reads_existing: bool = True
+    per_call_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.threads < 1:
             raise SpecError(f"reader {self.name!r}: concurrency and threads must be at least 1.")
-        if self.per_chunk_cpu_s < 0:
-            raise SpecError(f"reader {self.name!r}: per-chunk CPU time must not be negative.")
+        if self.per_chunk_cpu_s < 0 or self.per_call_s < 0:
+            raise SpecError(
+                f"reader {self.name!r}: CPU time per chunk and per call must not be negative."
+            )
         if self.coalesce_gap_bytes < 0 or self.coalesce_max_bytes < 0:
             raise SpecError(f"reader {self.name!r}: coalescing sizes must not be negative.")
 
 
-_ZARR_31 = ReaderProfile("zarr-python-3.1", 10, 0.2e-3, True, serial_checksum=True)
+#: Fixed time per read call (chunkwise calibrate, two runs per zarr line on one 2-core
+#: machine): zarr-python 0.27-0.38 ms, tensorstore 0.08-0.13 ms, zarrs 0.27-0.40 ms.
+_ZARR_PER_CALL = 0.3e-3
+_ZARR_31 = ReaderProfile(
+    "zarr-python-3.1", 10, 0.2e-3, True, serial_checksum=True, per_call_s=_ZARR_PER_CALL
+)
 
 READER_PRESETS: dict[str, ReaderProfile] = {
     # zarr-python 3.1.6, the last release for Python 3.11.
@@ -118,18 +133,23 @@ READER_PRESETS: dict[str, ReaderProfile] = {
     "zarr-python-3.4": ReaderProfile(
         "zarr-python-3.4", 10, 0.2e-3, False, serial_checksum=True,
         coalesce_gap_bytes=1 * MiB, coalesce_max_bytes=16 * MiB,
-        shard_write_reads_existing=False,
+        shard_write_reads_existing=False, per_call_s=_ZARR_PER_CALL,
     ),
     # tensorstore: inner chunks concurrently; its remote kvstores merge byte ranges at
-    # most 4095 bytes apart into reads of at most 128 MiB (its source).
+    # most 4095 bytes apart into reads of at most 128 MiB (its source). CPU per chunk
+    # 0.009-0.012 ms (chunkwise calibrate --reader tensorstore, both zarr lines).
     "tensorstore": ReaderProfile(
-        "tensorstore", 32, 0.03e-3, False, coalesce_gap_bytes=4095,
-        coalesce_max_bytes=128 * MiB, shard_write_reads_existing=False,
+        "tensorstore", 32, 0.01e-3, False, coalesce_gap_bytes=4095,
+        coalesce_max_bytes=128 * MiB, shard_write_reads_existing=False, per_call_s=0.1e-3,
     ),
     # zarrs-python: zarr-python's API with the zarrs Rust crate as codec pipeline; inner
-    # chunks are fetched and decoded concurrently in Rust. CPU per chunk assumed equal to
-    # tensorstore's (both native code); not yet calibrated here.
-    "zarrs": ReaderProfile("zarrs", 32, 0.03e-3, False, shard_write_reads_existing=False),
+    # chunks are fetched and decoded concurrently in Rust. CPU per chunk 0.027-0.033 ms
+    # (chunkwise calibrate --reader zarrs, both zarr lines); each call still passes
+    # through zarr-python's indexing.
+    "zarrs": ReaderProfile(
+        "zarrs", 32, 0.03e-3, False, shard_write_reads_existing=False,
+        per_call_s=_ZARR_PER_CALL,
+    ),
 }  # fmt: skip
 
 #: Names that stand for a preset. ``zarr-python`` (and ``zarr``) mean the zarr-python

@@ -161,6 +161,7 @@ def _storage_dict(storage: StorageProfile) -> dict[str, Any]:
             "name": reader.name,
             "concurrency": reader.concurrency,
             "per_chunk_cpu_s": reader.per_chunk_cpu_s,
+            "per_call_s": reader.per_call_s,
             "sequential_inner_reads": reader.sequential_inner_reads,
             "threads": reader.threads,
             "serial_checksum": reader.serial_checksum,
