@@ -556,3 +556,17 @@ def test_whole_array_write_without_edge_chunks_reads_nothing() -> None:
     assert cost.ops["write"]["get_requests"] == 0.0
     assert cost.ops["write"]["put_requests"] == 6.0
     assert cost.objects == 6 + 1
+
+
+def test_a_one_chunk_shard_is_priced_as_the_unsharded_layout_it_becomes() -> None:
+    """Found by the property above: the sharded grid held (10, 4, 3, 3) chunks in shards
+    of the same size, which Layout.create turns into the unsharded layout; it was ranked
+    at the sharded price (one index request and CPU per shard more)."""
+    array = ArraySpec.create([10, 10, 10, 17], "float64", ["time", "z", "y", "x"])
+    workload = Workload.from_spec([{"op": "series", "dims": ["time"]}], array)
+    storage = parse_storage("azure").with_reader(READER_PRESETS["tensorstore"])
+    result = run_search(array, workload, storage, Constraints())
+    inputs = CostInputs(array, storage, CODEC, PROFILE)
+    for cand in result.ranked:
+        single = estimate_layout(cand.layout, workload, inputs)
+        assert cand.weighted_s == pytest.approx(single.weighted_s, rel=1e-9), cand.layout.label()

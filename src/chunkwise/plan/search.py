@@ -147,6 +147,13 @@ def _evaluate(grid: Grid, codec: CodecSpec, ctx: _Context) -> _Evaluated:
     fmt = ctx.zarr_format if not grid.sharded else 3
     inputs = CostInputs(ctx.array, ctx.storage, codec, ctx.profiles[codec])
     weighted = weighted_seconds(grid, ctx.workload.ops, inputs)
+    if grid.sharded:
+        # A "shard" of one chunk is the unsharded layout (Layout.create drops it), which
+        # the unsharded grid prices without index requests: never offer it from here.
+        single = np.ones(weighted.shape, dtype=bool)
+        for axis in range(len(grid.pairs)):
+            single = single & (grid.axis_values(axis, 1) == grid.axis_values(axis, 0))
+        weighted = np.where(single, np.inf, weighted)
     metadata = 1 if fmt == 3 else 2
     foot = grid_footprint(grid, inputs, metadata)
     shape = weighted.shape
