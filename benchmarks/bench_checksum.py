@@ -45,8 +45,8 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.buffer.cpu import Buffer
 from zarr.core.dtype import UInt8
 
-from chunkwise.adapters.zarr_codecs import create_array
 from chunkwise.cost.model import CostInputs, estimate_layout
+from chunkwise.io.codecs import create_array
 from chunkwise.model import ArraySpec as ChunkwiseArray
 from chunkwise.model import Layout, parse_codec
 from chunkwise.model.codec import default_codec_profile
@@ -244,7 +244,7 @@ def markdown(
         f"A {'x'.join(map(str, ARRAY_SHAPE))} float32 array (256 MiB) in {n_chunks} chunks of "
         f"{'x'.join(map(str, ARRAY_CHUNKS))} (1 MiB), written whole and read whole on local disk "
         "(a temporary directory; reads come from the page cache, so they are CPU-bound, where a "
-        "checksum shows most), created through `chunkwise.adapters.zarr_codecs.create_array`. "
+        "checksum shows most), created through `chunkwise.io.codecs.create_array`. "
         f"Median of {array_repeats} runs per variant, variants alternating; CPU is the process's "
         "CPU time over all threads, steadier than wall time on a shared machine. Predicted: "
         "chunkwise's cost model on `local-ssd` (zarr-python reader), with the crc32c constants "

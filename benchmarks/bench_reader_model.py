@@ -36,9 +36,9 @@ from results_file import machine, publish
 from zarr.storage import MemoryStore
 
 from chunkwise.cost.model import CostInputs, estimate_layout
-from chunkwise.engine.calibrate import measure_codecs
-from chunkwise.engine.installed import installed_reader
-from chunkwise.engine.stores import EmulatedStore
+from chunkwise.io.installed import installed_reader
+from chunkwise.io.stores import EmulatedStore
+from chunkwise.measure.calibrate import measure_codecs
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import default_codec_profile, parse_codec
 from chunkwise.model.layout import Layout

@@ -39,8 +39,8 @@ MARK = "INTERNALS-RESULT "
 WORKER = """
 import json, resource, shutil, sys, time
 import numpy, zarr, numcodecs
-import chunkwise.engine.convert as convert
-import chunkwise.engine.rechunk as engine
+import chunkwise.rechunking.convert as convert
+import chunkwise.rechunking.executor as engine
 import chunkwise.plan.rechunk as plan
 from chunkwise import api
 

@@ -4,7 +4,7 @@ Run:  .venv/bin/python benchmarks/bench_rechunk_projection.py [--only NAME] [--w
 
 ``bench_rechunk_memory.py`` checks budgets on one kind of job; this sweep checks the
 *projection* (:mod:`chunkwise.plan.rechunk`, constants in
-:mod:`chunkwise.engine.convert`) on every kind of source chunkwise reads and on the
+:mod:`chunkwise.rechunking.convert`) on every kind of source chunkwise reads and on the
 shapes that stress each term of the model: tiny chunks (zarr's bookkeeping per chunk),
 shards of hundreds to 100,000 inner chunks, large chunks, one and two passes, 1 to 4
 tasks at once, memory-mapped ``.npy`` and MRC files, chunked and contiguous HDF5, TIFF
@@ -188,7 +188,7 @@ print("PROJECTION-RESULT " + json.dumps({
 PER_CHUNK_WORKER = """
 import gc, json, sys, tempfile
 import numpy as np, zarr
-from chunkwise.engine.rechunk import peak_rss, start_memory_watch, tame_allocator
+from chunkwise.rechunking.executor import peak_rss, start_memory_watch, tame_allocator
 
 mode, count, sharded, work = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 tame_allocator()
@@ -212,7 +212,7 @@ SCRATCH_WORKER = """
 import gc, sys, tempfile
 import numpy as np, zarr
 from zarr.codecs import BloscCodec, ZstdCodec
-from chunkwise.engine.rechunk import peak_rss, start_memory_watch, tame_allocator, warm_up
+from chunkwise.rechunking.executor import peak_rss, start_memory_watch, tame_allocator, warm_up
 
 cname, level, chunk, work = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 tame_allocator()

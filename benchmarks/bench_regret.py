@@ -68,10 +68,10 @@ import zarr
 from results_file import machine, publish
 
 import chunkwise
-import chunkwise.engine.benchmark as engine_benchmark
-from chunkwise.engine.results import BenchReport, LayoutResult
-from chunkwise.engine.stores import open_target
+import chunkwise.measure.benchmark as engine_benchmark
 from chunkwise.errors import ChunkwiseError
+from chunkwise.io.stores import open_target
+from chunkwise.measure.results import BenchReport, LayoutResult
 from chunkwise.model.layout import Layout
 from chunkwise.spec import parse_reader
 

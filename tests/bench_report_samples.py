@@ -11,7 +11,7 @@ import math
 import random
 from dataclasses import replace
 
-from chunkwise.engine.results import (
+from chunkwise.measure.results import (
     BenchReport,
     CodecMeasurement,
     DataInfo,

@@ -295,13 +295,13 @@ PRELOAD = (
     "zarr.storage",
     "chunkwise.api",
     "chunkwise.cli.main",
-    "chunkwise.engine.convert",
-    "chunkwise.engine.lease",
-    "chunkwise.engine.locations",
-    "chunkwise.engine.readers",
-    "chunkwise.engine.rechunk",
-    "chunkwise.engine.stores",
-    "chunkwise.engine.target",
+    "chunkwise.rechunking.convert",
+    "chunkwise.rechunking.lease",
+    "chunkwise.io.locations",
+    "chunkwise.io.sources.readers",
+    "chunkwise.rechunking.executor",
+    "chunkwise.io.stores",
+    "chunkwise.rechunking.target",
 )
 
 

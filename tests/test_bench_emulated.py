@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import chunkwise
-from chunkwise.engine.installed import zarr_version
-from chunkwise.engine.results import BenchReport
+from chunkwise.io.installed import zarr_version
+from chunkwise.measure.results import BenchReport
 
 LATENCY_STORE = "emulated://?latency=20ms&bandwidth=500MB/s&concurrency=64"
 

@@ -2,7 +2,7 @@
 
 tensorstore reads a local directory with its ``file`` kvstore (requests: its own
 ``batch_read`` metric) and the emulated store over HTTP from
-:class:`~chunkwise.engine.http_emulation.EmulatedHTTPServer` (requests counted by the
+:class:`~chunkwise.io.http_emulation.EmulatedHTTPServer` (requests counted by the
 server). Counts are checked against the model's tensorstore profile; values read are
 checked by the benchmark itself (and here, that a wrong read stops it); the reports name
 the reader priced and the one that measured. No wall-clock assertions.
@@ -23,10 +23,10 @@ import pytest
 from rich.console import Console
 
 import chunkwise
-from chunkwise.engine import bench_readers
-from chunkwise.engine.http_emulation import EmulatedHTTPServer
-from chunkwise.engine.results import BenchReport
-from chunkwise.engine.stores import Emulation, open_target
+from chunkwise.io.http_emulation import EmulatedHTTPServer
+from chunkwise.io.stores import Emulation, open_target
+from chunkwise.measure import readers as bench_readers
+from chunkwise.measure.results import BenchReport
 from chunkwise.report.bench import bench_json, bench_markdown, context_items, print_bench
 from chunkwise.report.html import bench_html
 

@@ -19,8 +19,8 @@ from bench_report_samples import sample_report, without_kinds
 from matplotlib.image import imread
 from rich.console import Console
 
-from chunkwise.engine.results import BenchReport
 from chunkwise.errors import MissingDependencyError
+from chunkwise.measure.results import BenchReport
 from chunkwise.report.bench import (
     CSV_COLUMNS,
     SYNTHETIC_LABEL,

@@ -16,9 +16,9 @@ from zarr.storage import FsspecStore
 
 import chunkwise
 from chunkwise.cli.main import cli
-from chunkwise.engine.probe import probe_store
-from chunkwise.engine.sources import load_data
-from chunkwise.engine.stores import close_sessions, open_target
+from chunkwise.io.sources.data import load_data
+from chunkwise.io.stores import close_sessions, open_target
+from chunkwise.measure.probe import probe_store
 from chunkwise.spec import parse_storage
 
 SPEC = {

@@ -15,7 +15,7 @@ from zarr.storage import LocalStore
 
 import chunkwise
 from chunkwise.cli.main import cli
-from chunkwise.engine.installed import installed_reader
+from chunkwise.io.installed import installed_reader
 from chunkwise.model.codec import parse_codec
 from chunkwise.units import parse_duration, parse_rate
 
@@ -140,7 +140,8 @@ def test_calibrate_measures_the_reader_named_through_that_library(
     reader: str, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip(reader)  # both are in the dev extra that make test installs
-    from chunkwise.engine import bench_readers, calibrate
+    from chunkwise.measure import calibrate
+    from chunkwise.measure import readers as bench_readers
 
     families: list[str] = []
     real = bench_readers.local_reads

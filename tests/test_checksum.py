@@ -24,10 +24,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import chunkwise
-from chunkwise.adapters.zarr_codecs import create_array, zarr_compressor
 from chunkwise.cost.model import CostInputs, estimate_layout
-from chunkwise.engine.codecs import codec_profiles_spec, profile_codecs
 from chunkwise.errors import ConstraintError, SpecError
+from chunkwise.io.codecs import create_array, zarr_compressor
+from chunkwise.measure.codecs import codec_profiles_spec, profile_codecs
 from chunkwise.model import ArraySpec, Layout, parse_codec
 from chunkwise.model.codec import (
     CodecProfile,

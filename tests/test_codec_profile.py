@@ -14,7 +14,8 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chunkwise.engine.codecs import (
+from chunkwise.errors import ChunkwiseError, SpecError
+from chunkwise.measure.codecs import (
     DEFAULT_PROFILE_CODECS,
     codec_profiles_spec,
     measure_compressor,
@@ -23,7 +24,6 @@ from chunkwise.engine.codecs import (
     split_pieces,
     verify_roundtrip,
 )
-from chunkwise.errors import ChunkwiseError, SpecError
 from chunkwise.model.codec import CodecProfile, parse_codec
 from chunkwise.spec import problem_from_spec
 

@@ -37,8 +37,8 @@ import xarray as xr
 import zarr
 
 import chunkwise
-from chunkwise.engine.convert import ConversionPlan, ConversionResult
 from chunkwise.errors import ConstraintError
+from chunkwise.rechunking.convert import ConversionPlan, ConversionResult
 
 RNG = np.random.default_rng(20240611)
 SHAPE = (10, 20, 24)

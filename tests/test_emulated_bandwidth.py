@@ -22,8 +22,8 @@ from zarr.core.buffer.cpu import Buffer
 from zarr.storage import MemoryStore
 
 import chunkwise
-from chunkwise.engine.stores import EmulatedStore, Emulation, _Link, open_target
 from chunkwise.errors import SpecError
+from chunkwise.io.stores import EmulatedStore, Emulation, _Link, open_target
 
 MB = 1e6
 BOTH = "emulated://?latency=20ms&bandwidth=1GB/s&stream_bandwidth=100MB/s&concurrency=64"

@@ -63,8 +63,8 @@ from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 from chunkwise import api
 from chunkwise.cli.main import cli
-from chunkwise.engine.convert import ConversionPlan
 from chunkwise.errors import ChunkwiseError
+from chunkwise.rechunking.convert import ConversionPlan
 
 SHAPE = (32, 40, 36)
 SOURCE_CHUNKS = (1, 40, 36)

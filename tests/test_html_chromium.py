@@ -11,7 +11,7 @@ import pytest
 from bench_report_samples import sample_report
 from matplotlib.image import imread
 
-from chunkwise.engine.results import BenchReport
+from chunkwise.measure.results import BenchReport
 from chunkwise.report.html import write_report_files
 
 CHROMIUM = Path("/usr/bin/chromium")

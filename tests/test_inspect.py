@@ -380,7 +380,7 @@ def test_workload_comparison_prints_a_rechunk_command_that_works(tmp_path: Path)
 
 
 def test_no_move_is_proposed_into_a_layout_predicted_slower_or_the_same() -> None:
-    from chunkwise.engine.inspect import MIN_MOVE_SPEEDUP, _keep_reason
+    from chunkwise.inspection.store import MIN_MOVE_SPEEDUP, _keep_reason
     from chunkwise.model.array import ArraySpec
     from chunkwise.model.codec import parse_codec
     from chunkwise.model.layout import Layout

@@ -16,7 +16,7 @@ from zarr.storage import FsspecStore
 
 import chunkwise
 from chunkwise.cli.main import cli
-from chunkwise.engine.stores import _fsspec_store, close_sessions
+from chunkwise.io.stores import _fsspec_store, close_sessions
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # zarr: consolidated v3 metadata
 

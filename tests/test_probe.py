@@ -14,9 +14,9 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import LocalStore, MemoryStore, WrapperStore
 
-from chunkwise.engine.probe import ProbeResult, probe_store, useful_concurrency
-from chunkwise.engine.stores import EmulatedStore
 from chunkwise.errors import ChunkwiseError, SpecError
+from chunkwise.io.stores import EmulatedStore
+from chunkwise.measure.probe import ProbeResult, probe_store, useful_concurrency
 from chunkwise.spec import parse_storage
 
 MiB = 2**20

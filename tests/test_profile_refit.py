@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import chunkwise
 from chunkwise.cli.main import cli
-from chunkwise.engine.calibrate import fit_fixed_costs, refit_profile
+from chunkwise.measure.calibrate import fit_fixed_costs, refit_profile
 from chunkwise.units import parse_duration
 
 SPEC: dict[str, Any] = {

@@ -22,9 +22,9 @@ from zarr.storage import MemoryStore
 import chunkwise
 from chunkwise.cli.main import cli
 from chunkwise.cost.model import CostInputs, estimate_layout
-from chunkwise.engine.installed import installed_reader, zarr_version
-from chunkwise.engine.stores import EmulatedStore
 from chunkwise.errors import SpecError
+from chunkwise.io.installed import installed_reader, zarr_version
+from chunkwise.io.stores import EmulatedStore
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import default_codec_profile, parse_codec
 from chunkwise.model.layout import Layout

@@ -25,14 +25,14 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chunkwise.engine.readers import (
+from chunkwise.errors import MissingDependencyError, SpecError
+from chunkwise.io.sources.readers import (
     READ_BLOCK_BYTES,
     Source,
     SourceArray,
     open_source,
     read_block_chunks,
 )
-from chunkwise.errors import MissingDependencyError, SpecError
 
 RNG = np.random.default_rng(7)
 
@@ -601,7 +601,7 @@ def test_a_hash_in_a_file_name_is_not_a_path(tmp_path: Path) -> None:
 
 
 def test_a_series_whose_pages_do_not_tile_is_read_whole(cases: dict[str, Case]) -> None:
-    from chunkwise.engine.readers import _TiffWholeReader
+    from chunkwise.io.sources.readers import _TiffWholeReader
 
     expected = cases["tiff-pages"].expected[""]
     reader = _TiffWholeReader(cases["tiff-pages"].url, expected.shape, expected.dtype)

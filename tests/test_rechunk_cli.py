@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from chunkwise import api
 from chunkwise.cli.main import cli
-from chunkwise.engine.convert import RUN_RECORD
 from chunkwise.errors import ConstraintError
+from chunkwise.rechunking.convert import RUN_RECORD
 
 SHAPE = (48, 40, 36)
 

@@ -93,7 +93,7 @@ MEASURE = textwrap.dedent(
     import json, sys
     import numpy as np, psutil, zarr
     from chunkwise import api
-    from chunkwise.engine.rechunk import peak_rss as peak
+    from chunkwise.rechunking.executor import peak_rss as peak
 
     src, tmp, budget, dask = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] or None
 

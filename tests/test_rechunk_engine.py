@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from zarr.core.buffer import Buffer, default_buffer_prototype
 from zarr.storage import LocalStore
 
-from chunkwise.engine.rechunk import (
+from chunkwise.plan.rechunk import plan_rechunk
+from chunkwise.rechunking.executor import (
     MARKER_PREFIX,
     RechunkEvent,
     VerificationError,
@@ -26,8 +27,7 @@ from chunkwise.engine.rechunk import (
     run_plan,
     task_boxes,
 )
-from chunkwise.engine.rechunk import _verify_full as verify_full
-from chunkwise.plan.rechunk import plan_rechunk
+from chunkwise.rechunking.executor import _verify_full as verify_full
 
 SHAPE = (64, 64, 64)
 SOURCE_CHUNKS = (1, 64, 64)  # "maps"
@@ -82,7 +82,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     import zarr
-    from chunkwise.engine.rechunk import run_plan
+    from chunkwise.rechunking.executor import run_plan
     from chunkwise.plan.rechunk import plan_rechunk
 
     src, dst, stage, after, max_mem = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])

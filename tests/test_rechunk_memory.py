@@ -126,7 +126,7 @@ def test_a_run_over_its_budget_warns_and_exits_3(
     """Whatever the model, the run checks itself: a measured rise above the budget is a
     warning on stderr and exit status 3, after the usual (verified) summary."""
     source = sharded(tmp_path)
-    import chunkwise.engine.convert as convert
+    import chunkwise.rechunking.convert as convert
 
     start = convert.start_memory_watch
     monkeypatch.setattr(convert, "start_memory_watch", lambda: 0)  # the rise: all of RSS

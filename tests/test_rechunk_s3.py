@@ -20,10 +20,10 @@ from s3server import S3Server
 from zarr.storage import FsspecStore
 
 from chunkwise import api
-from chunkwise.engine.lease import Holder, TargetBusyError, acquire_lease
-from chunkwise.engine.stores import _fsspec_store, close_sessions
-from chunkwise.engine.target import LEASE_KEY
 from chunkwise.errors import SpecError, StoreError
+from chunkwise.io.stores import _fsspec_store, close_sessions
+from chunkwise.rechunking.lease import Holder, TargetBusyError, acquire_lease
+from chunkwise.rechunking.target import LEASE_KEY
 
 pytestmark = [
     pytest.mark.slow,
@@ -51,7 +51,7 @@ def read(url: str, options: dict[str, Any]) -> np.ndarray:
 def keys(url: str, options: dict[str, Any]) -> list[str]:
     store = _fsspec_store(url, options)
     try:
-        from chunkwise.engine.stores import store_keys
+        from chunkwise.io.stores import store_keys
 
         return store_keys(store)
     finally:

@@ -31,8 +31,8 @@ from zarr.storage import MemoryStore
 import chunkwise
 from chunkwise import api
 from chunkwise.cli.main import cli
-from chunkwise.engine.trace import TracingStore
 from chunkwise.report.trace import write_trace_files
+from chunkwise.tracing.trace import TracingStore
 
 CHUNKWISE = Path(sys.executable).parent / "chunkwise"
 

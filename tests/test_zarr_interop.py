@@ -14,7 +14,7 @@ import xarray as xr
 import zarr
 from packaging.version import Version
 
-from chunkwise.adapters.zarr_codecs import create_array
+from chunkwise.io.codecs import create_array
 from chunkwise.model import ArraySpec, Layout, parse_codec
 from chunkwise.report.snippets import xarray_snippet, zarr_snippet
 

@@ -27,11 +27,11 @@ from chunkwise.spec import Problem, load_spec, problem_from_spec
 if TYPE_CHECKING:
     from zarr.abc.store import Store
 
-    from chunkwise.engine.convert import ConversionPlan, ConversionResult
-    from chunkwise.engine.inspect import InspectReport
-    from chunkwise.engine.rechunk import Events
-    from chunkwise.engine.results import BenchReport, Progress
-    from chunkwise.engine.trace import ScriptRun, Trace
+    from chunkwise.inspection.store import InspectReport
+    from chunkwise.measure.results import BenchReport, Progress
+    from chunkwise.rechunking.convert import ConversionPlan, ConversionResult
+    from chunkwise.rechunking.executor import Events
+    from chunkwise.tracing.trace import ScriptRun, Trace
 
 __all__ = [
     "DEFAULT_BENCH_TOP",
@@ -263,7 +263,7 @@ def bench(
         Per layout: objects, stored bytes, write time, and per operation the measured
         median, spread and requests next to the prediction.
     """
-    from chunkwise.engine.benchmark import benchmark
+    from chunkwise.measure.benchmark import benchmark
 
     spec = _with_profile(spec, profile)
     return benchmark(
@@ -345,7 +345,7 @@ def rechunk(
     storage_options
         fsspec options for ``s3://`` sources and targets.
     events
-        Called with each :class:`~chunkwise.engine.rechunk.RechunkEvent`.
+        Called with each :class:`~chunkwise.rechunking.executor.RechunkEvent`.
     require_layout
         Demand ``chunks`` or ``workload`` (``rechunk``); ``convert`` keeps source chunks.
     checksum
@@ -364,7 +364,8 @@ def rechunk(
     chunkwise.errors.ChunkwiseError
         For bad input, before anything is written: one sentence naming the problem.
     """
-    from chunkwise.engine.convert import (
+    from chunkwise.io.locations import check_apart, check_target_name
+    from chunkwise.rechunking.convert import (
         LayoutRequest,
         default_threads,
         open_source,
@@ -372,8 +373,7 @@ def rechunk(
         plan_conversion,
         run_conversion,
     )
-    from chunkwise.engine.locations import check_apart, check_target_name
-    from chunkwise.engine.rechunk import thread_runner
+    from chunkwise.rechunking.executor import thread_runner
     from chunkwise.units import parse_bytes
 
     budget = parse_bytes(max_mem, what="max_mem") if isinstance(max_mem, str) else int(max_mem)
@@ -401,7 +401,7 @@ def rechunk(
         store = None
         try:
             if dask is not None:
-                from chunkwise.engine.rechunk_dask import connect
+                from chunkwise.rechunking.dask_executor import connect
 
                 executor = connect(dask)
                 executor.prepare()
@@ -416,7 +416,7 @@ def rechunk(
                 )
             store = open_target_store(str(target), storage_options)
             if dry_run:
-                from chunkwise.engine.target import inspect_target
+                from chunkwise.rechunking.target import inspect_target
 
                 claim, _ = inspect_target(
                     store, str(target), plan.fingerprint(), overwrite=overwrite
@@ -433,7 +433,7 @@ def rechunk(
             if result.over_budget:
                 import warnings
 
-                from chunkwise.engine.convert import MemoryBudgetWarning
+                from chunkwise.rechunking.convert import MemoryBudgetWarning
 
                 warnings.warn(MemoryBudgetWarning(result.budget_warning()), stacklevel=2)
             return result
@@ -441,7 +441,7 @@ def rechunk(
             if executor is not None:
                 executor.close()
             if store is not None:
-                from chunkwise.engine.stores import close_sessions
+                from chunkwise.io.stores import close_sessions
 
                 close_sessions([store])
 
@@ -501,7 +501,7 @@ def inspect(
         For a path that is not a Zarr store, an unreachable server or corrupt metadata,
         with a one-sentence message.
     """
-    from chunkwise.engine.inspect import inspect_store
+    from chunkwise.inspection.store import inspect_store
 
     return inspect_store(
         url, complete=complete, workload=workload, storage=storage,
@@ -542,7 +542,7 @@ def trace(
 
     Yields
     ------
-    chunkwise.engine.trace.Trace
+    chunkwise.tracing.trace.Trace
         Filled as the block runs: ``.events`` (store requests with key, byte range, bytes,
         start and duration in seconds), ``.selections`` (per-dim boxes read and written),
         ``.totals_by_op()``, ``.totals_by_array()``, ``.workload()`` (a spec ``advise``
@@ -553,7 +553,7 @@ def trace(
     While a trace is active, zarr's selection functions (and, without a store, its store
     factory) are wrapped; they are restored when the block ends, even on error.
     """
-    from chunkwise.engine.trace import tracing
+    from chunkwise.tracing.trace import tracing
 
     with tracing(store, span_fraction=span_fraction) as recorded:
         yield recorded
@@ -575,7 +575,7 @@ def trace_script(
 
     Returns
     -------
-    chunkwise.engine.trace.ScriptRun
+    chunkwise.tracing.trace.ScriptRun
         The script's exit code (0, its ``sys.exit`` code, or 1 after an uncaught
         exception, whose traceback is printed to stderr) and the trace.
 
@@ -584,6 +584,6 @@ def trace_script(
     chunkwise.errors.ChunkwiseError
         When the command is not a Python script or module that exists.
     """
-    from chunkwise.engine.trace import run_script
+    from chunkwise.tracing.trace import run_script
 
     return run_script(command, span_fraction=span_fraction)

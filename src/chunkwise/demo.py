@@ -25,11 +25,11 @@ from rich.console import Console
 from rich.rule import Rule
 
 from chunkwise import api
-from chunkwise.engine.convert import ConversionResult
-from chunkwise.engine.rechunk import RechunkEvent
-from chunkwise.engine.results import Progress
-from chunkwise.engine.sources import load_data
+from chunkwise.io.sources.data import load_data
+from chunkwise.measure.results import Progress
 from chunkwise.model.array import ArraySpec
+from chunkwise.rechunking.convert import ConversionResult
+from chunkwise.rechunking.executor import RechunkEvent
 from chunkwise.report.bench import print_bench
 from chunkwise.report.html import write_report_files
 from chunkwise.report.terminal import print_advice

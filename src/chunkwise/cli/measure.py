@@ -30,7 +30,7 @@ from chunkwise.cli.common import (
 from chunkwise.units import format_bytes, format_rate
 
 if TYPE_CHECKING:
-    from chunkwise.engine.results import BenchReport
+    from chunkwise.measure.results import BenchReport
 
 __all__ = ["bench", "codecs", "probe"]
 
@@ -197,7 +197,7 @@ def bench(
 def _save_profile(report: BenchReport, path: Path, command: str) -> str:
     """Re-fit the priced reader to ``report``'s reads, write the profile to ``path``, and
     say what changed."""
-    from chunkwise.engine.calibrate import FIT_TOLERANCE, refit_profile
+    from chunkwise.measure.calibrate import FIT_TOLERANCE, refit_profile
     from chunkwise.units import parse_duration
 
     fit = refit_profile(report)
@@ -242,8 +242,8 @@ def probe(
     storage_option: tuple[str, ...],
 ) -> None:
     """Measure STORE's latency, bandwidth and useful concurrency; write a storage profile."""
-    from chunkwise.engine.probe import probe_store
-    from chunkwise.engine.stores import open_target
+    from chunkwise.io.stores import open_target
+    from chunkwise.measure.probe import probe_store
 
     target = open_target(store, storage_options(endpoint_url, storage_option))
     if target.kind == "zip":
@@ -305,13 +305,13 @@ def codecs(
     storage_option: tuple[str, ...],
 ) -> None:
     """Measure compression ratio and speed of codecs on a sample of the data."""
-    from chunkwise.engine.codecs import (
+    from chunkwise.io.sources.data import load_data
+    from chunkwise.measure.codecs import (
         DEFAULT_PROFILE_CODECS,
         codec_profiles_spec,
         profile_codecs,
         sample_blocks,
     )
-    from chunkwise.engine.sources import load_data
     from chunkwise.model.array import ArraySpec
     from chunkwise.spec import load_spec
 
@@ -402,9 +402,9 @@ def calibrate(
     --profile cached, which picks the cached calibration of the spec's reader): the model
     then prices this machine, not the defaults.
     """
-    from chunkwise.engine.calibrate import calibration_cache, calibration_document
-    from chunkwise.engine.codecs import sample_blocks
-    from chunkwise.engine.sources import load_data
+    from chunkwise.io.sources.data import load_data
+    from chunkwise.measure.calibrate import calibration_cache, calibration_document
+    from chunkwise.measure.codecs import sample_blocks
     from chunkwise.model.array import ArraySpec
     from chunkwise.model.codec import parse_codec
 

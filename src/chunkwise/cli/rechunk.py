@@ -29,10 +29,10 @@ from chunkwise.cli.common import (
     storage_options,
     user_errors,
 )
-from chunkwise.engine.convert import ConversionPlan, ConversionResult, MemoryBudgetWarning
-from chunkwise.engine.rechunk import VERIFY_MODES, RechunkEvent
 from chunkwise.model.storage import STORAGE_PRESETS
 from chunkwise.model.workload import WORKLOAD_PRESETS
+from chunkwise.rechunking.convert import ConversionPlan, ConversionResult, MemoryBudgetWarning
+from chunkwise.rechunking.executor import VERIFY_MODES, RechunkEvent
 
 __all__ = ["convert", "rechunk"]
 

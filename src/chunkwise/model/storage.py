@@ -154,7 +154,7 @@ READER_PRESETS: dict[str, ReaderProfile] = {
 
 #: Names that stand for a preset. ``zarr-python`` (and ``zarr``) mean the zarr-python
 #: line installed here; the specification layer resolves them (see
-#: :func:`chunkwise.engine.installed.installed_reader`).
+#: :func:`chunkwise.io.installed.installed_reader`).
 READER_ALIASES: dict[str, str] = {
     "zarr-python-batched": "zarr-python-3.1-batched",
     "zarr-python-3.1.6": "zarr-python-3.1",

@@ -3,7 +3,7 @@
 Pure: the input is the boxes a traced program read and wrote (per dim ``(start, stop)``,
 element indices), the output a workload spec that ``advise`` accepts, and a chunk-access
 count projected onto two dims for a heatmap. No I/O and no zarr here; the tracing store
-that records the boxes lives in :mod:`chunkwise.engine.trace`.
+that records the boxes lives in :mod:`chunkwise.tracing.trace`.
 
 Classifying one read (dims of length 1 are ignored: they are both "one element" and
 "the whole dim"). A dim is *spanned* when the read covers at least ``span_fraction`` of

@@ -1,4 +1,4 @@
-"""Render a :class:`~chunkwise.engine.results.BenchReport`: terminal, CSV, Markdown, JSON.
+"""Render a :class:`~chunkwise.measure.results.BenchReport`: terminal, CSV, Markdown, JSON.
 
 The tables are built once, as strings, by :func:`study_table` and :func:`accuracy_table`;
 the terminal, Markdown and HTML (:mod:`chunkwise.report.html`) renderers only lay them
@@ -21,7 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from chunkwise.engine.results import BenchReport, LayoutResult, OpMeasurement
+from chunkwise.measure.results import BenchReport, LayoutResult, OpMeasurement
 from chunkwise.units import (
     compare_speed,
     format_bytes,

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chunkwise import __version__
-from chunkwise.engine.results import BenchReport
 from chunkwise.errors import MissingDependencyError
+from chunkwise.measure.results import BenchReport
 from chunkwise.report.bench import (
     SYNTHETIC_LABEL,
     TextTable,

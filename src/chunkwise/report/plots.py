@@ -12,8 +12,8 @@ import io
 import math
 from typing import TYPE_CHECKING
 
-from chunkwise.engine.results import BenchReport, LayoutResult
 from chunkwise.errors import MissingDependencyError
+from chunkwise.measure.results import BenchReport, LayoutResult
 from chunkwise.report.bench import GOOD_PREDICTION, find_op, op_names, recommended_result
 from chunkwise.units import format_count, format_duration
 

@@ -1,6 +1,6 @@
 """What a trace shows: chunk-access heatmaps, request and byte totals, the inferred workload.
 
-Renders a :class:`~chunkwise.engine.trace.Trace`; computes nothing itself (the counts
+Renders a :class:`~chunkwise.tracing.trace.Trace`; computes nothing itself (the counts
 come from :func:`chunkwise.plan.infer.chunk_heatmap`, the workload from
 :func:`chunkwise.plan.infer.infer_workload`). Files written by :func:`write_trace_files`:
 
@@ -24,11 +24,11 @@ import numpy as np
 import yaml
 
 from chunkwise import __version__
-from chunkwise.engine.trace import Trace, TracedArray
 from chunkwise.errors import MissingDependencyError, SpecError
 from chunkwise.plan.infer import ChunkHeatmap, InferredWorkload
 from chunkwise.report.html import escape, figure_html, html_page, section_html
 from chunkwise.report.plots import figure_png, new_figure
+from chunkwise.tracing.trace import Trace, TracedArray
 from chunkwise.units import format_bytes, format_duration
 
 __all__ = [

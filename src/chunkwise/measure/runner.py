@@ -9,7 +9,7 @@ read stays the data. GET requests are counted at the store for every repeat, so 
 model's request counts are checked too, not only its seconds.
 
 Reads go through the library the benchmark prices when it is installed (tensorstore,
-zarrs; see :mod:`chunkwise.engine.bench_readers`), else through zarr-python; writes and
+zarrs; see :mod:`chunkwise.measure.readers`), else through zarr-python; writes and
 appends always go through zarr-python. The values of each operation's first position
 are compared with the data written, so a wrong read stops the benchmark.
 """
@@ -26,18 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from chunkwise.adapters.zarr_codecs import create_array
 from chunkwise.cost.model import CostInputs, estimate_layout
-from chunkwise.engine.bench_readers import (
+from chunkwise.errors import MissingDependencyError
+from chunkwise.io.codecs import create_array
+from chunkwise.io.stores import EmulatedStore, StoreTarget, list_objects
+from chunkwise.measure.readers import (
     ArrayReads,
     ReaderChoice,
     open_reads,
     same_values,
     zarr_python_label,
 )
-from chunkwise.engine.results import LayoutResult, OpMeasurement, Progress
-from chunkwise.engine.stores import EmulatedStore, StoreTarget, list_objects
-from chunkwise.errors import MissingDependencyError
+from chunkwise.measure.results import LayoutResult, OpMeasurement, Progress
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecProfile, CodecSpec
 from chunkwise.model.layout import Layout

@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 
 from zarr.abc.store import Store
 
-from chunkwise.engine.stores import _fsspec_store, close_sessions, list_sizes
 from chunkwise.errors import ChunkwiseError, SpecError, StoreError
+from chunkwise.io.stores import _fsspec_store, close_sessions, list_sizes
 from chunkwise.model.layout import Layout
 from chunkwise.model.storage import StorageProfile
 from chunkwise.plan.findings import (

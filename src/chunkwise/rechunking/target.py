@@ -1,9 +1,9 @@
 """The target of a run: claim it, replace only what is provably a Zarr store, finish it in
 an order that survives a kill at any instant.
 
-**What a target holds during a run** (``S`` is :data:`~chunkwise.engine.rechunk.MARKER_PREFIX`)::
+**What a target holds during a run** (``S`` is :data:`~chunkwise.rechunking.executor.MARKER_PREFIX`)::
 
-    S/lock                     the lease (chunkwise.engine.lease)
+    S/lock                     the lease (chunkwise.rechunking.lease)
     S/run.json                 the run record: fingerprint of the plan, phase
     S/arrays/<path>/...        per array: task markers, the intermediate array, and
     S/arrays/<path>/done-<v>   "written and verified (v)": the array is finished
@@ -44,10 +44,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from chunkwise.engine.lease import LEASE_NAME
-from chunkwise.engine.rechunk import MARKER_PREFIX, PARTIAL_WRITE
-from chunkwise.engine.stores import delete_keys, remove_empty_folders, store_keys
 from chunkwise.errors import SpecError, StoreError
+from chunkwise.io.stores import delete_keys, remove_empty_folders, store_keys
+from chunkwise.rechunking.executor import MARKER_PREFIX, PARTIAL_WRITE
+from chunkwise.rechunking.lease import LEASE_NAME
 
 __all__ = [
     "LEASE_KEY",

@@ -1,17 +1,17 @@
 """A local HTTP server with an emulated remote link's costs, for readers that cannot call Python.
 
 tensorstore and zarrs read through their own I/O layers (C++ and Rust), so they cannot
-be handed chunkwise's :class:`~chunkwise.engine.stores.EmulatedStore`. To measure them
+be handed chunkwise's :class:`~chunkwise.io.stores.EmulatedStore`. To measure them
 on the same emulated link, :class:`EmulatedHTTPServer` serves a local directory over
 HTTP on ``127.0.0.1`` and charges every request exactly what the emulated store charges:
-the same :class:`~chunkwise.engine.stores.Emulation` settings and the same
-:class:`~chunkwise.engine.stores._Link` schedule (per-request latency, per-request stream
+the same :class:`~chunkwise.io.stores.Emulation` settings and the same
+:class:`~chunkwise.io.stores._Link` schedule (per-request latency, per-request stream
 bandwidth, an aggregate bandwidth booked first come first served), at most
 ``concurrency`` requests served at once. It answers ``GET`` and ``HEAD``, single HTTP
 ``Range`` requests (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``: how shard indexes and
 inner chunks are read), answers 404 for keys that do not exist (a missing chunk is the
 fill value), and counts requests and bytes sent in a
-:class:`~chunkwise.engine.stores.RequestCounts`.
+:class:`~chunkwise.io.stores.RequestCounts`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from chunkwise.engine.stores import Emulation, RequestCounts, _Link
+from chunkwise.io.stores import Emulation, RequestCounts, _Link
 
 __all__ = ["EmulatedHTTPServer", "ThreadSafeLink"]
 
@@ -35,7 +35,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 class ThreadSafeLink:
-    """:class:`~chunkwise.engine.stores._Link`'s schedule for requests served on threads.
+    """:class:`~chunkwise.io.stores._Link`'s schedule for requests served on threads.
 
     The link's bookings are made under a lock, at most ``concurrency`` requests hold the
     link at once, and each request sleeps on its own thread until the schedule says its

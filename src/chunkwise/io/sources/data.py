@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from chunkwise.engine.results import DataInfo
 from chunkwise.errors import MissingDependencyError, SpecError
+from chunkwise.measure.results import DataInfo
 from chunkwise.model.array import ArraySpec
 from chunkwise.units import format_shape
 
@@ -246,7 +246,7 @@ def _zarr(url: str, storage_options: Mapping[str, Any]) -> BenchData:
         node = zarr.open(store, mode="r", path=inner or None)
     except Exception as exc:  # zarr raises several types for "not a store"
         if not isinstance(store, str):
-            from chunkwise.engine.stores import close_sessions
+            from chunkwise.io.stores import close_sessions
 
             close_sessions([store])
         raise SpecError(f"data {url!r} could not be opened as a Zarr array ({exc}).") from None
@@ -276,7 +276,7 @@ class _LazyZarr:
 
     def close(self) -> None:
         """Close a remote store's HTTP sessions on zarr's event loop."""
-        from chunkwise.engine.stores import close_sessions
+        from chunkwise.io.stores import close_sessions
 
         close_sessions([self._arr.store])
 

@@ -766,7 +766,7 @@ class _ZarrLocation:
 
 
 def _close_store(store: Any) -> None:
-    from chunkwise.engine.stores import close_sessions
+    from chunkwise.io.stores import close_sessions
 
     close_sessions([store])
     if store._is_open:  # a zip that failed to open has no file to close
@@ -791,7 +791,7 @@ class _ZarrReader:
             if self._array is None:
                 import zarr
 
-                from chunkwise.engine.zarr_compat import checked_reads
+                from chunkwise.io.zarr_compat import checked_reads
 
                 self._store = self.location.open_store()
                 with checked_reads():
@@ -1346,7 +1346,7 @@ def _zarr_location(url: str, location: str, options: dict[str, Any]) -> _ZarrLoc
 def _open_zarr(url: str, location: str, inner: str, options: dict[str, Any]) -> Source:
     import zarr
 
-    from chunkwise.engine.zarr_compat import checked_reads
+    from chunkwise.io.zarr_compat import checked_reads
 
     where = _zarr_location(url, location, options)
     try:
@@ -1371,7 +1371,7 @@ def _refuse_unfinished(url: str, store: Any) -> None:
     from zarr.core.sync import sync
     from zarr.storage import ZipStore
 
-    from chunkwise.engine.target import RUN_RECORD
+    from chunkwise.rechunking.target import RUN_RECORD
 
     if isinstance(store, ZipStore):  # never a target: chunkwise does not write zips
         return

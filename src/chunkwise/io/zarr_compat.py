@@ -11,7 +11,7 @@ chunkwise supports zarr-python 3.1 (the last line for Python 3.11) and 3.4 (Pyth
   3.4). With the check, both lines fail on that object, every time.
 
 Wrapper stores that must see every request on zarr 3.4 use
-:class:`chunkwise.engine.stores.SeesEveryRequest`.
+:class:`chunkwise.io.stores.SeesEveryRequest`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What a benchmark measured: plain values, shared by the bench runner and the reports.
 
-Nothing here touches bytes; :mod:`chunkwise.engine.bench` fills these in and
+Nothing here touches bytes; :mod:`chunkwise.measure.runner` fills these in and
 :mod:`chunkwise.report` renders them.
 """
 

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from chunkwise.adapters.zarr_codecs import zarr_compressor
-from chunkwise.engine.bench_readers import local_reads, reader_family
-from chunkwise.engine.results import BenchReport, CodecMeasurement
 from chunkwise.errors import SpecError
+from chunkwise.io.codecs import zarr_compressor
+from chunkwise.measure.readers import local_reads, reader_family
+from chunkwise.measure.results import BenchReport, CodecMeasurement
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecProfile, CodecSpec
 from chunkwise.plan.candidates import reference_chunks
@@ -204,7 +204,7 @@ def measure_codecs(
     codec speeds otherwise), the raw codec measurements, and the calibration of every
     codec that could be calibrated.
     """
-    from chunkwise.engine.codecs import profile_codecs
+    from chunkwise.measure.codecs import profile_codecs
 
     unique = list(dict.fromkeys(codecs))
     measured = profile_codecs(sample, unique)
@@ -239,7 +239,7 @@ def calibration_document(
     Parameters
     ----------
     sample
-        Data to calibrate on (:func:`~chunkwise.engine.codecs.sample_blocks` of the
+        Data to calibrate on (:func:`~chunkwise.measure.codecs.sample_blocks` of the
         user's data, or synthetic data).
     codecs
         The codecs to calibrate.
@@ -259,7 +259,7 @@ def calibration_document(
     import sys
     from datetime import UTC, datetime
 
-    from chunkwise.engine.installed import installed_reader
+    from chunkwise.io.installed import installed_reader
     from chunkwise.spec import parse_reader
     from chunkwise.units import spec_rate
 

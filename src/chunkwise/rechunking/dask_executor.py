@@ -1,6 +1,6 @@
 """Run rechunk tasks on a Dask distributed cluster.
 
-Every task is :func:`chunkwise.engine.rechunk.copy_task`: the worker reads its box from the
+Every task is :func:`chunkwise.rechunking.executor.copy_task`: the worker reads its box from the
 source itself and writes whole shards straight into the target store, so no array data
 passes through the scheduler or the client; only a byte count comes back.
 
@@ -62,10 +62,10 @@ class DaskExecutor:
 
     def prepare(self) -> None:
         """Tame every worker's allocator as the local executor does
-        (:func:`chunkwise.engine.rechunk.tame_allocator`), load what the tasks use
-        (:func:`~chunkwise.engine.rechunk.warm_up`), and start watching each worker's peak
+        (:func:`chunkwise.rechunking.executor.tame_allocator`), load what the tasks use
+        (:func:`~chunkwise.rechunking.executor.warm_up`), and start watching each worker's peak
         memory from its current resident memory."""
-        from chunkwise.engine.rechunk import start_memory_watch, tame_allocator, warm_up
+        from chunkwise.rechunking.executor import start_memory_watch, tame_allocator, warm_up
 
         self.client.run(tame_allocator)
         self.client.run(warm_up)
@@ -107,7 +107,7 @@ class DaskExecutor:
     def memory_peak(self) -> tuple[int, int]:
         """The largest peak resident memory of any worker process since :meth:`prepare`,
         and the largest rise of any worker above its memory then, bytes."""
-        from chunkwise.engine.rechunk import peak_rss
+        from chunkwise.rechunking.executor import peak_rss
 
         peaks = {worker: int(v) for worker, v in self.client.run(peak_rss).items()}
         start = self.rss_at_start

@@ -1,6 +1,6 @@
 """``rechunk`` and ``convert``: decide each array's target layout, plan, write, verify.
 
-The flow, for a source of one array or a whole group (:mod:`chunkwise.engine.readers`):
+The flow, for a source of one array or a whole group (:mod:`chunkwise.io.sources.readers`):
 
 1. **Decide** every array's layout: explicit ``--chunks/--shards/--codec``, ``advise``'s best
    for a workload, or (``convert`` without either) the source's own chunks. The decision and
@@ -31,8 +31,19 @@ from typing import Any, Literal
 
 import numpy as np
 
-from chunkwise.engine.readers import Source, SourceArray, SourceGroup, json_value, open_source
-from chunkwise.engine.rechunk import (
+from chunkwise.errors import ConstraintError, SpecError, StoreError
+from chunkwise.io.sources.readers import Source, SourceArray, SourceGroup, json_value, open_source
+from chunkwise.model.array import ArraySpec
+from chunkwise.model.codec import CodecSpec, parse_codec
+from chunkwise.model.layout import Layout
+from chunkwise.plan.rechunk import (
+    READ_CONCURRENCY,
+    MemoryModel,
+    RechunkPlan,
+    plan_rechunk,
+    plan_whole_copy,
+)
+from chunkwise.rechunking.executor import (
     MARKER_PREFIX,
     MMAP_THRESHOLD,
     Events,
@@ -46,24 +57,13 @@ from chunkwise.engine.rechunk import (
     thread_runner,
     warm_up,
 )
-from chunkwise.engine.target import (
+from chunkwise.rechunking.target import (
     LEASE_KEY,
     RUN_RECORD,
     Claim,
     clear_store,
     inspect_target,
     write_record,
-)
-from chunkwise.errors import ConstraintError, SpecError, StoreError
-from chunkwise.model.array import ArraySpec
-from chunkwise.model.codec import CodecSpec, parse_codec
-from chunkwise.model.layout import Layout
-from chunkwise.plan.rechunk import (
-    READ_CONCURRENCY,
-    MemoryModel,
-    RechunkPlan,
-    plan_rechunk,
-    plan_whole_copy,
 )
 from chunkwise.units import format_bytes, format_count, format_duration, format_shape
 
@@ -745,7 +745,7 @@ def open_target_store(url: str, storage_options: Mapping[str, Any] | None = None
             "directory and zip it afterwards."
         )
     if text.startswith("s3://"):
-        from chunkwise.engine.stores import _fsspec_store, check_s3_access
+        from chunkwise.io.stores import _fsspec_store, check_s3_access
 
         bucket = text.removeprefix("s3://").split("/", 1)[0]
         check_s3_access(url, bucket, storage_options or {})
@@ -784,7 +784,7 @@ def _create_array(store: Any, job: ArrayJob, plan: ConversionPlan) -> Any:
     """The target array: opened when a resumed run already created it, else created."""
     import zarr
 
-    from chunkwise.adapters.zarr_codecs import zarr_compressor
+    from chunkwise.io.codecs import zarr_compressor
 
     with contextlib.suppress(FileNotFoundError):
         return zarr.open_array(store, path=job.path, mode="r+")
@@ -894,7 +894,7 @@ def _consolidate(store: Any, plan: ConversionPlan) -> None:
 
 def _mark_complete(store: Any, plan: ConversionPlan, verified: str) -> None:
     """Record in the root node's ``chunkwise`` attribute that this plan's run finished
-    (the mark :func:`~chunkwise.engine.target.completed_fingerprint` reads)."""
+    (the mark :func:`~chunkwise.rechunking.target.completed_fingerprint` reads)."""
     import zarr
 
     node = zarr.open(store, mode="r+")
@@ -955,8 +955,8 @@ def array_state(path: str) -> str:
 def _finish(store: Any) -> None:
     """Remove the run's state, the run record last but for the lease (which the caller
     releases): every prefix of these deletions leaves a "finishing" run record or none."""
-    from chunkwise.engine.rechunk import PARTIAL_WRITE
-    from chunkwise.engine.stores import delete_keys, store_keys
+    from chunkwise.io.stores import delete_keys, store_keys
+    from chunkwise.rechunking.executor import PARTIAL_WRITE
 
     state = [k for k in store_keys(store, f"{MARKER_PREFIX}/") if k not in (RUN_RECORD, LEASE_KEY)]
     delete_keys(store, state)
@@ -977,7 +977,7 @@ def run_conversion(
 
     Takes the target's lease first (a second run on the same target is refused), then
     claims, writes, verifies and finishes the target as
-    :mod:`chunkwise.engine.target` describes; a rerun of the same plan after a kill at
+    :mod:`chunkwise.rechunking.target` describes; a rerun of the same plan after a kill at
     any point resumes, and one after the run finished reports it complete.
 
     Raises
@@ -987,8 +987,8 @@ def run_conversion(
         by verification, an unreadable source object, or a target that cannot be
         written (full disk, read-only, permission), each in one sentence.
     """
-    from chunkwise.engine.lease import acquire_lease
-    from chunkwise.engine.stores import remove_empty_folders
+    from chunkwise.io.stores import remove_empty_folders
+    from chunkwise.rechunking.lease import acquire_lease
 
     start = time.perf_counter()
     tame_allocator()

@@ -22,20 +22,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from chunkwise.engine.bench import (
+from chunkwise.errors import ChunkwiseError, SpecError
+from chunkwise.io.sources.data import MAX_GENERATED_BYTES, BenchData, load_data
+from chunkwise.io.stores import StoreTarget, open_target
+from chunkwise.measure.calibrate import measure_codecs
+from chunkwise.measure.codecs import sample_blocks
+from chunkwise.measure.readers import choose_reader, zarr_python_label
+from chunkwise.measure.results import BenchReport, CodecMeasurement, Progress
+from chunkwise.measure.runner import (
     Candidate,
     dask_auto_chunks,
     run_candidates,
     study_operations,
     zarr_auto_chunks,
 )
-from chunkwise.engine.bench_readers import choose_reader, zarr_python_label
-from chunkwise.engine.calibrate import measure_codecs
-from chunkwise.engine.codecs import sample_blocks
-from chunkwise.engine.results import BenchReport, CodecMeasurement, Progress
-from chunkwise.engine.sources import MAX_GENERATED_BYTES, BenchData, load_data
-from chunkwise.engine.stores import StoreTarget, open_target
-from chunkwise.errors import ChunkwiseError, SpecError
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecProfile, CodecSpec
 from chunkwise.model.layout import Layout

@@ -45,8 +45,8 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Sto
 from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import WrapperStore
 
-from chunkwise.engine.stores import SeesEveryRequest, get_each, set_each
 from chunkwise.errors import SpecError
+from chunkwise.io.stores import SeesEveryRequest, get_each, set_each
 from chunkwise.plan.infer import (
     Access,
     ChunkHeatmap,

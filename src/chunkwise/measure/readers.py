@@ -4,13 +4,13 @@
 installed here) and measures the reads through that same reader when it is installed:
 
 * **zarr-python** (every ``zarr-python-*`` preset and custom readers): the array bench
-  wrote, through chunkwise's counting :class:`~chunkwise.engine.stores.EmulatedStore`.
+  wrote, through chunkwise's counting :class:`~chunkwise.io.stores.EmulatedStore`.
 * **tensorstore**: ``ts.open({"driver": "zarr3" | "zarr", "kvstore": ...})`` on what was
   written. A local directory is read with tensorstore's ``file`` kvstore (requests are
   its ``/tensorstore/kvstore/file/batch_read`` metric: reads after its own batching), a
   zip file with its ``zip`` kvstore over the file, memory is first copied to a temporary
   directory. The emulated remote store is served over HTTP on ``127.0.0.1`` by
-  :class:`~chunkwise.engine.http_emulation.EmulatedHTTPServer`, with the same link
+  :class:`~chunkwise.io.http_emulation.EmulatedHTTPServer`, with the same link
   costs, and read with tensorstore's ``http`` kvstore; requests are counted there.
 * **zarrs** (zarr-python with ``codec_pipeline.path = zarrs.ZarrsCodecPipeline``):
   zarrs only takes over for stores its Rust side can open (a ``LocalStore``, an fsspec
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from chunkwise.engine.stores import EmulatedStore, StoreTarget
+from chunkwise.io.stores import EmulatedStore, StoreTarget
 from chunkwise.model.layout import Layout
 from chunkwise.model.workload import Operation
 
@@ -206,7 +206,7 @@ def _directory(store: EmulatedStore, stack: contextlib.ExitStack) -> tuple[Path,
 def _server(
     folder: Path, target: StoreTarget, stack: contextlib.ExitStack
 ) -> Any:  # EmulatedHTTPServer, imported lazily
-    from chunkwise.engine.http_emulation import EmulatedHTTPServer
+    from chunkwise.io.http_emulation import EmulatedHTTPServer
 
     return stack.enter_context(EmulatedHTTPServer(folder, target.emulation))
 

@@ -17,7 +17,7 @@ a rerun that finds ``done-*`` skips the array whatever else a kill left behind.
 
 **Executors.** Tasks are plain functions of picklable arguments (the source reader, the
 zarr arrays, the task's box), so the same tasks run on a local thread pool or on Dask
-workers (:mod:`chunkwise.engine.rechunk_dask`), each writing straight to the target
+workers (:mod:`chunkwise.rechunking.dask_executor`), each writing straight to the target
 store: no data passes through the caller or a scheduler.
 
 **Verified.** With ``"readback"`` (the default) every task reads back what it wrote, in
@@ -360,7 +360,7 @@ def _truncated_blosc(array: Any, ranges: list[range]) -> tuple[str, BaseExceptio
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
 
-    from chunkwise.engine.zarr_compat import blosc_shortfall
+    from chunkwise.io.zarr_compat import blosc_shortfall
 
     meta = array.metadata.to_dict()
     named = json.dumps(meta.get("codecs") or meta.get("compressor") or "")
@@ -623,7 +623,7 @@ def _intermediate(plan: RechunkPlan, target: Any, state: str) -> Any:
     marker stands for can be checked to exist (:func:`_with_inputs`)."""
     import zarr
 
-    from chunkwise.engine.zarr_compat import CheckedBloscCodec, checked_reads
+    from chunkwise.io.zarr_compat import CheckedBloscCodec, checked_reads
 
     assert plan.intermediate_chunks is not None
     store = _beside(target.store, f"{state}/intermediate")
@@ -777,7 +777,7 @@ def run_plan(
         From :func:`chunkwise.plan.rechunk.plan_rechunk` for these two arrays.
     source
         Anything with ``shape``, ``dtype`` and NumPy-style slicing (a zarr array, a
-        :mod:`chunkwise.engine.readers` reader, NumPy). It is only read.
+        :mod:`chunkwise.io.sources.readers` reader, NumPy). It is only read.
     target
         The target zarr array, already created with the plan's layout. Markers of an
         earlier, interrupted run of the same plan in its store are honoured.
@@ -856,7 +856,7 @@ def tidy_state(store: Any, state: str, *, keep_done: bool) -> None:
     """Remove an array's markers and intermediate array (any order: the ``done-*`` marker
     stays until last), then, unless ``keep_done``, the marker and temporary files that
     killed writes left in the target."""
-    from chunkwise.engine.stores import delete_keys, remove_empty_folders, store_keys
+    from chunkwise.io.stores import delete_keys, remove_empty_folders, store_keys
 
     keys = [k for k in store_keys(store, f"{state}/")]
     done = {_done_marker(state, mode) for mode in _STRENGTH}

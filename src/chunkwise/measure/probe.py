@@ -190,7 +190,7 @@ def probe_store(
     ----------
     store
         A writable zarr store that supports deletes (``MemoryStore``, ``LocalStore``,
-        ``FsspecStore``, an :class:`~chunkwise.engine.stores.EmulatedStore`, ...).
+        ``FsspecStore``, an :class:`~chunkwise.io.stores.EmulatedStore`, ...).
     prefix
         Where the probe objects go; must hold no keys yet. Default: a fresh
         ``chunkwise-probe-<8 hex>/``.

@@ -25,8 +25,8 @@ import numcodecs.blosc
 import numpy as np
 import numpy.typing as npt
 
-from chunkwise.engine.results import CodecMeasurement
 from chunkwise.errors import ChunkwiseError, SpecError
+from chunkwise.measure.results import CodecMeasurement
 from chunkwise.model.codec import CodecSpec, parse_codec
 from chunkwise.units import spec_rate
 

@@ -1,1 +1,0 @@
-"""The only code that imports zarr, numcodecs, fsspec or obstore."""
