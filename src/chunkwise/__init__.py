@@ -6,6 +6,7 @@ Measure first, model the cost, recommend with reasons. The public API:
 * :func:`bench` — those layouts (and the usual baselines) written and timed on your data and store.
 """
 
+from chunkwise._version import __version__
 from chunkwise.api import advise, bench, convert, inspect, problem, rechunk, trace
 from chunkwise.errors import (
     ChunkwiseError,
@@ -15,8 +16,6 @@ from chunkwise.errors import (
     StoreError,
 )
 from chunkwise.plan.advice import Advice, Recommendation
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Advice",

@@ -408,12 +408,13 @@ def rechunk(
                 workers = executor.threads_per_worker
                 plan = plan_conversion(
                     src, str(target), request, max_mem=budget, threads=workers,
-                    executor=executor.describe(),
+                    executor=executor.describe(), advise=advise,
                 )  # fmt: skip
             else:
                 plan = plan_conversion(
-                    src, str(target), request, max_mem=budget, threads=threads or default_threads()
-                )
+                    src, str(target), request, max_mem=budget,
+                    threads=threads or default_threads(), advise=advise,
+                )  # fmt: skip
             store = open_target_store(str(target), storage_options)
             if dry_run:
                 from chunkwise.rechunking.target import inspect_target
@@ -505,7 +506,7 @@ def inspect(
 
     return inspect_store(
         url, complete=complete, workload=workload, storage=storage,
-        storage_options=storage_options,
+        storage_options=storage_options, advise=advise,
         profile=os.fspath(profile) if isinstance(profile, Path) else profile,
     )  # fmt: skip
 

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from chunkwise.errors import SpecError, shown
-from chunkwise.io.installed import installed_reader
+from chunkwise.io.installed import calibration_cache, installed_reader
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecProfile, CodecSpec, default_codec_profile, parse_codec
 from chunkwise.model.constraints import ByteRange, Constraints
@@ -374,8 +374,6 @@ def load_profile(value: object, reader: object = None) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, str) and value.strip().lower() == "cached":
-        from chunkwise.measure.calibrate import calibration_cache
-
         name = _cached_reader_name(reader)
         path = calibration_cache(name)
         if not path.is_file():

@@ -13,7 +13,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from chunkwise import __version__, api
+from chunkwise import api
+from chunkwise._version import __version__
 from chunkwise.cli.common import (
     UserError,
     codec_profiles_arg,

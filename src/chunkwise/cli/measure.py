@@ -402,8 +402,9 @@ def calibrate(
     --profile cached, which picks the cached calibration of the spec's reader): the model
     then prices this machine, not the defaults.
     """
+    from chunkwise.io.installed import calibration_cache
     from chunkwise.io.sources.data import load_data
-    from chunkwise.measure.calibrate import calibration_cache, calibration_document
+    from chunkwise.measure.calibrate import calibration_document
     from chunkwise.measure.codecs import sample_blocks
     from chunkwise.model.array import ArraySpec
     from chunkwise.model.codec import parse_codec

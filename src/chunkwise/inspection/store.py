@@ -34,6 +34,7 @@ from chunkwise.errors import ChunkwiseError, SpecError, StoreError
 from chunkwise.io.stores import _fsspec_store, close_sessions, list_sizes
 from chunkwise.model.layout import Layout
 from chunkwise.model.storage import StorageProfile
+from chunkwise.plan.advice import Adviser
 from chunkwise.plan.findings import (
     SEVERITIES,
     ArrayFacts,
@@ -849,8 +850,8 @@ def _compare(
     workload: str,
     storage: StorageProfile,
     calibration: Mapping[str, Any],
+    advise: Adviser,
 ) -> Comparison:
-    from chunkwise import api
     from chunkwise.cost.model import CostInputs, estimate_layout
     from chunkwise.model.array import ArraySpec
     from chunkwise.model.codec import DEFAULT_CODEC, default_codec_profile, parse_codec
@@ -863,7 +864,7 @@ def _compare(
             f"workload file {workload!r} does not exist; give a preset name or a spec file."
         )
     storage_arg: Any = storage  # a StorageProfile keeps its custom values and reader
-    advice = api.advise(
+    advice = advise(
         workload if is_file else None,
         array={"shape": list(spec.shape), "dtype": spec.dtype, "dims": list(spec.dims)},
         workload=None if is_file else workload,
@@ -964,6 +965,7 @@ def inspect_store(
     storage: str | Mapping[str, Any] | StorageProfile | None = None,
     thresholds: LintThresholds | None = None,
     profile: str | Mapping[str, Any] | None = None,
+    advise: Adviser | None = None,
 ) -> InspectReport:
     """Report the tree, every array's layout and its findings.
 
@@ -989,6 +991,9 @@ def inspect_store(
     profile
         A calibration profile (``chunkwise calibrate``: a file, ``"cached"`` or a
         mapping): findings and comparisons price its reader and codec speeds.
+    advise
+        ``chunkwise.advise``, for the comparisons a ``workload`` asks for (the façade
+        passes it in: this layer does not reach back up to it).
 
     Returns
     -------
@@ -1041,8 +1046,10 @@ def inspect_store(
     arrays = [replace(a, findings=tuple(by_path.get(a.path, ()))) for a in arrays]
     comparisons: tuple[Comparison, ...] = ()
     if workload is not None:
+        if advise is None:
+            raise TypeError("inspect_store(workload=...) needs advise=chunkwise.advise")
         comparisons = tuple(
-            _compare(a, text, workload, priced, calibration) for a in _data_arrays(arrays)
+            _compare(a, text, workload, priced, calibration, advise) for a in _data_arrays(arrays)
         )
     return InspectReport(
         url=text,

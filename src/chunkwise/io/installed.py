@@ -12,8 +12,9 @@ import functools
 import os
 import sys
 from importlib import metadata
+from pathlib import Path
 
-__all__ = ["installed_reader", "zarr_version"]
+__all__ = ["calibration_cache", "installed_reader", "zarr_version"]
 
 #: The codec pipeline class zarrs-python registers with zarr-python.
 ZARRS_PIPELINE = "zarrs.ZarrsCodecPipeline"
@@ -47,3 +48,10 @@ def installed_reader() -> str:
     if _codec_pipeline() == ZARRS_PIPELINE:
         return "zarrs"
     return "zarr-python-3.1" if zarr_version() < (3, 2) else "zarr-python-3.4"
+
+
+def calibration_cache(reader: str) -> Path:
+    """Where ``chunkwise calibrate`` keeps the profile of ``reader`` on this machine:
+    ``$XDG_CACHE_HOME/chunkwise/`` (``~/.cache/chunkwise/``), one file per reader."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "chunkwise" / f"calibration-{reader}.yaml"

@@ -32,6 +32,7 @@ import numpy as np
 
 from chunkwise.errors import SpecError
 from chunkwise.io.codecs import zarr_compressor
+from chunkwise.io.installed import calibration_cache
 from chunkwise.measure.readers import local_reads, reader_family
 from chunkwise.measure.results import BenchReport, CodecMeasurement
 from chunkwise.model.array import ArraySpec
@@ -309,13 +310,6 @@ def calibration_document(
             "data": description,
         },
     }
-
-
-def calibration_cache(reader: str) -> Path:
-    """Where ``chunkwise calibrate`` keeps the profile of ``reader`` on this machine:
-    ``$XDG_CACHE_HOME/chunkwise/`` (``~/.cache/chunkwise/``), one file per reader."""
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "chunkwise" / f"calibration-{reader}.yaml"
 
 
 @dataclass(frozen=True, slots=True)

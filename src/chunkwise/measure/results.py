@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chunkwise.io.sources.data import DataInfo
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecProfile, CodecSpec
 from chunkwise.model.layout import Layout
@@ -215,29 +216,6 @@ class LayoutResult:
             "reader_notes": list(self.reader_notes),
             "ops": {op.name: op.to_dict() for op in self.ops},
         }
-
-
-@dataclass(frozen=True, slots=True)
-class DataInfo:
-    """Where the benchmark's data came from.
-
-    Attributes
-    ----------
-    source
-        What the user gave (a path, URL or generator name).
-    description
-        One line for humans, e.g. ``air temperature, A1B scenario, North America (iris sample data)``.
-    synthetic
-        ``True`` for generated data; reports label it as such.
-    """
-
-    source: str
-    description: str
-    synthetic: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values."""
-        return {"source": self.source, "description": self.description, "synthetic": self.synthetic}
 
 
 @dataclass(frozen=True, slots=True)

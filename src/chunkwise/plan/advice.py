@@ -7,7 +7,7 @@ storage (about 1 MiB on local disks, 16 MiB on object stores), same codec, no sh
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,7 +31,7 @@ from chunkwise.plan.candidates import reference_chunks
 from chunkwise.plan.search import Binding, Candidate, search
 from chunkwise.units import compare_speed, format_bytes, format_count, format_duration, format_rate
 
-__all__ = ["Advice", "Recommendation", "make_advice", "reference_layout"]
+__all__ = ["Advice", "Adviser", "Recommendation", "make_advice", "reference_layout"]
 
 #: Folklore chunk sizes per storage kind, used only as the comparison baseline.
 _RULE_OF_THUMB_BYTES = {"filesystem": 1 << 20, "object": 16 << 20}
@@ -447,3 +447,10 @@ def make_advice(
         array, workload, storage, constraints, tuple(recs), reference, result.pareto, result.bindings,
         result.evaluated, tuple(named),
     )  # fmt: skip
+
+
+#: ``chunkwise.advise`` as the layers below the façade receive it (convert's
+#: ``--workload``, inspect's comparisons): ``advise(spec, *, array=..., workload=...,
+#: storage=..., constraints=..., codec=..., top=..., profile=...) -> Advice``. The façade
+#: passes itself in, so nothing below it imports ``chunkwise.api``.
+Adviser = Callable[..., Advice]

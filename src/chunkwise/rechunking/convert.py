@@ -36,6 +36,7 @@ from chunkwise.io.sources.readers import Source, SourceArray, SourceGroup, json_
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecSpec, parse_codec
 from chunkwise.model.layout import Layout
+from chunkwise.plan.advice import Adviser
 from chunkwise.plan.rechunk import (
     READ_CONCURRENCY,
     MemoryModel,
@@ -496,10 +497,8 @@ def _spec(array: SourceArray) -> ArraySpec:
 
 
 def _advised(
-    array: SourceArray, request: LayoutRequest, zarr_format: int | None
+    array: SourceArray, request: LayoutRequest, zarr_format: int | None, advise: Adviser
 ) -> tuple[Layout, dict[str, Any]]:
-    from chunkwise import api
-
     assert request.workload is not None
     spec: Any = None
     workload: Any = request.workload
@@ -511,7 +510,7 @@ def _advised(
             )
         spec, workload = request.workload, None
     a = _spec(array)
-    advice = api.advise(
+    advice = advise(
         spec,
         array={"shape": list(a.shape), "dtype": a.dtype, "dims": list(a.dims)},
         workload=workload,
@@ -536,7 +535,7 @@ def _advised(
 
 
 def _decide(
-    array: SourceArray, request: LayoutRequest, zarr_format: int, lone: bool
+    array: SourceArray, request: LayoutRequest, zarr_format: int, lone: bool, advise: Adviser
 ) -> tuple[Layout, dict[str, Any]]:
     """The target layout of one array and how it was decided."""
     ndim = len(array.shape)
@@ -556,7 +555,7 @@ def _decide(
         and modelled
         and (lone or (ndim >= 2 and nbytes > SMALL_ARRAY_BYTES))
     ):
-        return _advised(array, request, zarr_format)
+        return _advised(array, request, zarr_format, advise)
     if request.workload is not None and not modelled and lone:
         note = (
             f"advise plans arrays of numbers and dates with at least one element; this "
@@ -610,8 +609,12 @@ def plan_conversion(
     max_mem: int,
     threads: int,
     executor: str = "threads",
+    advise: Adviser,
 ) -> ConversionPlan:
     """Decide and plan every array of ``source``; raises before anything is written.
+
+    ``advise`` decides the layouts a ``--workload`` asks for (``chunkwise.advise``, which
+    the façade passes in: this layer does not reach back up to it).
 
     Raises
     ------
@@ -665,7 +668,7 @@ def plan_conversion(
                 problem
                 + ("." if lone else "; or convert the other arrays one by one (SOURCE#path).")
             )
-        layout, decision = _decide(array, request, zarr_format, lone)
+        layout, decision = _decide(array, request, zarr_format, lone, advise)
         if _copied_whole(array):
             itemsize = VARIABLE_ITEM_BYTES if _variable(array.dtype) else array.dtype.itemsize
             plan = plan_whole_copy(
@@ -762,7 +765,7 @@ def open_target_store(url: str, storage_options: Mapping[str, Any] | None = None
 
 
 def _record(job: ArrayJob, plan: ConversionPlan) -> dict[str, Any]:
-    from chunkwise import __version__
+    from chunkwise._version import __version__
 
     source = job.source
     dims = source.dims or tuple(f"dim_{i}" for i in range(len(source.shape)))

@@ -47,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 
 from chunkwise.errors import ChunkwiseError
+from chunkwise.io.markers import MARKER_PREFIX
 from chunkwise.plan.rechunk import READ_CONCURRENCY, RechunkPlan, Stage, batch_shape
 
 __all__ = [
@@ -74,8 +75,6 @@ __all__ = [
     "warm_up",
 ]
 
-#: Where progress markers and the intermediate array live in the target store.
-MARKER_PREFIX = ".chunkwise-rechunk"
 
 Verify = Literal["readback", "full", "none"]
 

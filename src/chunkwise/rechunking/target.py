@@ -1,7 +1,7 @@
 """The target of a run: claim it, replace only what is provably a Zarr store, finish it in
 an order that survives a kill at any instant.
 
-**What a target holds during a run** (``S`` is :data:`~chunkwise.rechunking.executor.MARKER_PREFIX`)::
+**What a target holds during a run** (``S`` is :data:`~chunkwise.io.markers.MARKER_PREFIX`)::
 
     S/lock                     the lease (chunkwise.rechunking.lease)
     S/run.json                 the run record: fingerprint of the plan, phase
@@ -45,8 +45,9 @@ from enum import Enum
 from typing import Any
 
 from chunkwise.errors import SpecError, StoreError
+from chunkwise.io.markers import MARKER_PREFIX, RUN_RECORD
 from chunkwise.io.stores import delete_keys, remove_empty_folders, store_keys
-from chunkwise.rechunking.executor import MARKER_PREFIX, PARTIAL_WRITE
+from chunkwise.rechunking.executor import PARTIAL_WRITE
 from chunkwise.rechunking.lease import LEASE_NAME
 
 __all__ = [
@@ -62,8 +63,6 @@ __all__ = [
     "write_record",
 ]
 
-#: The run record: which run a half-written target belongs to, and its phase.
-RUN_RECORD = f"{MARKER_PREFIX}/run.json"
 #: The lease.
 LEASE_KEY = f"{MARKER_PREFIX}/{LEASE_NAME}"
 #: Names of Zarr metadata documents (v3, and v2 with consolidated metadata).

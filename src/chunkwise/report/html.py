@@ -11,7 +11,7 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 
-from chunkwise import __version__
+from chunkwise._version import __version__
 from chunkwise.errors import MissingDependencyError
 from chunkwise.measure.results import BenchReport
 from chunkwise.report.bench import (

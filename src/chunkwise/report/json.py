@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chunkwise import __version__
+from chunkwise._version import __version__
 from chunkwise.plan.advice import Advice
 from chunkwise.report.snippets import xarray_snippet, zarr_snippet
 

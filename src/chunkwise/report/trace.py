@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from chunkwise import __version__
+from chunkwise._version import __version__
 from chunkwise.errors import MissingDependencyError, SpecError
 from chunkwise.plan.infer import ChunkHeatmap, InferredWorkload
 from chunkwise.report.html import escape, figure_html, html_page, section_html

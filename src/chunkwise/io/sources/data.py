@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from chunkwise.errors import MissingDependencyError, SpecError
-from chunkwise.measure.results import DataInfo
 from chunkwise.model.array import ArraySpec
 from chunkwise.units import format_shape
 
@@ -51,6 +50,29 @@ SAMPLES: dict[str, tuple[str, str, str]] = {
 
 #: Most bytes a benchmark holds in memory (generated data or a region of a source).
 MAX_GENERATED_BYTES = 2 * 2**30
+
+
+@dataclass(frozen=True, slots=True)
+class DataInfo:
+    """Where the benchmark's data came from.
+
+    Attributes
+    ----------
+    source
+        What the user gave (a path, URL or generator name).
+    description
+        One line for humans, e.g. ``air temperature, A1B scenario, North America (iris sample data)``.
+    synthetic
+        ``True`` for generated data; reports label it as such.
+    """
+
+    source: str
+    description: str
+    synthetic: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {"source": self.source, "description": self.description, "synthetic": self.synthetic}
 
 
 @dataclass(frozen=True)

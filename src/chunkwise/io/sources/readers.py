@@ -1371,7 +1371,7 @@ def _refuse_unfinished(url: str, store: Any) -> None:
     from zarr.core.sync import sync
     from zarr.storage import ZipStore
 
-    from chunkwise.rechunking.target import RUN_RECORD
+    from chunkwise.io.markers import RUN_RECORD
 
     if isinstance(store, ZipStore):  # never a target: chunkwise does not write zips
         return
