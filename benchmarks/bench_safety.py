@@ -5,16 +5,16 @@ Run:  .venv/bin/python benchmarks/bench_safety.py [--write-results]
 Runs, in one pytest session, the suites that attack ``rechunk``/``convert`` and the input
 parsers, and counts what they did:
 
-* ``tests/test_fault_injection.py``: SIGKILLs at every kind of point (before and after
+* ``tests/rechunking/test_fault_injection.py``: SIGKILLs at every kind of point (before and after
   each store operation, during a write, inside clean-up, during a replacement, at exit;
   on ext4 with several directory hash seeds), each followed by a rerun of the same
   command that must end bit-identical; a state machine interleaving kills, reruns, a
   concurrent second run and full disks; real full, read-only and permission-denied
   filesystems; aliased and dangerous targets; corrupt chunks;
-* ``tests/test_input_hardening.py``: bad and fuzzed specs, absurd shapes;
-* ``tests/test_peer_cases.py``: rechunk cases from rechunker's and dask's own tests;
-* ``tests/test_rechunk_s3.py``: the lease and replacement on a real S3 server;
-* ``tests/test_rechunk_memory.py``: measured memory within the projection.
+* ``tests/cli/test_input_hardening.py``: bad and fuzzed specs, absurd shapes;
+* ``tests/rechunking/test_peer_cases.py``: rechunk cases from rechunker's and dask's own tests;
+* ``tests/rechunking/test_rechunk_s3.py``: the lease and replacement on a real S3 server;
+* ``tests/rechunking/test_rechunk_memory.py``: measured memory within the projection.
 
 Each of those tests fails on a traceback where one sentence is due, on a wrong exit
 status, or on a run that says "verified" with wrong data; the table counts their
@@ -32,15 +32,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from results_file import machine, publish
+from harness import machine, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = (
-    "tests/test_fault_injection.py",
-    "tests/test_input_hardening.py",
-    "tests/test_peer_cases.py",
-    "tests/test_rechunk_s3.py",
-    "tests/test_rechunk_memory.py",
+    "tests/rechunking/test_fault_injection.py",
+    "tests/cli/test_input_hardening.py",
+    "tests/rechunking/test_peer_cases.py",
+    "tests/rechunking/test_rechunk_s3.py",
+    "tests/rechunking/test_rechunk_memory.py",
 )
 
 
@@ -59,8 +59,9 @@ def outcomes(report: Path) -> dict[str, dict[str, int]]:
 
     counts = {suite: {"passed": 0, "failed": 0} for suite in SUITES}
     for case in ET.parse(report).iter("testcase"):
-        suite = "tests/" + str(case.get("classname", "")).split(".")[-1] + ".py"
-        if suite in counts:
+        module = str(case.get("classname", "")).split(".")[-1] + ".py"
+        suite = next((s for s in SUITES if s.endswith("/" + module)), None)
+        if suite is not None:
             failed = case.find("failure") is not None or case.find("error") is not None
             counts[suite]["failed" if failed else "passed"] += case.find("skipped") is None
     return counts

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from chunkwise.cli.main import cli
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "chunkwise" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "chunkwise" / "examples"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
