@@ -16,7 +16,7 @@ import statistics
 import time
 from typing import Any
 
-from results_file import machine, publish
+from harness import machine, publish
 
 import chunkwise
 from chunkwise.cost import geometry

@@ -38,7 +38,7 @@ from typing import Any
 import numcodecs
 import numpy as np
 import zarr
-from results_file import machine, publish
+from harness import machine, publish
 from zarr.codecs import Crc32cCodec
 from zarr.core.array_spec import ArrayConfig, ArraySpec
 from zarr.core.buffer import default_buffer_prototype

@@ -25,7 +25,7 @@ import time
 from importlib import resources
 from typing import Any
 
-from results_file import machine, publish
+from harness import machine, publish
 
 import chunkwise
 from chunkwise.units import compare_speed

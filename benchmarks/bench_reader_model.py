@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import zarr
-from results_file import machine, publish
+from harness import machine, publish
 from zarr.storage import MemoryStore
 
 from chunkwise.cost.model import CostInputs, estimate_layout

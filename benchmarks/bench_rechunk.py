@@ -57,37 +57,38 @@ import argparse
 import datetime
 import json
 import math
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from results_file import machine, publish
+from harness import (
+    OTHER_LOAD_LIMIT,
+    RETRIES,
+    Run,
+    begin,
+    machine_line,
+    measure,
+    measure_quietly,
+    publish,
+    report,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
 HERE = Path(__file__).resolve().parent
+SCRIPT = Path(__file__).resolve()
 ROOT = HERE.parent
 MAIN_PYTHON = ROOT / ".venv" / "bin" / "python"
 CHUNKWISE = ROOT / ".venv" / "bin" / "chunkwise"
-RESULT_MARK = "BENCH-RESULT "
-LAUNCHER_MARK = "BENCH-LAUNCHER "
 GENERATOR = "smooth-4-cosines+2%-noise-v1"
 SEED = 20260
-SAMPLE_EVERY_S = 0.02
-RUN_TIMEOUT_S = 1800.0
-#: A run during which other processes used this many cores or more is measured again.
-OTHER_LOAD_LIMIT = 0.25
-RETRIES = 3
-IDLE_WAIT_S = 300.0
 MiB = 2**20
 GiB = 2**30
 
@@ -185,16 +186,6 @@ def _target_boxes(shape: tuple[int, ...], chunks: tuple[int, ...]) -> list[tuple
     return list(
         itertools.product(*(range(math.ceil(n / c)) for n, c in zip(shape, chunks, strict=True)))
     )
-
-
-_STARTED: dict[str, int] = {}
-
-
-def begin() -> float:
-    """Mark the start of the timed work: note the worker's RSS after its imports."""
-    with open("/proc/self/statm") as statm:
-        _STARTED["rss"] = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return time.perf_counter()
 
 
 def work_lower_bound(spec: dict[str, Any]) -> dict[str, Any]:
@@ -334,33 +325,12 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 def worker_main(spec: dict[str, Any]) -> None:
-    result = WORKERS[spec["contender"]](spec)
-    result["start_rss"] = _STARTED.get("rss", 0)
-    print(RESULT_MARK + json.dumps(result), flush=True)
+    report(WORKERS[spec["contender"]](spec))
 
 
 # --------------------------------------------------------------------------------------------
 # The parent: source data, environments, measuring runs, the report.
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """One measured run of one contender."""
-
-    work_s: float
-    process_s: float
-    peak_tree: int
-    peak_single: int
-    kernel_maxrss: int  # the largest single process of the tree, by the kernel's count
-    cpu_s: float  # CPU time of the whole tree
-    other_cores: float  # CPU that other processes on the machine used meanwhile, in cores
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def peak(self) -> int:
-        # Sampling can miss a short spike the kernel saw; the tree sum can exceed it.
-        return max(self.peak_tree, self.kernel_maxrss)
 
 
 @dataclass
@@ -391,104 +361,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return bool(self.runs) and not self.failed
-
-
-#: Spawns the worker from a small interpreter and reports the kernel's view of it. Linux
-#: carries a process's high-water RSS across fork and exec, so a worker forked straight from
-#: this (large) process would report this process's RSS as its own ru_maxrss.
-LAUNCHER = """
-import json, resource, subprocess, sys
-code = subprocess.call(sys.argv[1:])
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-info = {"maxrss": usage.ru_maxrss * 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
-print("BENCH-LAUNCHER " + json.dumps(info), flush=True)
-sys.exit(code)
-"""
-
-
-def _busy_s() -> float:
-    """CPU seconds the whole machine has been busy (every core, everything but idle)."""
-    import psutil
-
-    t = psutil.cpu_times()
-    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0))
-
-
-def measure(python: Path, spec: dict[str, Any]) -> Run:
-    """Run one worker in a fresh interpreter, sampling its process tree's RSS and CPU."""
-    import psutil
-
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    worker = [str(python), str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    cmd = [sys.executable, "-I", "-S", "-c", LAUNCHER, *worker]
-    me = psutil.Process()
-    my_cpu, busy = sum(me.cpu_times()[:2]), _busy_s()
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    peaks = {"tree": 0, "single": 0}
-    cpu: dict[int, float] = {}
-    stop = threading.Event()
-
-    def sample() -> None:
-        try:
-            launcher = psutil.Process(proc.pid)
-        except psutil.NoSuchProcess:
-            return
-        while not stop.is_set():
-            try:
-                procs = launcher.children(recursive=True)
-            except psutil.NoSuchProcess:
-                return
-            total = single = 0
-            for p in procs:
-                try:
-                    with p.oneshot():
-                        rss = p.memory_info().rss
-                        cpu[p.pid] = sum(p.cpu_times()[:2])
-                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                    continue
-                total += rss
-                single = max(single, rss)
-            peaks["tree"] = max(peaks["tree"], total)
-            peaks["single"] = max(peaks["single"], single)
-            stop.wait(SAMPLE_EVERY_S)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        for child in psutil.Process(proc.pid).children(recursive=True):
-            child.kill()
-        proc.kill()
-        stdout, stderr = proc.communicate()
-        raise RuntimeError(f"{spec['contender']} ran over {RUN_TIMEOUT_S:.0f} s") from None
-    finally:
-        stop.set()
-        sampler.join()
-    process_s = time.perf_counter() - started
-    other_s = _busy_s() - busy - (sum(me.cpu_times()[:2]) - my_cpu)
-    found = {
-        mark: json.loads(line[len(mark) :])
-        for line in stdout.splitlines()
-        for mark in (RESULT_MARK, LAUNCHER_MARK)
-        if line.startswith(mark)
-    }
-    if proc.returncode != 0 or RESULT_MARK not in found:
-        tail = (stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"{spec['contender']} exited with {proc.returncode}: {tail}")
-    result, kernel = found[RESULT_MARK], found.get(LAUNCHER_MARK, {})
-    tree_cpu_s = max(kernel.get("cpu_s", 0.0), sum(cpu.values()))
-    return Run(
-        work_s=result.pop("work_s"),
-        process_s=process_s,
-        peak_tree=peaks["tree"],
-        peak_single=peaks["single"],
-        kernel_maxrss=kernel.get("maxrss", 0),
-        cpu_s=tree_cpu_s,
-        other_cores=max(0.0, other_s - tree_cpu_s) / process_s,
-        extra=result,
-    )
 
 
 def _field_terms(shape: tuple[int, ...]) -> list[list[np.ndarray]]:
@@ -890,12 +762,6 @@ def _range(values: list[float]) -> str:
     return f"{min(values):.1f}–{max(values):.1f}" if values else "?"
 
 
-def machine_line() -> str:
-    import psutil
-
-    return f"{machine()}, {psutil.virtual_memory().total / GiB:.0f} GiB RAM"
-
-
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
@@ -913,42 +779,6 @@ def spec_for(c: Contender, case: Case, work: Path, paths: dict[str, Path]) -> di
         "budget_bytes": case.budget_bytes,
         "chunkwise_args": list(c.chunkwise_args),
     }
-
-
-def wait_idle(limit_s: float = IDLE_WAIT_S) -> float:
-    """Wait until other processes use under ``OTHER_LOAD_LIMIT`` cores over one second, at
-    most ``limit_s``; return the load seen last, in cores."""
-    import psutil
-
-    me = psutil.Process()
-    deadline = time.monotonic() + limit_s
-    while True:
-        mine, busy = sum(me.cpu_times()[:2]), _busy_s()
-        time.sleep(1.0)
-        load = float(_busy_s() - busy - (sum(me.cpu_times()[:2]) - mine))
-        if load < OTHER_LOAD_LIMIT or time.monotonic() > deadline:
-            return load
-
-
-def measure_quietly(python: Path, spec: dict[str, Any]) -> tuple[Run, int]:
-    """``measure`` on an idle machine: wait for other processes to go quiet, and measure
-    again (at most ``RETRIES`` times) when they were busy during the run. Returns the run
-    and how many runs were discarded."""
-    discarded = 0
-    while True:
-        clean(spec)
-        load = wait_idle()
-        if load >= OTHER_LOAD_LIMIT:
-            print(f"  machine still busy ({load:.2f} cores); measuring anyway", flush=True)
-        run = measure(python, spec)
-        if run.other_cores < OTHER_LOAD_LIMIT or discarded >= RETRIES:
-            return run, discarded
-        discarded += 1
-        print(
-            f"  discarded a {spec['contender']} run: other processes used "
-            f"{run.other_cores:.2f} cores meanwhile",
-            flush=True,
-        )
 
 
 def clean(spec: dict[str, Any]) -> None:
@@ -990,7 +820,7 @@ def run_bench(args: argparse.Namespace) -> str:
     baselines: dict[str, list[Run]] = {}
     for env in {"main", *(o.contender.env for o in outcomes if not o.skipped)}:
         spec = {"contender": "baseline"}
-        baselines[env] = [measure(pythons[env], spec) for _ in range(3)]
+        baselines[env] = [measure(pythons[env], SCRIPT, spec, name="baseline") for _ in range(3)]
         print(f"baseline ({env}): {_mib(max(r.peak for r in baselines[env]))}", flush=True)
 
     source: np.ndarray | None = None
@@ -1000,7 +830,10 @@ def run_bench(args: argparse.Namespace) -> str:
                 continue
             spec = spec_for(o.contender, case, work, paths)
             try:
-                run, discarded = measure_quietly(pythons[o.contender.env], spec)
+                run, discarded = measure_quietly(
+                    pythons[o.contender.env], SCRIPT, spec, name=o.contender.name,
+                    before=lambda spec=spec: clean(spec),
+                )  # fmt: skip
             except RuntimeError as error:
                 o.failed = f"failed: {error}"
                 print(o.failed, flush=True)

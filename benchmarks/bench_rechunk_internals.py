@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_rechunk import FULL, ensure_source
-from results_file import machine, publish
+from harness import machine, publish
 
 MARK = "INTERNALS-RESULT "
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_rechunk import write_maps
-from results_file import machine, publish
+from harness import machine, publish
 
 MiB = 2**20
 MARK = "MEMORY-RESULT "

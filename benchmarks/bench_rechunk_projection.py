@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from results_file import machine, publish
+from harness import machine, publish
 
 MiB = 2**20
 MARK = "PROJECTION-RESULT "

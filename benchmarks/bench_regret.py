@@ -65,7 +65,7 @@ from typing import Any
 from unittest import mock
 
 import zarr
-from results_file import machine, publish
+from harness import machine, publish
 
 import chunkwise
 import chunkwise.measure.benchmark as engine_benchmark
