@@ -45,6 +45,13 @@ versions), so a run on Python 3.11 with zarr 3.1 and one on Python 3.13 with zar
 keep separate sections. ``--reader NAME`` asks the model for a reader profile by name
 (the spec's ``reader:``); by default the model prices the reader installed here
 (``zarr-python``: the zarr-python line this interpreter runs).
+``--fit`` first re-fits the reader's fixed times (per call, per chunk, per request; what
+``chunkwise bench --save-profile`` does) on a separate fitting benchmark: a 64x256x256
+float32 tomogram, 64 scattered points, XY planes and 32^3 regions, six layouts from 16^3
+chunks to 64x256x256 and one sharded, through the 20 ms store. The scenarios are then
+priced with the fitted reader: the model as a user who ran ``bench --save-profile`` once
+would have it. The section says so in its title and lists the fitted times.
+
 ``--quick`` measures about 8 layouts per scenario at 2 positions, as a smoke test.
 """
 
@@ -71,8 +78,10 @@ import chunkwise
 import chunkwise.measure.benchmark as engine_benchmark
 from chunkwise.errors import ChunkwiseError
 from chunkwise.io.stores import open_target
+from chunkwise.measure.calibrate import refit_profile
 from chunkwise.measure.results import BenchReport, LayoutResult
 from chunkwise.model.layout import Layout
+from chunkwise.model.storage import ReaderProfile
 from chunkwise.spec import parse_reader
 
 #: 20 ms per request; 100 MB/s per request, 1 GB/s over all of them.
@@ -83,6 +92,28 @@ STORE_4MS = "emulated://?latency=4ms&bandwidth=500MB/s&stream_bandwidth=100MB/s&
 STORE_4MS_SLOW_STREAMS = (
     "emulated://?latency=4ms&bandwidth=200MB/s&stream_bandwidth=25MB/s&concurrency=16"
 )
+
+#: The fitting benchmark of ``--fit``: unlike every scenario, and with reads of 1 to 256
+#: requests, so per-call, per-chunk and per-request times can be told apart.
+FIT_SPEC: dict[str, Any] = {
+    "name": "fit",
+    "array": {"shape": [64, 256, 256], "dtype": "float32", "dims": ["z", "y", "x"]},
+    "workload": [
+        {"op": "point", "count": 64, "weight": 0.4},
+        {"op": "plane", "dims": ["y", "x"], "weight": 0.3},
+        {"op": "region", "extent": {"z": 32, "y": 32, "x": 32}, "weight": 0.3},
+    ],
+    "codec": "blosc:zstd:5:shuffle",
+    "candidates": [
+        {"name": "16^3", "chunks": [16, 16, 16]},
+        {"name": "32^3", "chunks": [32, 32, 32]},
+        {"name": "8x64x64", "chunks": [8, 64, 64]},
+        {"name": "64^3", "chunks": [64, 64, 64]},
+        {"name": "1x256x256", "chunks": [1, 256, 256]},
+        {"name": "64x256x256", "chunks": [64, 256, 256]},
+        {"name": "16^3 in 64^3", "chunks": [16, 16, 16], "shards": [64, 64, 64]},
+    ],
+}
 
 #: The goals: median and worst regret, and how far any measured op may be off its prediction.
 GOAL_MEDIAN_REGRET = 1.05
@@ -439,15 +470,35 @@ def _key(fmt: int, chunks: Sequence[int], shards: Sequence[int] | None) -> tuple
     return (fmt, tuple(chunks), tuple(shards) if shards is not None else None)
 
 
-def run_scenario(s: Scenario, *, quick: bool, repeats: int, reader: str | None) -> Outcome:
+def fit_reader(reader: str | None, repeats: int) -> ReaderProfile:
+    """The reader named, its fixed times re-fitted on :data:`FIT_SPEC` through the 20 ms
+    store (``bench --save-profile``)."""
+    emulation = open_target(STORE_20MS).emulation
+    assert emulation is not None
+    storage = emulation.profile().with_reader(parse_reader(reader or "zarr-python"))
+    spec = {**FIT_SPEC, **({"reader": reader} if reader else {})}
+    report = chunkwise.bench(
+        spec, data="synthetic:tomogram", store=STORE_20MS, storage=storage,
+        only_candidates=True, repeats=repeats, warm=False,
+    )  # fmt: skip
+    fit = refit_profile(report)
+    print(f"fitted on {fit.operations} reads: {fit.document['reader']}", flush=True)
+    return parse_reader(fit.document["reader"])
+
+
+def run_scenario(
+    s: Scenario, *, quick: bool, repeats: int, reader: str | None,
+    fitted: ReaderProfile | None = None,
+) -> Outcome:  # fmt: skip
     started = time.perf_counter()
     spec = s.spec(reader)
     emulation = open_target(s.store).emulation
     assert emulation is not None
     # The emulated link's own profile, read by the reader named (by default "zarr-python":
-    # the line installed here). Given as a profile, bench would otherwise keep the profile's
-    # default reader whatever is installed.
-    storage = emulation.profile().with_reader(parse_reader(reader or "zarr-python"))
+    # the line installed here), or the fitted one. Given as a profile, bench would
+    # otherwise keep the profile's default reader whatever is installed.
+    priced = fitted if fitted is not None else parse_reader(reader or "zarr-python")
+    storage = emulation.profile().with_reader(priced)
     advice = chunkwise.advise({**spec, "storage": storage}, top=1)
     pick: Layout = advice.best.layout
     fmt = s.zarr_format or 3
@@ -516,9 +567,10 @@ def _met(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
-def markdown(outcomes: list[Outcome], *, repeats: int, reader: str | None, command: str, seconds: float, code: str) -> str:  # fmt: skip
+def markdown(outcomes: list[Outcome], *, repeats: int, reader: str | None, command: str, seconds: float, code: str, fitted: ReaderProfile | None = None) -> str:  # fmt: skip
     title = f"## regret: advise's top pick against every layout measured ({reader_label()}"
-    title += f", model reader {reader})" if reader else ")"
+    title += f", model reader {reader}" if reader else ""
+    title += ", fitted)" if fitted is not None else ")"
     model_readers = sorted({o.model_reader for o in outcomes} | {o.report.storage.reader.name for o in outcomes})  # fmt: skip
     # bench may measure reads through the reader the spec names (tensorstore, zarrs) when
     # it can; it says so in measured_reader. Writes always go through zarr-python.
@@ -537,7 +589,16 @@ def markdown(outcomes: list[Outcome], *, repeats: int, reader: str | None, comma
         "positions. Regret = advise's pick over the fastest finalist, from that second "
         "measurement (*in the grid*: from the first); model's ranking = the same for the "
         "layout the model predicts fastest. Layouts are chunk shapes in dim order; `A in B` "
-        "is chunks A in shards B; rank in the grid counts from 1 = fastest.",
+        "is chunks A in shards B; rank in the grid counts from 1 = fastest."
+        + (
+            f" The reader was first re-fitted (`--fit`) on a separate benchmark (a "
+            f"64x256x256 float32 tomogram: 64 points, XY planes, 32^3 regions; 7 layouts; "
+            f"the 20 ms store): {fitted.per_call_s * 1e3:.3g} ms per call, "
+            f"{fitted.per_chunk_cpu_s * 1e3:.3g} ms per chunk, "
+            f"{fitted.per_request_s * 1e3:.3g} ms per request."
+            if fitted is not None
+            else ""
+        ),
         "",
         "| scenario | store | layouts | advise's pick | rank in the grid | its time | fastest | its time | regret | in the grid | model's ranking | measured/predicted: median (range) |",
         "|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|---|",
@@ -661,6 +722,7 @@ def main() -> None:
     )
     parser.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
     parser.add_argument("--reader", help="the model's reader profile, by name (spec 'reader:')")
+    parser.add_argument("--fit", action="store_true", help="price a reader re-fitted on a separate fitting benchmark first")  # fmt: skip
     parser.add_argument("--repeats", type=int, help="random positions per operation (default 5; 2 with --quick)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every measurement to this file")
     parser.add_argument("--write-results", action="store_true")
@@ -678,10 +740,13 @@ def main() -> None:
     command = " ".join(["python benchmarks/bench_regret.py", *sys.argv[1:]])
     code = code_state()  # now: the code imported, not what others commit during the run
     started = time.perf_counter()
+    fitted = fit_reader(args.reader, repeats) if args.fit else None
     outcomes = []
     for s in chosen:
         try:
-            outcome = run_scenario(s, quick=args.quick, repeats=repeats, reader=args.reader)
+            outcome = run_scenario(
+                s, quick=args.quick, repeats=repeats, reader=args.reader, fitted=fitted
+            )
         except ChunkwiseError as exc:
             sys.exit(f"{s.name}: {exc}")
         outcomes.append(outcome)
@@ -694,8 +759,9 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(to_json(outcomes), indent=1))
     section = markdown(
-        outcomes, repeats=repeats, reader=args.reader, command=command, seconds=seconds, code=code
-    )
+        outcomes, repeats=repeats, reader=args.reader, command=command, seconds=seconds,
+        code=code, fitted=fitted,
+    )  # fmt: skip
     publish(section, write=args.write_results)
 
 

@@ -179,6 +179,7 @@ def parse_reader(value: object) -> ReaderProfile:
             "concurrency",
             "per_chunk_cpu",
             "per_call",
+            "per_request",
             "sequential_inner_reads",
             "threads",
         }
@@ -190,6 +191,7 @@ def parse_reader(value: object) -> ReaderProfile:
         base = parse_reader(_preset_name(value.get("preset", "installed"), "reader"))
         cpu = value.get("per_chunk_cpu")
         per_call = value.get("per_call")
+        per_request = value.get("per_request")
         sequential = value.get("sequential_inner_reads", base.sequential_inner_reads)
         if not isinstance(sequential, bool):
             raise SpecError(
@@ -205,6 +207,9 @@ def parse_reader(value: object) -> ReaderProfile:
             per_call_s=base.per_call_s
             if per_call is None
             else parse_duration(per_call, what="reader per_call"),
+            per_request_s=base.per_request_s
+            if per_request is None
+            else parse_duration(per_request, what="reader per_request"),
             sequential_inner_reads=sequential,
             threads=_int(value.get("threads", base.threads), "reader threads"),
         )

@@ -167,27 +167,29 @@ def test_zarr_34_writes_whole_shards_without_reading_them() -> None:
     ids=lambda ops: str(ops[0]["op"]),
 )
 @pytest.mark.parametrize("layout", [SHARDED, Layout.create(ARRAY, (64, 64, 64), codec=NONE)])
-def test_a_reader_fixed_cost_per_call_adds_to_every_operation_once(
+def test_a_reader_time_per_call_and_per_request_add_to_every_operation(
     ops: list[dict[str, object]], layout: Layout
 ) -> None:
     storage = STORAGE_PRESETS["s3"].with_reader(
-        parse_reader({"preset": "zarr-python-3.4", "per_call": "2.5ms"})
+        parse_reader({"preset": "zarr-python-3.4", "per_call": "2.5ms", "per_request": "0.5ms"})
     )
     inputs = CostInputs(ARRAY, storage, NONE, default_codec_profile(NONE))
-    no_call = replace(READER_PRESETS["zarr-python-3.4"], per_call_s=0.0)
+    no_call = replace(READER_PRESETS["zarr-python-3.4"], per_call_s=0.0, per_request_s=0.0)
     plain = replace(inputs, storage=storage.with_reader(no_call))
     workload = Workload.from_spec(ops, ARRAY)
     (with_call,) = estimate_layout(layout, workload, inputs).ops.values()
     (without,) = estimate_layout(layout, workload, plain).ops.values()
-    assert with_call["seconds"] - without["seconds"] == pytest.approx(2.5e-3)
-    assert with_call["cpu_s"] - without["cpu_s"] == pytest.approx(2.5e-3)
+    added = 2.5e-3 + 0.5e-3 * without["requests"]
+    assert without["requests"] >= 1
+    assert with_call["seconds"] - without["seconds"] == pytest.approx(added)
+    assert with_call["cpu_s"] - without["cpu_s"] == pytest.approx(added)
     for count in ("chunks", "requests", "bytes_fetched", "bytes_written"):
         assert with_call[count] == without[count]
 
 
 def test_a_negative_per_call_is_one_sentence() -> None:
     with pytest.raises(SpecError, match="must not be negative"):
-        replace(READER_PRESETS["tensorstore"], per_call_s=-1e-3)
+        replace(READER_PRESETS["tensorstore"], per_request_s=-1e-3)
 
 
 def test_emulated_store_counts_what_the_installed_zarr_really_requests() -> None:

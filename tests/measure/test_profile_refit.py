@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import chunkwise
 from chunkwise.cli.main import cli
-from chunkwise.measure.calibrate import fit_fixed_costs, refit_profile
+from chunkwise.measure.calibrate import fit_reader_costs, refit_profile
 from chunkwise.units import parse_duration
 
 SPEC: dict[str, Any] = {
@@ -35,51 +35,81 @@ STORE = "emulated://?latency=2ms&bandwidth=500MB/s&concurrency=32"
 
 
 def _objective(
-    call: float, chunk: float, measured: np.ndarray[Any, Any], base: np.ndarray[Any, Any],
-    slope: np.ndarray[Any, Any],
-) -> float:  # fmt: skip
-    """Sum of squared relative errors of ``base + call + chunk * slope``."""
-    return float(np.sum(((measured - base - call - chunk * slope) / measured) ** 2))
+    times: np.ndarray[Any, Any], measured: np.ndarray[Any, Any], base: np.ndarray[Any, Any],
+    slopes: np.ndarray[Any, Any],
+) -> np.ndarray[Any, Any]:  # fmt: skip
+    """Sum of squared relative errors of ``base + times . slopes`` for each row of
+    ``times`` (``(n, 3)``; ``slopes`` is ``(3, reads)``)."""
+    predicted = base[None, :] + times @ slopes
+    return np.sum(((measured[None, :] - predicted) / measured[None, :]) ** 2, axis=1)
 
 
-@settings(max_examples=200, deadline=None)
+NAMES = ("call", "chunk", "request")
+
+
+@settings(max_examples=150, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.floats(0, 400), st.floats(1e-4, 0.2), st.floats(0.5, 2.0)),
+        st.tuples(st.floats(0, 400), st.floats(0, 128), st.floats(1e-4, 0.2), st.floats(0.5, 2.0)),
         min_size=1,
         max_size=12,
     ),
-    st.floats(0, 5e-3),
-    st.floats(0, 1e-3),
+    st.tuples(st.floats(0, 5e-3), st.floats(0, 1e-3), st.floats(0, 1e-3)),
 )
-def test_the_fit_is_the_best_non_negative_pair(
-    rows: list[tuple[float, float, float]], per_call: float, per_chunk: float
+def test_the_fit_is_the_best_non_negative_triple(
+    rows: list[tuple[float, float, float, float]], current: tuple[float, float, float]
 ) -> None:
-    """Against a brute-force search: no non-negative (per call, per chunk) pair on a fine
-    grid around the fit explains the measurements better."""
-    slope = np.array([r[0] for r in rows])
-    base = np.array([r[1] for r in rows])  # the prediction without call and chunk time
-    measured = base * np.array([r[2] for r in rows])
-    predicted = base + per_call + per_chunk * slope
-    call, chunk = fit_fixed_costs(measured - predicted, slope, measured, per_call, per_chunk)
-    assert call >= 0 and chunk >= 0
-    best = _objective(call, chunk, measured, base, slope)
-    calls = np.linspace(0, max(2 * call, 0.05), 41)
-    chunks = np.linspace(0, max(2 * chunk, 1e-3), 41)
-    if np.ptp(slope) <= 1e-9 * max(float(np.max(np.abs(slope))), 1.0):
-        chunks = np.array([per_chunk])  # one distinct slope: only the call time moves
-    brute = min(_objective(a, b, measured, base, slope) for a in calls for b in chunks)
+    """Against a brute-force search: no non-negative (call, chunk, request) triple on a
+    grid around the fit explains the measurements better (slopes the others explain keep
+    their current time in both)."""
+    chunks = np.array([r[0] for r in rows])
+    requests = np.array([r[1] for r in rows])
+    base = np.array([r[2] for r in rows])
+    measured = base * np.array([r[3] for r in rows])
+    slopes = dict(zip(NAMES, (np.ones_like(chunks), chunks, requests), strict=True))
+    fit = fit_reader_costs(measured, base, slopes, dict(zip(NAMES, current, strict=True)))
+    assert all(fit[k] >= 0 for k in NAMES)
+    matrix = np.stack([slopes[k] for k in NAMES])
+    best = _objective(np.array([[fit[k] for k in NAMES]]), measured, base, matrix)[0]
+    axes = [np.unique(np.r_[np.linspace(0, max(2 * fit[k], 1e-3), 15), fit[k]]) for k in NAMES]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    # A slope the others explain keeps its current time: the brute force moves the rest.
+    for index, name in enumerate(NAMES):
+        others = [slopes[k] for k in NAMES[:index]]
+        if others and np.linalg.matrix_rank(
+            np.stack([*others, slopes[name]], axis=1) / measured[:, None], tol=1e-9
+        ) <= np.linalg.matrix_rank(np.stack(others, axis=1) / measured[:, None], tol=1e-9):
+            grid[:, index] = fit[name]
+    brute = _objective(grid, measured, base, matrix).min()
     assert best <= brute * (1 + 1e-6) + 1e-12
 
 
 def test_the_fit_recovers_known_costs() -> None:
-    slope = np.array([1.0, 8.0, 64.0, 512.0, 4.0])
-    base = np.array([0.02, 0.03, 0.05, 0.2, 0.01])
-    measured = base + 2.5e-3 + 0.15e-3 * slope  # the truth: 2.5 ms per call, 0.15 ms/chunk
-    predicted = base + 0.3e-3 + 0.2e-3 * slope  # the profile before the fit
-    call, chunk = fit_fixed_costs(measured - predicted, slope, measured, 0.3e-3, 0.2e-3)
-    assert call == pytest.approx(2.5e-3, rel=1e-6)
-    assert chunk == pytest.approx(0.15e-3, rel=1e-6)
+    chunks = np.array([1.0, 8.0, 64.0, 512.0, 4.0, 16.0])
+    requests = np.array([1.0, 8.0, 2.0, 64.0, 4.0, 1.0])
+    base = np.array([0.02, 0.03, 0.05, 0.2, 0.01, 0.04])
+    # The truth: 2.5 ms per call, 0.15 ms per chunk, 0.7 ms per request.
+    measured = base + 2.5e-3 + 0.15e-3 * chunks + 0.7e-3 * requests
+    slopes = {"call": np.ones_like(chunks), "chunk": chunks, "request": requests}
+    fit = fit_reader_costs(
+        measured, base, slopes, {"call": 0.3e-3, "chunk": 0.2e-3, "request": 0.0}
+    )
+    assert fit["call"] == pytest.approx(2.5e-3, rel=1e-6)
+    assert fit["chunk"] == pytest.approx(0.15e-3, rel=1e-6)
+    assert fit["request"] == pytest.approx(0.7e-3, rel=1e-6)
+
+
+def test_a_slope_the_others_explain_keeps_its_time() -> None:
+    """Every read touched one chunk per request: chunks and requests cannot be told apart,
+    so the time per request stays where it was."""
+    chunks = np.array([1.0, 4.0, 16.0])
+    base = np.array([0.02, 0.03, 0.05])
+    measured = base + 1e-3 + 0.5e-3 * chunks
+    slopes = {"call": np.ones_like(chunks), "chunk": chunks, "request": chunks.copy()}
+    fit = fit_reader_costs(measured, base, slopes, {"call": 0.0, "chunk": 0.0, "request": 0.2e-3})
+    assert fit["request"] == 0.2e-3
+    assert fit["chunk"] == pytest.approx(0.3e-3, rel=1e-6)
+    assert fit["call"] == pytest.approx(1e-3, rel=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +137,7 @@ def test_bench_writes_a_profile_fitted_to_its_reads(fitted: tuple[Path, str]) ->
     assert set(doc["codec_profiles"]) == {"zstd:3"}
     assert parse_duration(doc["reader"]["per_chunk_cpu"]) >= 0
     assert parse_duration(doc["reader"]["per_call"]) >= 0
+    assert parse_duration(doc["reader"]["per_request"]) >= 0
     line = [text for text in output.splitlines() if text.startswith(f"wrote {out}:")]
     assert line and "fitted to 9 measured reads" in line[0], output
     assert f"Use it with --profile {out}." in line[0]
@@ -122,20 +153,24 @@ def test_the_fitted_profile_explains_the_reads_at_least_as_well(tmp_path: Path) 
     )  # fmt: skip
     fit = refit_profile(report)
     reader = report.storage.reader
-    call = parse_duration(fit.document["reader"]["per_call"])
-    chunk = parse_duration(fit.document["reader"]["per_chunk_cpu"])
+    doc = fit.document["reader"]
+    fitted = np.array([[parse_duration(doc[k]) for k in ("per_call", "per_chunk_cpu", "per_request")]])  # fmt: skip
+    old = np.array([[reader.per_call_s, reader.per_chunk_cpu_s, reader.per_request_s]])
     ops = [op for r in report.results for op in r.ops if op.kind not in ("write", "append")]
     measured = np.array([op.mean_s for op in ops])
-    slope = np.array([op.cpu_chunks for op in ops])
-    base = np.array([op.predicted_s for op in ops]) - reader.per_call_s - reader.per_chunk_cpu_s * slope  # fmt: skip
-    before = _objective(reader.per_call_s, reader.per_chunk_cpu_s, measured, base, slope)
+    slopes = np.array(
+        [[1.0] * len(ops), [op.cpu_chunks for op in ops], [op.predicted_requests for op in ops]]
+    )
+    base = np.array([op.predicted_s for op in ops]) - (old @ slopes)[0]
     # (The document rounds to 4 significant digits.)
-    assert _objective(call, chunk, measured, base, slope) <= before * 1.001 + 1e-12
+    before = _objective(old, measured, base, slopes)[0]
+    assert _objective(fitted, measured, base, slopes)[0] <= before * 1.001 + 1e-12
     out = tmp_path / "fitted.yaml"
     out.write_text(yaml.safe_dump(fit.document))
     advice = chunkwise.advise(SPEC, profile=out)
-    assert advice.storage.reader.per_call_s == pytest.approx(call)
-    assert advice.storage.reader.per_chunk_cpu_s == pytest.approx(chunk)
+    assert advice.storage.reader.per_call_s == pytest.approx(fitted[0, 0])
+    assert advice.storage.reader.per_chunk_cpu_s == pytest.approx(fitted[0, 1])
+    assert advice.storage.reader.per_request_s == pytest.approx(fitted[0, 2])
 
 
 def test_the_slope_is_the_models_chunk_count() -> None:

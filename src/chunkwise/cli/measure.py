@@ -111,7 +111,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 @click.option(
     "--save-profile",
     type=click.Path(dir_okay=False),
-    help="Re-fit the priced reader's CPU per chunk and time per call to the measured reads "
+    help="Re-fit the priced reader's CPU per chunk, time per call and time per request to "
+    "the measured reads "
     "and write the profile here (for --profile FILE of advise, bench and inspect).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -211,14 +212,18 @@ def _save_profile(report: BenchReport, path: Path, command: str) -> str:
             f"cannot write the profile to {str(path)!r} ({exc.strerror or exc}); give "
             "--save-profile a writable place."
         ) from None
-    per_chunk = parse_duration(settings["per_chunk_cpu"])
-    per_call = parse_duration(settings["per_call"])
+    changes = ", ".join(
+        f"{what} {old * 1e3:.3g} -> {parse_duration(settings[key]) * 1e3:.3g} ms"
+        for what, key, old in (
+            ("CPU per chunk", "per_chunk_cpu", reader.per_chunk_cpu_s),
+            ("time per call", "per_call", reader.per_call_s),
+            ("time per request", "per_request", reader.per_request_s),
+        )
+    )
     return (
-        f"wrote {path}: {reader.name} fitted to {fit.operations} measured reads, CPU per "
-        f"chunk {reader.per_chunk_cpu_s * 1e3:.3g} -> {per_chunk * 1e3:.3g} ms, time per call "
-        f"{reader.per_call_s * 1e3:.3g} -> {per_call * 1e3:.3g} ms; predictions within "
-        f"{FIT_TOLERANCE}x: {fit.within_before} -> {fit.within_after} of {fit.operations}. "
-        f"Use it with --profile {path}."
+        f"wrote {path}: {reader.name} fitted to {fit.operations} measured reads, {changes}; "
+        f"predictions within {FIT_TOLERANCE}x: {fit.within_before} -> {fit.within_after} of "
+        f"{fit.operations}. Use it with --profile {path}."
     )
 
 

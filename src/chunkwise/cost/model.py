@@ -528,8 +528,11 @@ def _op_cost(op: Operation, terms: _Terms) -> OpCost:
         cost = _write_box(terms, op)
     else:
         cost = _read_box(terms, op)
-    per_call = terms.reader.per_call_s
-    return replace(cost, cpu_s=cost.cpu_s + per_call) if per_call else cost
+    reader = terms.reader
+    if not (reader.per_call_s or reader.per_request_s):
+        return cost
+    fixed = reader.per_call_s + reader.per_request_s * cost.requests
+    return replace(cost, cpu_s=cost.cpu_s + fixed)
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,9 +22,10 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ __all__ = [
     "calibrate_codec",
     "calibration_cache",
     "calibration_document",
-    "fit_fixed_costs",
+    "fit_reader_costs",
     "measure_codecs",
     "refit_profile",
 ]
@@ -338,55 +339,59 @@ class ProfileFit:
 FIT_TOLERANCE = 1.25
 
 
-def fit_fixed_costs(
-    residual_s: np.ndarray[Any, Any],
-    slope: np.ndarray[Any, Any],
+def fit_reader_costs(
     measured_s: np.ndarray[Any, Any],
-    per_call_s: float,
-    per_chunk_s: float,
-) -> tuple[float, float]:
-    """New (per call, per chunk) times, seconds, that best explain measured reads.
+    base_s: np.ndarray[Any, Any],
+    slopes: Mapping[str, np.ndarray[Any, Any]],
+    current: Mapping[str, float],
+) -> dict[str, float]:
+    """Non-negative reader times that best explain measured reads, seconds per unit.
 
-    Each read ``i`` was measured at ``measured_s[i]`` and predicted ``residual_s[i]``
-    short of it; its prediction grows by ``slope[i]`` per second of CPU per chunk and by
-    1 per second of fixed time per call. The fit minimizes the squared *relative* error
-    of the new predictions, keeping both times non-negative. With a single distinct slope
-    only the per-call time moves.
+    Read ``i`` was measured at ``measured_s[i]``; without the reader's fixed times the
+    model predicts ``base_s[i]``, and each time ``k`` adds ``t_k * slopes[k][i]`` (per
+    call: 1; per chunk: the chunks charged; per request: the requests). The fit minimizes
+    the squared *relative* error ``sum(((measured - base - sum t_k slope_k) / measured)^2)``
+    over ``t >= 0``, exactly: every subset of the times is solved by least squares and the
+    best feasible one kept. A slope the others already explain (a multiple of them, such
+    as the chunks when every read touches as many) keeps its ``current`` time.
     """
     weight = 1.0 / np.maximum(measured_s, 1e-9)
-    # In the new times themselves: measured - (predicted - old costs) = call + chunk * slope.
-    target = (residual_s + per_call_s + per_chunk_s * slope) * weight
-    ones = np.ones_like(slope)
+    target = (measured_s - base_s) * weight
+    free: list[str] = []
+    fixed: dict[str, float] = {}
+    for name, slope in slopes.items():
+        columns = [slopes[k] * weight for k in free] + [slope * weight]
+        if np.linalg.matrix_rank(np.stack(columns, axis=1), tol=1e-9) > len(free):
+            free.append(name)
+        else:
+            fixed[name] = current[name]
+            target = target - current[name] * slope * weight
 
-    def best(columns: list[np.ndarray[Any, Any]]) -> list[float]:
-        matrix = np.stack([c * weight for c in columns], axis=1)
-        return [float(v) for v in np.linalg.lstsq(matrix, target, rcond=None)[0]]
+    def solve(names: tuple[str, ...]) -> tuple[float, dict[str, float]] | None:
+        values = dict.fromkeys(free, 0.0)
+        if names:
+            matrix = np.stack([slopes[k] * weight for k in names], axis=1)
+            solution = np.linalg.lstsq(matrix, target, rcond=None)[0]
+            if np.any(solution < 0):
+                return None
+            values.update(zip(names, (float(v) for v in solution), strict=True))
+        rest = target - sum(values[k] * slopes[k] * weight for k in free)
+        return float(np.sum(np.square(rest))), values
 
-    def error(call: float, chunk: float) -> float:
-        return float(np.sum((target - (call + chunk * slope) * weight) ** 2))
-
-    if np.ptp(slope) <= 1e-9 * max(float(np.max(np.abs(slope))), 1.0):
-        target = target - per_chunk_s * slope * weight  # the chunk time stays
-        (call,) = best([ones])
-        return max(call, 0.0), per_chunk_s
-    (call_only,) = best([ones])
-    # A convex problem on the quarter plane: the free optimum if it is inside, else the
-    # best point on one of the two edges.
-    call, chunk = best([ones, slope])
-    if call >= 0 and chunk >= 0:
-        return call, chunk
-    (chunk_only,) = best([slope])
-    edges = [(max(call_only, 0.0), 0.0), (0.0, max(chunk_only, 0.0))]
-    return min(edges, key=lambda pair: error(*pair))
+    fits = [solve(names) for r in range(len(free) + 1) for names in combinations(free, r)]
+    _, best = min((f for f in fits if f is not None), key=lambda f: f[0])
+    return {**fixed, **best}
 
 
 def refit_profile(report: BenchReport) -> ProfileFit:
-    """A profile with the priced reader's CPU per chunk and fixed time per call fitted to
-    ``report``'s measured reads (the mean over positions, which the model predicts).
+    """A profile with the priced reader's CPU per chunk, fixed time per call and time per
+    request fitted to ``report``'s measured reads (the mean over positions, which the
+    model predicts; :func:`fit_reader_costs`).
 
-    What the fit cannot tell apart lands in these two constants: a store's own fixed
-    cost per call (an HTTP client, an emulation's event loop) becomes per-call time. A
-    profile fitted on one store describes reads from that store.
+    What the fit cannot tell apart lands in these constants: a store's own fixed cost per
+    call becomes time per call, and a local server's time per request (an emulated link
+    served from this machine) time per request. A profile fitted on one store describes
+    reads from that store.
 
     Raises
     ------
@@ -400,27 +405,32 @@ def refit_profile(report: BenchReport) -> ProfileFit:
     from chunkwise.units import spec_rate
 
     rows = [
-        (op.mean_s, op.predicted_s, op.cpu_chunks)
+        (op.mean_s, op.predicted_s, op.cpu_chunks, op.predicted_requests)
         for result in report.results
         for op in result.ops
         if op.kind not in ("write", "append")
         and op.times_s
         and op.predicted_s > 0
         and math.isfinite(op.cpu_chunks)
+        and math.isfinite(op.predicted_requests)
     ]
     if not rows:
         raise SpecError(
             "bench measured no read operation to fit a profile to; give a workload with "
             "reads (plane, region, series, scan, point)."
         )
-    measured, predicted, slope = (
+    measured, predicted, chunks, requests = (
         np.array(column, dtype=np.float64) for column in zip(*rows, strict=True)
     )
     reader = report.storage.reader
-    per_call, per_chunk = fit_fixed_costs(
-        measured - predicted, slope, measured, reader.per_call_s, reader.per_chunk_cpu_s
-    )
-    fitted = predicted + (per_call - reader.per_call_s) + (per_chunk - reader.per_chunk_cpu_s) * slope  # fmt: skip
+    slopes = {"call": np.ones_like(chunks), "chunk": chunks, "request": requests}
+    current = {
+        "call": reader.per_call_s, "chunk": reader.per_chunk_cpu_s,
+        "request": reader.per_request_s,
+    }  # fmt: skip
+    base = predicted - sum(current[k] * slopes[k] for k in slopes)
+    times = fit_reader_costs(measured, base, slopes, current)
+    fitted = base + sum(times[k] * slopes[k] for k in slopes)
 
     def within(prediction: np.ndarray[Any, Any]) -> int:
         ratio = measured / np.maximum(prediction, 1e-12)
@@ -430,8 +440,9 @@ def refit_profile(report: BenchReport) -> ProfileFit:
         "preset": "installed", "name": reader.name,
     }  # fmt: skip
     settings.update(
-        per_chunk_cpu=f"{per_chunk * 1e3:.4g}ms",
-        per_call=f"{per_call * 1e3:.4g}ms",
+        per_chunk_cpu=f"{times['chunk'] * 1e3:.4g}ms",
+        per_call=f"{times['call'] * 1e3:.4g}ms",
+        per_request=f"{times['request'] * 1e3:.4g}ms",
         threads=reader.threads,
     )
     document = {

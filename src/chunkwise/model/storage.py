@@ -86,6 +86,11 @@ class ReaderProfile:
         The presets carry ``chunkwise calibrate``'s figures from one 2-core machine
         (both zarr lines); ``chunkwise calibrate`` measures this machine's, and ``bench
         --save-profile`` fits it to measured operations.
+    per_request_s
+        Time per request the reader (and, on an emulated link, the local server) spends
+        one request after another, seconds: building, sending and parsing it. ``0`` in the
+        presets (a real object store answers on its own machines); ``bench
+        --save-profile`` fits it to measured operations.
     """
 
     name: str
@@ -98,13 +103,15 @@ class ReaderProfile:
     coalesce_max_bytes: int = 0
     shard_write_reads_existing: bool = True
     per_call_s: float = 0.0
+    per_request_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.threads < 1:
             raise SpecError(f"reader {self.name!r}: concurrency and threads must be at least 1.")
-        if self.per_chunk_cpu_s < 0 or self.per_call_s < 0:
+        if min(self.per_chunk_cpu_s, self.per_call_s, self.per_request_s) < 0:
             raise SpecError(
-                f"reader {self.name!r}: CPU time per chunk and per call must not be negative."
+                f"reader {self.name!r}: times per chunk, per call and per request must not "
+                "be negative."
             )
         if self.coalesce_gap_bytes < 0 or self.coalesce_max_bytes < 0:
             raise SpecError(f"reader {self.name!r}: coalescing sizes must not be negative.")

@@ -162,6 +162,7 @@ def _storage_dict(storage: StorageProfile) -> dict[str, Any]:
             "concurrency": reader.concurrency,
             "per_chunk_cpu_s": reader.per_chunk_cpu_s,
             "per_call_s": reader.per_call_s,
+            "per_request_s": reader.per_request_s,
             "sequential_inner_reads": reader.sequential_inner_reads,
             "threads": reader.threads,
             "serial_checksum": reader.serial_checksum,
