@@ -491,7 +491,8 @@ def run_scenario(
     fitted: ReaderProfile | None = None,
 ) -> Outcome:  # fmt: skip
     started = time.perf_counter()
-    spec = s.spec(reader)
+    # A spec's reader: would replace the fitted reader the storage profile carries.
+    spec = s.spec(reader if fitted is None else None)
     emulation = open_target(s.store).emulation
     assert emulation is not None
     # The emulated link's own profile, read by the reader named (by default "zarr-python":
