@@ -174,3 +174,32 @@ def test_codecs_sample_must_be_positive() -> None:
     code, output = invoke("codecs", "--data", "sample:air-temperature", "--sample", "0")
     assert code == 2
     assert "--sample '0' must be a positive size, like 16MiB." in output
+
+
+def test_a_shard_reaching_past_the_array_end_is_kept(tmp_path: Path) -> None:
+    """advise may pick shards that end past the array (8x52x52 chunks in 128x260x260
+    shards of a 128x256x256 array: zarr pads the last shard); bench clipped them to the
+    array's shape and then refused its own candidate (found by bench_regret)."""
+    spec = small_spec(
+        candidates=[{"name": "padded", "chunks": [8, 12, 12], "shards": [16, 36, 36]}]
+    )
+    report = chunkwise.bench(
+        spec, data="synthetic:smooth", store=str(tmp_path / "s"), only_candidates=True, repeats=1
+    )
+    (result,) = report.results
+    assert result.layout.shards == (16, 36, 36)
+    assert not any("cut to the data's shape" in note for note in report.notes)
+
+
+def test_a_shard_is_cut_to_the_chunk_multiple_when_the_data_is_smaller(tmp_path: Path) -> None:
+    spec = small_spec(candidates=[{"name": "big", "chunks": [8, 12, 12], "shards": [16, 48, 48]}])
+    del spec["array"]  # taken from the data, dims dim_0, dim_1, dim_2
+    spec["workload"] = [{"op": "plane", "dims": ["dim_1", "dim_2"]}]
+    data = tmp_path / "data.npy"
+    np.save(data, np.ones((16, 32, 32), dtype="float32"))
+    report = chunkwise.bench(
+        spec, data=str(data), store=str(tmp_path / "s"), only_candidates=True, repeats=1
+    )
+    (result,) = report.results
+    assert result.layout.shards == (16, 36, 36)  # 32 rounded up to the 12-chunk: 36
+    assert any("cut to the data's shape" in note for note in report.notes)

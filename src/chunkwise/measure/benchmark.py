@@ -78,11 +78,19 @@ def _spec_for_data(spec: Mapping[str, Any], data: BenchData) -> tuple[dict[str, 
     for i, cand in enumerate(spec.get("candidates") or [], start=1):
         if isinstance(cand, Mapping):
             fitted = dict(cand)
-            for key in ("chunks", "shards"):
-                shape = cand.get(key)
-                if isinstance(shape, list) and len(shape) == values.ndim:
-                    fitted[key] = [min(c, n) if isinstance(c, int) else c
-                                   for c, n in zip(shape, values.shape, strict=True)]  # fmt: skip
+            chunks = cand.get("chunks")
+            if isinstance(chunks, list) and len(chunks) == values.ndim:
+                chunks = fitted["chunks"] = [min(c, n) if isinstance(c, int) else c
+                                             for c, n in zip(chunks, values.shape, strict=True)]  # fmt: skip
+            shards = cand.get("shards")
+            if isinstance(shards, list) and len(shards) == values.ndim:
+                # A shard may reach past the array's end to the next multiple of the chunk
+                # (8x52x52 chunks in 128x260x260 shards of a 128x256x256 array): cut it there.
+                inner = chunks if isinstance(chunks, list) and len(chunks) == len(shards) else shards  # fmt: skip
+                fitted["shards"] = [
+                    min(s, -(-n // c) * c) if isinstance(s, int) and isinstance(c, int) and c > 0 else s
+                    for s, c, n in zip(shards, inner, values.shape, strict=True)
+                ]  # fmt: skip
             if fitted != dict(cand):
                 notes.append(
                     f"{cand.get('name') or f'candidate {i}'}: chunks/shards cut to the data's "
