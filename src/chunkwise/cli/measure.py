@@ -195,6 +195,18 @@ def bench(
         click.echo(fitted, err=as_json)
 
 
+def _write_profile(path: Path, text: str, option: str) -> None:
+    """Write a profile file (making its folder), or say in one sentence why not."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the profile to {str(path)!r} ({exc.strerror or exc}); give "
+            f"{option} a writable place."
+        ) from None
+
+
 def _save_profile(report: BenchReport, path: Path, command: str) -> str:
     """Re-fit the priced reader to ``report``'s reads, write the profile to ``path``, and
     say what changed."""
@@ -205,13 +217,7 @@ def _save_profile(report: BenchReport, path: Path, command: str) -> str:
     reader = report.storage.reader
     settings = fit.document["reader"]
     text = yaml.safe_dump(fit.document, sort_keys=False)
-    try:
-        path.write_text(f"# {command} --save-profile {path}\n{text}", encoding="utf-8")
-    except OSError as exc:
-        raise UserError(
-            f"cannot write the profile to {str(path)!r} ({exc.strerror or exc}); give "
-            "--save-profile a writable place."
-        ) from None
+    _write_profile(path, f"# {command} --save-profile {path}\n{text}", "--save-profile")
     changes = ", ".join(
         f"{what} {old * 1e3:.3g} -> {parse_duration(settings[key]) * 1e3:.3g} ms"
         for what, key, old in (
@@ -434,14 +440,7 @@ def calibrate(
     cache = calibration_cache(document["reader"]["preset"])
     targets = [cache] + ([Path(out)] if out is not None else [])
     for path in targets:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(header + text, encoding="utf-8")
-        except OSError as exc:
-            raise UserError(
-                f"cannot write the profile to {str(path)!r} ({exc.strerror or exc}); give "
-                "--out a writable place."
-            ) from None
+        _write_profile(path, header + text, "--out")
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
