@@ -965,7 +965,7 @@ def inspect_store(
     storage: str | Mapping[str, Any] | StorageProfile | None = None,
     thresholds: LintThresholds | None = None,
     profile: str | Mapping[str, Any] | None = None,
-    advise: Adviser | None = None,
+    advise: Adviser,
 ) -> InspectReport:
     """Report the tree, every array's layout and its findings.
 
@@ -1046,8 +1046,6 @@ def inspect_store(
     arrays = [replace(a, findings=tuple(by_path.get(a.path, ()))) for a in arrays]
     comparisons: tuple[Comparison, ...] = ()
     if workload is not None:
-        if advise is None:
-            raise TypeError("inspect_store(workload=...) needs advise=chunkwise.advise")
         comparisons = tuple(
             _compare(a, text, workload, priced, calibration, advise) for a in _data_arrays(arrays)
         )

@@ -222,6 +222,36 @@ def measure_codecs(
     return profiles, measured, calibrations
 
 
+def _codec_documents(profiles: Mapping[CodecSpec, CodecProfile]) -> dict[str, Any]:
+    """A profile file's ``codec_profiles``: ratio and throughputs per codec."""
+    from chunkwise.units import spec_rate
+
+    return {
+        codec.short: {
+            "ratio": float(f"{profile.ratio:.5g}"),
+            "encode": spec_rate(profile.encode_Bps),
+            "decode": spec_rate(profile.decode_Bps),
+            "measured": profile.measured,
+        }
+        for codec, profile in profiles.items()
+    }
+
+
+def _where() -> dict[str, Any]:
+    """Where and when a profile was measured: Python, host, cores, platform, date."""
+    import platform
+    import sys
+    from datetime import UTC, datetime
+
+    return {
+        "python": platform.python_version(),
+        "machine": platform.node(),
+        "cpus": os.cpu_count() or 1,
+        "platform": sys.platform,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
 def calibration_document(
     sample: np.ndarray[Any, Any],
     codecs: Sequence[CodecSpec],
@@ -257,13 +287,9 @@ def calibration_document(
         When the sample is too small to tell per-chunk from per-byte costs, or the
         reader's library is not installed.
     """
-    import platform
-    import sys
-    from datetime import UTC, datetime
 
     from chunkwise.io.installed import installed_reader
     from chunkwise.spec import parse_reader
-    from chunkwise.units import spec_rate
 
     preset = parse_reader(reader).name if reader is not None else installed_reader()
     family = reader_family(preset)
@@ -290,24 +316,12 @@ def calibration_document(
             "per_call": f"{per_call * 1e3:.4g}ms",
             "threads": 1,
         },
-        "codec_profiles": {
-            codec.short: {
-                "ratio": float(f"{profile.ratio:.5g}"),
-                "encode": spec_rate(profile.encode_Bps),
-                "decode": spec_rate(profile.decode_Bps),
-                "measured": True,
-            }
-            for codec, profile in profiles.items()
-        },
+        "codec_profiles": _codec_documents(profiles),
         "calibration": {
             "reader": preset,
             "library": f"{library} {version}",
             "zarr": metadata.version("zarr"),
-            "python": platform.python_version(),
-            "machine": platform.node(),
-            "cpus": os.cpu_count() or 1,
-            "platform": sys.platform,
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            **_where(),
             "data": description,
         },
     }
@@ -398,11 +412,8 @@ def refit_profile(report: BenchReport) -> ProfileFit:
     SpecError
         When the benchmark measured no read operation.
     """
-    import platform
-    from datetime import UTC, datetime
 
     from chunkwise.model.storage import READER_PRESETS
-    from chunkwise.units import spec_rate
 
     rows = [
         (op.mean_s, op.predicted_s, op.cpu_chunks, op.predicted_requests)
@@ -447,15 +458,7 @@ def refit_profile(report: BenchReport) -> ProfileFit:
     )
     document = {
         "reader": settings,
-        "codec_profiles": {
-            codec.short: {
-                "ratio": float(f"{profile.ratio:.5g}"),
-                "encode": spec_rate(profile.encode_Bps),
-                "decode": spec_rate(profile.decode_Bps),
-                "measured": profile.measured,
-            }
-            for codec, profile in report.codec_profiles.items()
-        },
+        "codec_profiles": _codec_documents(report.codec_profiles),
         "calibration": {
             "source": "chunkwise bench",
             "reader": reader.name,
@@ -464,10 +467,7 @@ def refit_profile(report: BenchReport) -> ProfileFit:
             "storage": report.storage.name,
             "operations": len(rows),
             f"within_{FIT_TOLERANCE}x": {"before": within(predicted), "after": within(fitted)},
-            "python": platform.python_version(),
-            "machine": platform.node(),
-            "cpus": os.cpu_count() or 1,
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            **_where(),
             "data": report.data.description,
         },
     }

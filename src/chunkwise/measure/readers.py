@@ -267,7 +267,6 @@ def _open_zarrs(folder: Path) -> Any:
 
 
 def _zarrs_reads(store: EmulatedStore, label: str, stack: contextlib.ExitStack) -> ArrayReads:
-
     folder, _ = _directory(store, stack)
     arr = _open_zarrs(folder)
     pipeline: Any = arr._async_array.codec_pipeline
@@ -304,8 +303,8 @@ class _Tattle:
 
 def local_reads(family: str, folder: Path, zarr_format: int) -> Callable[[Any], Any]:
     """``read(selection)`` of the array in the local directory ``folder`` through
-    ``family`` (``"tensorstore"``: its ``file`` kvstore; ``"zarrs"``: zarr-python with the
-    zarrs codec pipeline on a ``LocalStore``; else zarr-python), returning the values."""
+    ``family``: ``"tensorstore"`` (its ``file`` kvstore) or ``"zarrs"`` (zarr-python with
+    the zarrs codec pipeline on a ``LocalStore``), returning the values."""
     if family == "tensorstore":
         import tensorstore as ts
 
@@ -313,13 +312,9 @@ def local_reads(family: str, folder: Path, zarr_format: int) -> Callable[[Any], 
         kvstore = {"driver": "file", "path": str(folder) + "/"}
         arr = ts.open({"driver": driver, "kvstore": kvstore}, read=True).result()
         return lambda selection: arr[selection].read().result()
-    if family == "zarrs":
-        opened = _open_zarrs(folder)
-    else:
-        import zarr
-        from zarr.storage import LocalStore
-
-        opened = zarr.open_array(LocalStore(folder, read_only=True), mode="r")
+    if family != "zarrs":
+        raise ValueError(f"local_reads reads through tensorstore or zarrs, not {family!r}")
+    opened = _open_zarrs(folder)
     return lambda selection: opened[selection]
 
 
