@@ -59,8 +59,8 @@ class ReaderProfile:
         Requests in flight at once (zarr-python's ``async.concurrency``, default 10).
     per_chunk_cpu_s
         Interpreter/library CPU per chunk processed, seconds, serial (zarr-python 3.1.6:
-        ~0.2 ms; ~0.1 ms with ``codec_pipeline.batch_size=64``; tensorstore ~0.01 ms;
-        zarrs ~0.03 ms: ``chunkwise calibrate --reader NAME`` on one 2-core machine).
+        ~0.2 ms; ~0.1 ms with ``codec_pipeline.batch_size=64``; tensorstore ~0.013 ms;
+        zarrs ~0.044 ms: ``benchmarks/bench_reader_constants.py``).
     sequential_inner_reads
         ``True`` when a partial shard read fetches its inner chunks one after another
         (zarr-python 3.1); ``False`` when they go out concurrently (zarr-python 3.4,
@@ -83,8 +83,8 @@ class ReaderProfile:
     per_call_s
         Fixed time of one read or write call beyond its chunks and requests, seconds:
         argument checks, indexing plans, event-loop round trips, assembling the result.
-        The presets carry ``chunkwise calibrate``'s figures from one 2-core machine
-        (both zarr lines); ``chunkwise calibrate`` measures this machine's, and ``bench
+        The presets carry ``benchmarks/bench_reader_constants.py``'s medians from one
+        2-core machine (both zarr lines); ``chunkwise calibrate`` measures this machine's, and ``bench
         --save-profile`` fits it to measured operations.
     per_request_s
         Time per request the reader (and, on an emulated link, the local server) spends
@@ -117,8 +117,9 @@ class ReaderProfile:
             raise SpecError(f"reader {self.name!r}: coalescing sizes must not be negative.")
 
 
-#: Fixed time per read call (chunkwise calibrate, two runs per zarr line on one 2-core
-#: machine): zarr-python 0.27-0.38 ms, tensorstore 0.08-0.13 ms, zarrs 0.27-0.40 ms.
+#: Fixed time per read call, medians on zarr-python 3.1 / 3.4
+#: (benchmarks/bench_reader_constants.py): zarr-python 0.28 / 0.30 ms, tensorstore
+#: 0.12 / 0.10 ms, zarrs 0.40 / 0.40 ms.
 _ZARR_PER_CALL = 0.3e-3
 _ZARR_31 = ReaderProfile(
     "zarr-python-3.1", 10, 0.2e-3, True, serial_checksum=True, per_call_s=_ZARR_PER_CALL
@@ -144,18 +145,18 @@ READER_PRESETS: dict[str, ReaderProfile] = {
     ),
     # tensorstore: inner chunks concurrently; its remote kvstores merge byte ranges at
     # most 4095 bytes apart into reads of at most 128 MiB (its source). CPU per chunk
-    # 0.009-0.012 ms (chunkwise calibrate --reader tensorstore, both zarr lines).
+    # 0.012 / 0.015 ms (medians, bench_reader_constants.py on the two zarr lines).
     "tensorstore": ReaderProfile(
-        "tensorstore", 32, 0.01e-3, False, coalesce_gap_bytes=4095,
+        "tensorstore", 32, 0.013e-3, False, coalesce_gap_bytes=4095,
         coalesce_max_bytes=128 * MiB, shard_write_reads_existing=False, per_call_s=0.1e-3,
     ),
     # zarrs-python: zarr-python's API with the zarrs Rust crate as codec pipeline; inner
-    # chunks are fetched and decoded concurrently in Rust. CPU per chunk 0.027-0.033 ms
-    # (chunkwise calibrate --reader zarrs, both zarr lines); each call still passes
-    # through zarr-python's indexing.
+    # chunks are fetched and decoded concurrently in Rust. CPU per chunk 0.044 / 0.043 ms
+    # (medians, bench_reader_constants.py on the two zarr lines); each call still passes
+    # through zarr-python's indexing (0.40 ms).
     "zarrs": ReaderProfile(
-        "zarrs", 32, 0.03e-3, False, shard_write_reads_existing=False,
-        per_call_s=_ZARR_PER_CALL,
+        "zarrs", 32, 0.044e-3, False, shard_write_reads_existing=False,
+        per_call_s=0.4e-3,
     ),
 }  # fmt: skip
 
