@@ -508,7 +508,8 @@ def test_a_missing_inner_path_lists_what_exists(cases: dict[str, Case]) -> None:
     ("name", "content", "message"),
     [
         ("bad.h5", b"not hdf5 at all" * 10, r"is not an HDF5 file"),
-        ("old.nc", b"CDF\x01" + b"\x00" * 28, r"NetCDF-3 .*to_netcdf\(out, engine='h5netcdf'\)"),
+        ("cut.nc", b"CDF\x01\xff\xff\xff\xffgarbage", r"not a readable NetCDF-3 \(classic\) file"),
+        ("empty.nc", b"CDF\x01" + b"\x00" * 28, r"'.*empty.nc' has no variables to convert"),
         ("bad.tif", b"garbage", r"'bad.tif' is not a readable TIFF file"),
         ("cut.tif", b"II*\x00garbage", r"'cut.tif' holds no readable image"),
         ("bad.mrc", b"short", r"is not a readable MRC file"),

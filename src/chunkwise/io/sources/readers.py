@@ -9,9 +9,10 @@ Nothing is ever opened for writing.
 
 ================================================  =========================================
 ``a.npy``                                          ``npy``: one array, memory-mapped
-``run.h5``, ``.hdf5``, ``.he5``, ``.hdf``          ``hdf5``: every numeric dataset (h5py)
-``t.nc``, ``.nc4``, ``.netcdf``                    ``netcdf``: NetCDF-4 variables, with their
-                                                   dimension names (h5py)
+``run.h5``, ``.hdf5``, ``.he5``, ``.hdf``          ``hdf5``: every dataset (h5py); as NetCDF
+                                                   when the file follows CF
+``t.nc``, ``.nc4``, ``.netcdf``                    ``netcdf``: NetCDF-3 and NetCDF-4 variables,
+                                                   raw, with their CF attributes (xarray)
 ``s.tif``, ``.tiff``; ``stack/``, ``stack/*.tif``  ``tiff``: the file's first series; or one
                                                    plane per file of a folder or pattern
 ``t.mrc``, ``.mrcs``, ``.rec``, ``.map``,          ``mrc``: the volume, memory-mapped
@@ -75,7 +76,14 @@ SUFFIX_KINDS: dict[str, str] = {
 }
 
 #: The pip extra that installs each optional reader package.
-EXTRAS: dict[str, str] = {"h5py": "hdf5", "tifffile": "tiff", "mrcfile": "mrc", "s3fs": "s3"}
+EXTRAS: dict[str, str] = {
+    "h5py": "hdf5",
+    "xarray": "hdf5",
+    "h5netcdf": "hdf5",
+    "tifffile": "tiff",
+    "mrcfile": "mrc",
+    "s3fs": "s3",
+}
 
 #: Numeric NumPy type characters every Zarr format can store.
 _NUMERIC_CHARS = "?bBhHiIlLqQefdFD"
@@ -896,8 +904,8 @@ def _check_hdf5(url: str, path: str, kind: str, h5py: Any) -> None:
         magic = handle.read(4)
     if magic.startswith(b"CDF"):
         raise SpecError(
-            f"source {url!r} is a NetCDF-3 (classic) file, which chunkwise cannot read; convert "
-            "it to NetCDF-4 first, e.g. xarray.open_dataset(f).to_netcdf(out, engine='h5netcdf')."
+            f"source {url!r} is a NetCDF-3 file named like {kind}; give it a .nc name to read it "
+            "as NetCDF."
         )
     if magic == b"\x0e\x03\x13\x01":
         raise SpecError(
@@ -911,10 +919,9 @@ def _check_hdf5(url: str, path: str, kind: str, h5py: Any) -> None:
         )
 
 
-def _open_h5(url: str, path: str, inner: str, options: dict[str, Any], kind: str) -> Source:
+def _open_h5(url: str, path: str, inner: str) -> Source:
     h5py = _require("h5py", url)
-    label = "NetCDF-4" if kind == "netcdf" else "HDF5"
-    _check_hdf5(url, path, label, h5py)
+    label = "HDF5"
     absolute = str(Path(path).resolve())
     file = _Lazy(functools.partial(_h5_file, absolute), _close_handle)
     try:
@@ -922,17 +929,15 @@ def _open_h5(url: str, path: str, inner: str, options: dict[str, Any], kind: str
     except OSError as exc:
         raise SpecError(f"source {url!r} could not be opened as {label} ({exc}).") from None
     try:
-        return _h5_source(url, path, inner, kind, label, handle, file, h5py)
+        return _h5_source(url, path, inner, handle, file, h5py)
     except BaseException:
         file.close()
         raise
 
 
-def _h5_source(
-    url: str, path: str, inner: str, kind: str, label: str, handle: Any, file: _Lazy, h5py: Any
-) -> Source:
-    netcdf = kind == "netcdf"
-    noun = "variable" if netcdf else "dataset"
+def _h5_source(url: str, path: str, inner: str, handle: Any, file: _Lazy, h5py: Any) -> Source:
+    """The datasets of a plain HDF5 file (or of its group ``inner``), through h5py."""
+    label, noun = "HDF5", "dataset"
     root = handle
     if inner:
         if inner not in handle:
@@ -946,10 +951,10 @@ def _h5_source(
         why = _h5_dtype(root)
         if isinstance(why, str):
             raise _h5_refusal(url, inner, why, noun, lone=True)
-        array = _h5_array(root, "", file, unwrap_singletons=netcdf)
+        array = _h5_array(root, "", file, unwrap_singletons=False)
         return Source(
             url=url,
-            kind=kind,
+            kind="hdf5",
             description=f"{label} {noun} {_name(path)}#{inner} ({_extent(array.shape, array.dtype)})",
             arrays=(array,),
             groups=(),
@@ -960,13 +965,13 @@ def _h5_source(
     if not isinstance(root, h5py.Group):
         raise SpecError(f"{inner!r} in {url!r} is neither a {noun} nor a group; pick one that is.")
     datasets: list[tuple[str, Any]] = []
-    groups: list[SourceGroup] = [SourceGroup("", _h5_attributes(root, netcdf))]
+    groups: list[SourceGroup] = [SourceGroup("", _h5_attributes(root, False))]
 
     def visit(name: str, node: Any) -> None:
         if isinstance(node, h5py.Dataset):
             datasets.append((name, node))
         elif isinstance(node, h5py.Group):
-            groups.append(SourceGroup(name, _h5_attributes(node, netcdf)))
+            groups.append(SourceGroup(name, _h5_attributes(node, False)))
 
     root.visititems(visit)
     arrays = []
@@ -976,7 +981,7 @@ def _h5_source(
         why = _h5_dtype(dataset)
         if isinstance(why, str):  # nothing is dropped silently: stop, naming it
             raise _h5_refusal(url, name, why, noun, lone=False)
-        arrays.append(_h5_array(dataset, name, file, unwrap_singletons=netcdf))
+        arrays.append(_h5_array(dataset, name, file, unwrap_singletons=False))
     where = f"{_name(path)}#{inner}" if inner else _name(path)
     if not arrays:
         raise SpecError(
@@ -985,7 +990,7 @@ def _h5_source(
     description = f"{label} {'group' if inner else 'file'} {where} ({_plural(len(arrays), noun)})"
     return Source(
         url=url,
-        kind=kind,
+        kind="hdf5",
         description=description,
         arrays=tuple(sorted(arrays, key=lambda a: a.path)),
         groups=tuple(sorted(groups, key=lambda g: g.path)),
@@ -1103,11 +1108,22 @@ def _h5_dims(dataset: Any) -> tuple[str, ...] | None:
 
 
 def _open_hdf5(url: str, path: str, inner: str, options: dict[str, Any]) -> Source:
-    return _open_h5(url, path, inner, options, "hdf5")
+    """Plain HDF5 through h5py; a file that follows CF (or that netCDF wrote) through
+    xarray, like a NetCDF file."""
+    from chunkwise.io.sources.cf import is_cf_hdf5, open_cf
+
+    h5py = _require("h5py", url)
+    _check_hdf5(url, path, "HDF5", h5py)
+    if is_cf_hdf5(path):
+        return open_cf(url, path, inner, hdf5_label="CF HDF5")
+    return _open_h5(url, path, inner)
 
 
 def _open_netcdf(url: str, path: str, inner: str, options: dict[str, Any]) -> Source:
-    return _open_h5(url, path, inner, options, "netcdf")
+    """NetCDF-3 and NetCDF-4 through xarray (:mod:`chunkwise.io.sources.cf`)."""
+    from chunkwise.io.sources.cf import open_cf
+
+    return open_cf(url, path, inner)
 
 
 # --- TIFF -----------------------------------------------------------------------------
