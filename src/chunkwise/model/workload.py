@@ -21,14 +21,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from chunkwise.errors import SpecError, shown
 from chunkwise.model.array import ArraySpec
 from chunkwise.units import finite_float, parse_count
 
-__all__ = ["OP_KINDS", "WORKLOAD_PRESETS", "Operation", "Workload", "preset_workload"]
+__all__ = [
+    "OP_KINDS",
+    "WORKLOAD_PRESETS",
+    "Operation",
+    "Workload",
+    "op_variables",
+    "preset_workload",
+]
 
 OpKind = Literal["plane", "series", "region", "scan", "point", "append", "write"]
 OP_KINDS: tuple[OpKind, ...] = ("plane", "series", "region", "scan", "point", "append", "write")
@@ -64,6 +71,9 @@ class Operation:
         The dims the op is defined by (plane dims, series dim, append dim).
     count
         Number of points for ``point``, slabs per ``append``; 1 otherwise.
+    variables
+        The variables of a dataset the op reads or writes (``variables: [tas, pr]``); empty
+        means every data variable.
     """
 
     kind: OpKind
@@ -72,6 +82,7 @@ class Operation:
     extent: tuple[int, ...]
     dims: tuple[str, ...] = ()
     count: int = 1
+    variables: tuple[str, ...] = ()
 
     @property
     def is_read(self) -> bool:
@@ -106,6 +117,8 @@ class Operation:
             out["dims"] = list(self.dims)
         if self.kind in ("point", "append"):
             out["count" if self.kind == "point" else "size"] = self.count
+        if self.variables:
+            out["variables"] = list(self.variables)
         return out
 
 
@@ -148,7 +161,7 @@ class Workload:
                 suffix += 1
                 name = f"{op.name}#{suffix}"
             taken.add(name)
-            out.append(Operation(op.kind, name, op.weight / total, op.extent, op.dims, op.count))
+            out.append(replace(op, name=name, weight=op.weight / total))
         return cls(tuple(out), preset)
 
     def to_list(self) -> list[dict[str, Any]]:
@@ -184,7 +197,7 @@ def _parse_op(entry: Mapping[str, Any], array: ArraySpec) -> Operation:
     kind = entry.get("op")
     if not isinstance(kind, str) or kind not in OP_KINDS:
         raise SpecError(f"workload op {shown(kind)} is unknown; use one of {', '.join(OP_KINDS)}.")
-    allowed = _KEYS[kind] | {"op", "weight", "name"}
+    allowed = _KEYS[kind] | {"op", "weight", "name", "variables"}
     extra = sorted(set(entry) - allowed, key=str)
     if extra:
         raise SpecError(
@@ -266,7 +279,28 @@ def _parse_op(entry: Mapping[str, Any], array: ArraySpec) -> Operation:
     else:  # write
         extent = shape
         label = "write"
-    return Operation(kind, str(name) if name else label, float(weight), extent, dims, count)
+    variables = op_variables(entry)
+    return Operation(
+        kind, str(name) if name else label, float(weight), extent, dims, count, variables
+    )
+
+
+def op_variables(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``variables:`` an op entry names (a name or a list of names); ``()`` for none."""
+    raw = entry.get("variables")
+    if raw is None:
+        return ()
+    items = [raw] if isinstance(raw, str) else raw
+    if (
+        not isinstance(items, Sequence)
+        or not items
+        or not all(isinstance(v, str) and v for v in items)
+    ):
+        raise SpecError(
+            f"{entry.get('op')} op: variables {shown(raw)} must be a variable name or a list of "
+            "names, like variables: [tas, pr]."
+        )
+    return tuple(items)
 
 
 def _plane_dims(array: ArraySpec) -> list[str]:
