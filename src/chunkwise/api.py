@@ -18,10 +18,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from chunkwise.errors import SpecError
 from chunkwise.plan.advice import Advice, make_advice
+from chunkwise.plan.dataset import DatasetAdvice
 from chunkwise.spec import Problem, load_spec, problem_from_spec
 
 if TYPE_CHECKING:
@@ -101,7 +102,8 @@ def problem(spec: str | Path | Mapping[str, Any] | None = None, **overrides: Any
     )
 
 
-def advise(
+@overload
+def advise(  # type: ignore[overload-overlap]
     spec: str | Path | Mapping[str, Any] | None = None,
     *,
     array: Mapping[str, Any] | None = None,
@@ -115,13 +117,55 @@ def advise(
     profile: str | Path | Mapping[str, Any] | None = None,
     grid_budget: int = DEFAULT_GRID_BUDGET,
     tie_tolerance: float = DEFAULT_TIE_TOLERANCE,
-) -> Advice:
+    dims: Sequence[str] | None = None,
+) -> Advice: ...
+
+
+@overload
+def advise(
+    spec: object,
+    *,
+    array: Mapping[str, Any] | None = None,
+    workload: str | Sequence[Mapping[str, Any]] | None = None,
+    storage: str | Mapping[str, Any] | None = None,
+    reader: str | Mapping[str, Any] | None = None,
+    constraints: Mapping[str, Any] | None = None,
+    codec: str | Mapping[str, Any] | None = None,
+    codecs: Sequence[str] | None = None,
+    top: int | None = None,
+    profile: str | Path | Mapping[str, Any] | None = None,
+    grid_budget: int = DEFAULT_GRID_BUDGET,
+    tie_tolerance: float = DEFAULT_TIE_TOLERANCE,
+    dims: Sequence[str] | None = None,
+) -> DatasetAdvice: ...
+
+
+def advise(
+    spec: Any = None,
+    *,
+    array: Mapping[str, Any] | None = None,
+    workload: str | Sequence[Mapping[str, Any]] | None = None,
+    storage: str | Mapping[str, Any] | None = None,
+    reader: str | Mapping[str, Any] | None = None,
+    constraints: Mapping[str, Any] | None = None,
+    codec: str | Mapping[str, Any] | None = None,
+    codecs: Sequence[str] | None = None,
+    top: int | None = None,
+    profile: str | Path | Mapping[str, Any] | None = None,
+    grid_budget: int = DEFAULT_GRID_BUDGET,
+    tie_tolerance: float = DEFAULT_TIE_TOLERANCE,
+    dims: Sequence[str] | None = None,
+) -> Advice | DatasetAdvice:
     """Recommend chunks, shards and codecs for an array, a workload and a storage.
 
     Parameters
     ----------
     spec
         A spec file path (YAML/JSON) or mapping; keyword arguments override its entries.
+        Or the data itself: an ``xarray.Dataset`` or ``DataArray``, a Dask array or a NumPy
+        array (shape, dtype and dims come from it); then the answer is a
+        :class:`~chunkwise.plan.dataset.DatasetAdvice`, a layout per variable, whose
+        ``to_encoding()`` ``Dataset.to_zarr`` takes as it is.
     array
         ``{"shape": [...], "dtype": "float32", "dims": [...]}``.
     workload
@@ -151,18 +195,38 @@ def advise(
         Most layouts priced at once in one vectorized grid.
     tie_tolerance
         Relative time difference within which fewer objects rank first.
+    dims
+        Names for the dims of a NumPy or Dask array (default ``dim_0, dim_1, ...``).
 
     Returns
     -------
-    Advice
+    Advice or DatasetAdvice
         Ranked recommendations with predicted seconds per operation, objects, stored
-        bytes and a rationale.
+        bytes and a rationale; for data, a layout per variable with its reason.
 
     Raises
     ------
     chunkwise.errors.ChunkwiseError
         For any invalid input or unsatisfiable constraints, with a one-sentence message.
     """
+    from chunkwise.io.sources.objects import data_object_kind
+
+    if data_object_kind(spec) is not None:
+        if array is not None:
+            raise SpecError(
+                "advise(data, array=...) gives the array twice; the data has its shape and dtype: "
+                "drop array=."
+            )
+        return _advise_data(
+            spec, dims=dims, workload=workload, storage=storage, reader=reader,
+            constraints=constraints, codec=codec, codecs=codecs, profile=profile,
+            grid_budget=grid_budget, tie_tolerance=tie_tolerance,
+        )  # fmt: skip
+    if dims is not None:
+        raise SpecError(
+            "dims names the dims of a NumPy or Dask array given to advise; for a spec, give "
+            "array={'dims': [...]} instead."
+        )
     prob = problem(
         spec,
         array=array,
@@ -187,6 +251,31 @@ def advise(
         tie_tolerance=tie_tolerance,
         candidates=prob.candidates,
     )
+
+
+def _advise_data(
+    data: Any,
+    *,
+    dims: Sequence[str] | None,
+    workload: str | Sequence[Mapping[str, Any]] | None,
+    **options: Any,
+) -> DatasetAdvice:
+    """:func:`advise` for a data object: a layout per variable."""
+    from chunkwise.io.sources.objects import dataset_spec
+    from chunkwise.model.codec import DEFAULT_CODEC, parse_codec
+    from chunkwise.plan.dataset import advise_dataset
+
+    if workload is None:
+        raise SpecError(
+            "advise(data) needs workload=..., how the data will be read: a preset such as "
+            "'time-series' or 'slice-viewer', or a list of operations."
+        )
+    codec = options.get("codec")
+    whole = parse_codec(codec) if codec is not None else DEFAULT_CODEC
+    return advise_dataset(
+        dataset_spec(data, dims), workload, advise, whole_codec=whole,
+        constraints=options.pop("constraints"), **options,
+    )  # fmt: skip
 
 
 #: Recommendations from ``advise`` that ``bench`` measures (plus baselines and candidates).
@@ -284,7 +373,7 @@ DEFAULT_MAX_MEM = "256MiB"
 
 
 def rechunk(
-    source: str | Path,
+    source: str | Path | Any,
     target: str | Path,
     *,
     chunks: Sequence[int] | None = None,
@@ -303,6 +392,8 @@ def rechunk(
     events: Events | None = None,
     require_layout: bool = True,
     checksum: bool = False,
+    dims: Sequence[str] | None = None,
+    skip: Sequence[str] = (),
 ) -> ConversionPlan | ConversionResult:
     """Copy an array (or every array of a group) into a new Zarr layout, within a memory
     budget, resumably, and verify the result.
@@ -311,8 +402,9 @@ def rechunk(
     ----------
     source
         A Zarr array or group (a directory, ``.zip``, ``s3://``, ``https://``; ``#path``
-        picks a member), a ``.npy`` file, an HDF5 / NetCDF-4 file (``#path`` picks a
-        dataset), a TIFF file, folder or glob, or an MRC tomogram.
+        picks a member), a ``.npy`` file, an HDF5 / NetCDF file (``#path`` picks a
+        dataset), a TIFF file, folder or glob, or an MRC tomogram. Or data: an
+        ``xarray.Dataset`` or ``DataArray`` (in memory or lazy), a Dask or NumPy array.
     target
         A new directory, ``s3://bucket/prefix`` or ``memory://``.
     chunks, shards
@@ -352,6 +444,10 @@ def rechunk(
         Store a crc32c checksum after the codec of every chunk (zarr v3), so that a chunk
         damaged later fails to read instead of decoding to wrong values (its cost:
         ``chunkwise advise --checksum``).
+    dims
+        Names for the dims of a source that has none (``.npy``, TIFF, MRC, NumPy, Dask).
+    skip
+        Paths of arrays (variables) to leave out; the summary lists them.
 
     Returns
     -------
@@ -364,11 +460,10 @@ def rechunk(
     chunkwise.errors.ChunkwiseError
         For bad input, before anything is written: one sentence naming the problem.
     """
-    from chunkwise.io.locations import check_apart, check_target_name
+    from chunkwise.io.locations import check_target_name
     from chunkwise.rechunking.convert import (
         LayoutRequest,
         default_threads,
-        open_source,
         open_target_store,
         plan_conversion,
         run_conversion,
@@ -386,13 +481,13 @@ def rechunk(
         storage=storage,
         require_layout=require_layout,
         checksum=checksum,
+        skip=tuple(skip),
     )
     check_target_name(str(target))
-    check_apart(str(source), str(target))
     if threads is not None and threads < 1:
         raise SpecError(f"--threads {threads} must be at least 1; omit it to use the cores.")
     executor = None
-    with open_source(str(source), storage_options=storage_options) as src:
+    with _opened_source(source, str(target), storage_options, dims) as src:
         if dask is not None and str(target).startswith("memory://"):
             raise SpecError(
                 "--dask workers cannot write to memory://, which lives in this process only; "
@@ -447,8 +542,32 @@ def rechunk(
                 close_sessions([store])
 
 
+def _opened_source(
+    source: Any, target: str, storage_options: Mapping[str, Any] | None, dims: Sequence[str] | None
+) -> Any:
+    """The source to read, opened: a path or URL, or a data object; never one the target
+    overlaps (a Dataset's files included)."""
+    from chunkwise.io.locations import check_apart
+    from chunkwise.io.sources.objects import data_object_kind, object_paths, object_source
+    from chunkwise.io.sources.readers import open_source, with_dims
+
+    if data_object_kind(source) is not None:
+        for path in object_paths(source):
+            check_apart(path, target)
+        return object_source(source, dims)
+    check_apart(str(source), target)
+    opened = open_source(str(source), storage_options=storage_options)
+    if dims is None:
+        return opened
+    try:
+        return with_dims(opened, tuple(dims))
+    except BaseException:
+        opened.close()
+        raise
+
+
 def convert(
-    source: str | Path, target: str | Path, **options: Any
+    source: str | Path | Any, target: str | Path, **options: Any
 ) -> ConversionPlan | ConversionResult:
     """:func:`rechunk` that keeps the source's chunks unless ``chunks`` or ``workload`` is
     given: convert HDF5, NetCDF, TIFF, MRC or ``.npy`` (or Zarr of another format) to Zarr."""

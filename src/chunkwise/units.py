@@ -276,3 +276,11 @@ def format_shape(values: Sequence[int] | None, *, empty: str = "") -> str:
 def format_count(n: float) -> str:
     """Format a count with thousands separators, rounding non-integers."""
     return f"{round(n):,}"
+
+
+def html_lines(lines: Sequence[str]) -> str:
+    """Plain-text report lines as HTML for notebooks (``_repr_html_``): preformatted,
+    escaped."""
+    import html
+
+    return "<pre>" + html.escape("\n".join(lines)) + "</pre>"

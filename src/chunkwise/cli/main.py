@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,6 +28,7 @@ from chunkwise.cli.inspect import inspect
 from chunkwise.cli.measure import bench, calibrate, codecs, probe
 from chunkwise.cli.rechunk import convert, rechunk
 from chunkwise.cli.trace import trace
+from chunkwise.model.dataset import DatasetSpec
 from chunkwise.model.storage import READER_PRESETS, STORAGE_PRESETS
 from chunkwise.model.workload import WORKLOAD_PRESETS
 from chunkwise.report.json import advice_document
@@ -44,6 +46,12 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("spec", required=False)
+@click.option(
+    "--data",
+    "data_path",
+    help="Take shape, dtype and dims from existing data: anything convert reads (Zarr, "
+    "NetCDF, HDF5, TIFF, MRC, .npy); a dataset gets a layout per variable.",
+)
 @click.option("--shape", help="Array shape, e.g. 184,630,630 (instead of a spec file).")
 @click.option("--dtype", help="NumPy dtype, e.g. float32.")
 @click.option("--dims", help="Dimension names, e.g. z,y,x.")
@@ -83,6 +91,7 @@ def cli() -> None:
 @user_errors
 def advise(
     spec: str | None,
+    data_path: str | None,
     shape: str | None,
     dtype: str | None,
     dims: str | None,
@@ -104,7 +113,24 @@ def advise(
 ) -> None:
     """Recommend layouts for the array, workload and storage in SPEC (YAML/JSON) or flags."""
     data: dict[str, Any] = {} if spec is None else load_spec(spec)
-    if shape is not None or dtype is not None or dims is not None:
+    dataset, variable = None, "data"
+    if data_path is not None:
+        if shape is not None or dtype is not None or "array" in data:
+            raise UserError(
+                "--data gives the shape and dtype; drop --shape, --dtype and the spec's array."
+            )
+        dataset, variable = _data_variables(data_path, dims)
+        if len(dataset.variables) == 1:
+            only = dataset.variables[0]
+            data["array"] = {
+                "shape": list(only.shape),
+                "dtype": only.model,
+                "dims": list(only.dims),
+            }
+            dataset = None
+        else:
+            data["array"] = None  # per variable, below
+    elif shape is not None or dtype is not None or dims is not None:
         current = dict(data.get("array") or {})
         if shape is not None:
             current["shape"] = int_list(shape, "--shape")
@@ -156,11 +182,48 @@ def advise(
         data["codec"] = codec
     if top is not None:
         data["top"] = top
+    if dataset is not None:
+        _advise_dataset(dataset, data, as_json)
+        return
     advice = api.advise(data)
     if as_json:
         click.echo(json.dumps(advice_document(advice), indent=2))
     else:
-        print_advice(advice, Console(), snippets=not no_snippets)
+        print_advice(advice, Console(), snippets=not no_snippets, variable=variable)
+
+
+def _data_variables(path: str, dims: str | None) -> tuple[DatasetSpec, str]:
+    """The variables of existing data, and the name of its first (for the snippets)."""
+    from chunkwise.io.sources.objects import source_dataset
+    from chunkwise.io.sources.readers import open_source, with_dims
+
+    with open_source(path) as source:
+        if dims is not None:
+            source = with_dims(source, tuple(d.strip() for d in dims.split(",")))
+        dataset = source_dataset(source)
+        location, _, inner = path.rpartition("#") if "#" in path else (path, "", "")
+        name = source.arrays[0].path or inner or Path(location.rstrip("/")).stem
+    return dataset, name.rsplit("/", 1)[-1] or "data"
+
+
+def _advise_dataset(dataset: DatasetSpec, data: dict[str, Any], as_json: bool) -> None:
+    """``advise --data`` of a group or multi-variable file: a layout per variable."""
+    from chunkwise.model.codec import DEFAULT_CODEC, parse_codec
+    from chunkwise.plan.dataset import advise_dataset
+
+    data.pop("array")
+    workload = data.pop("workload")
+    constraints = data.pop("constraints", None)
+    codec = data.get("codec")
+    advice = advise_dataset(
+        dataset, workload, api.advise,
+        whole_codec=parse_codec(codec) if codec is not None else DEFAULT_CODEC,
+        constraints=constraints, spec=data,
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(advice.to_dict(), indent=2))
+    else:
+        Console(soft_wrap=True).print(repr(advice), highlight=False, markup=False)
 
 
 cli.add_command(bench)

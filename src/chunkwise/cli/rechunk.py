@@ -88,6 +88,16 @@ def _layout_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--zarr-format", type=click.Choice(["2", "3"]), help="Target Zarr format."),
         click.option(
+            "--dims",
+            help="Names of the dims of a source that has none (.npy, TIFF, MRC), e.g. z,y,x.",
+        ),
+        click.option(
+            "--skip",
+            multiple=True,
+            metavar="VAR",
+            help="Leave out this array or variable (repeat for several); the summary lists it.",
+        ),
+        click.option(
             "--workload",
             help=f"Let advise choose the layout: a preset ({', '.join(WORKLOAD_PRESETS)}) "
             "or a spec file.",
@@ -150,6 +160,8 @@ def _run(require_layout: bool, **kw: Any) -> None:
             events=bar,
             require_layout=require_layout,
             checksum=kw["checksum"],
+            dims=_names(kw["dims"]),
+            skip=kw["skip"],
         )
     console = Console(soft_wrap=True)
     if isinstance(result, ConversionPlan):
@@ -169,6 +181,13 @@ def _run(require_layout: bool, **kw: Any) -> None:
         sys.exit(OVER_BUDGET_EXIT)
 
 
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """``--dims z,y,x`` as names."""
+    if text is None:
+        return None
+    return tuple(name.strip() for name in text.split(","))
+
+
 #: Exit status of a run that finished and verified its target but measured itself above
 #: its memory budget.
 OVER_BUDGET_EXIT = 3
@@ -186,6 +205,7 @@ def plan_document(plan: ConversionPlan) -> dict[str, Any]:
         "executor": plan.executor,
         "target_state": plan.target_state or None,
         "skipped": list(plan.skipped),
+        "not_advised": plan.not_advised(),
         "arrays": [
             {
                 "path": job.path,

@@ -33,7 +33,7 @@ from zarr.abc.store import Store
 from chunkwise.errors import ChunkwiseError, SpecError, StoreError
 from chunkwise.io.stores import _fsspec_store, close_sessions, list_sizes
 from chunkwise.model.layout import Layout
-from chunkwise.model.storage import StorageProfile
+from chunkwise.model.storage import STORAGE_PRESETS, StorageProfile
 from chunkwise.plan.advice import Adviser
 from chunkwise.plan.findings import (
     SEVERITIES,
@@ -45,6 +45,7 @@ from chunkwise.plan.findings import (
     lint,
     rechunk_command,
     target_url,
+    workload_command,
 )
 from chunkwise.units import (
     compare_speed,
@@ -52,6 +53,7 @@ from chunkwise.units import (
     format_count,
     format_duration,
     format_shape,
+    html_lines,
 )
 
 __all__ = [
@@ -414,6 +416,9 @@ class InspectReport:
 
     def __repr__(self) -> str:
         return str(self)
+
+    def _repr_html_(self) -> str:
+        return html_lines(self.lines())
 
 
 def _count(n: int, noun: str) -> str:
@@ -897,11 +902,18 @@ def _compare(
     )
     layout = best.layout
     label = Path(workload).stem if is_file else workload
-    source = f"{url}#{array.path}" if array.path else url
-    command = rechunk_command(
-        source, target_url(url, array.path, label), chunks=layout.chunks, shards=layout.shards,
-        codec=layout.codec.short, zarr_format=layout.zarr_format,
-    )  # fmt: skip
+    if array.path and array.dims is not None:  # a dataset: every variable, for the workload
+        command = workload_command(
+            url, target_url(url, "", label), workload=workload,
+            storage=advice.storage.name if advice.storage.name in STORAGE_PRESETS else None,
+            zarr_format=layout.zarr_format,
+        )  # fmt: skip
+    else:
+        source = f"{url}#{array.path}" if array.path else url
+        command = rechunk_command(
+            source, target_url(url, array.path, label), chunks=layout.chunks,
+            shards=layout.shards, codec=layout.codec.short, zarr_format=layout.zarr_format,
+        )  # fmt: skip
     keep = _keep_reason(current_layout, current.weighted_s, layout, best.cost.weighted_s)
     if keep:
         command = ""
@@ -1037,6 +1049,7 @@ def inspect_store(
         members=len(arrays) + len(groups) - 1 if _is_group(root_meta) else 0,
         consolidated=cons,
         stale=stale,
+        dataset=_is_group(root_meta) and any(a.dims is not None for a in arrays),
     )
     found = lint(facts, store_facts, priced, thresholds or LintThresholds())
     by_path: dict[str, list[Finding]] = {}

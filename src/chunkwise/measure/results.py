@@ -17,6 +17,7 @@ from chunkwise.model.codec import CodecProfile, CodecSpec
 from chunkwise.model.layout import Layout
 from chunkwise.model.storage import StorageProfile
 from chunkwise.model.workload import Workload
+from chunkwise.units import format_bytes, format_count, format_duration, format_shape, html_lines
 
 __all__ = [
     "BenchReport",
@@ -319,6 +320,30 @@ class BenchReport:
     def predicted_fastest(self) -> LayoutResult:
         """The layout with the smallest predicted workload time."""
         return min(self.results, key=lambda r: r.predicted_weighted_s)
+
+    def lines(self) -> list[str]:
+        """The report in brief: per layout, measured and predicted time per operation."""
+        array = self.array
+        reader = self.measured_reader or self.storage.reader.name
+        out = [
+            f"{self.title}: {array.dtype} {format_shape(array.shape)} on {self.storage.name}, "
+            f"read by {reader}"
+        ]
+        for r in self.results:
+            out.append(
+                f"  {r.name}: {r.layout.label()}: measured {format_duration(r.measured_weighted_s)}"
+                f" per op (predicted {format_duration(r.predicted_weighted_s)}), "
+                f"{format_count(r.objects)} objects, {format_bytes(r.stored_bytes)} stored"
+            )
+        if self.recommendation is not None:
+            out.append(f"recommended: {self.recommendation}")
+        return out
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_html_(self) -> str:
+        return html_lines(self.lines())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``chunkwise bench --json``."""

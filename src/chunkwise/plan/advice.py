@@ -29,7 +29,14 @@ from chunkwise.model.storage import StorageProfile
 from chunkwise.model.workload import Operation, Workload
 from chunkwise.plan.candidates import reference_chunks
 from chunkwise.plan.search import Binding, Candidate, search
-from chunkwise.units import compare_speed, format_bytes, format_count, format_duration, format_rate
+from chunkwise.units import (
+    compare_speed,
+    format_bytes,
+    format_count,
+    format_duration,
+    format_rate,
+    html_lines,
+)
 
 __all__ = ["Advice", "Adviser", "Recommendation", "make_advice", "reference_layout"]
 
@@ -141,6 +148,9 @@ class Advice:
             )
         lines.extend(f"  - {line}" for line in self.best.rationale)
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return html_lines(repr(self).splitlines())
 
 
 def _storage_dict(storage: StorageProfile) -> dict[str, Any]:

@@ -210,6 +210,9 @@ class StoreFacts:
         The root carries consolidated metadata.
     stale
         How the consolidated metadata disagrees with the members' own (one phrase each).
+    dataset
+        The root is a group of arrays with named dims (as xarray writes a Dataset): a fix
+        rewrites the whole group, which stays a dataset, never one member into a bare array.
     """
 
     url: str
@@ -218,6 +221,7 @@ class StoreFacts:
     members: int
     consolidated: bool
     stale: tuple[str, ...] = ()
+    dataset: bool = False
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,8 @@ def _csv(values: Sequence[int]) -> str:
 
 
 def _source(store: StoreFacts, array: ArrayFacts) -> str:
+    if store.dataset:
+        return store.url
     return f"{store.url}#{array.path}" if array.path else store.url
 
 
@@ -292,7 +298,19 @@ def target_url(url: str, path: str, label: str) -> str:
 
 
 def _target(store: StoreFacts, array: ArrayFacts, label: str) -> str:
-    return target_url(store.url, array.path, label)
+    return target_url(store.url, "" if store.dataset else array.path, label)
+
+
+def workload_command(
+    source: str, target: str, *, workload: str, storage: str | None, zarr_format: int
+) -> str:
+    """The ``chunkwise rechunk`` command that lays out every variable of a dataset for a
+    workload (``advise`` per variable, as ``convert --workload`` does)."""
+    parts = ["chunkwise", "rechunk", source, target, "--workload", workload]
+    if storage is not None:
+        parts += ["--storage", storage]
+    parts += ["--zarr-format", str(zarr_format)]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def rechunk_command(

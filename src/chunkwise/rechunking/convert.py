@@ -32,11 +32,14 @@ from typing import Any, Literal
 import numpy as np
 
 from chunkwise.errors import ConstraintError, SpecError, StoreError
+from chunkwise.io.sources.objects import source_dataset
 from chunkwise.io.sources.readers import Source, SourceArray, SourceGroup, json_value, open_source
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecSpec, parse_codec
+from chunkwise.model.dataset import VARIABLE_ITEM_BYTES, DatasetSpec, model_dtype
 from chunkwise.model.layout import Layout
 from chunkwise.plan.advice import Adviser
+from chunkwise.plan.dataset import DatasetAdvice, VariableAdvice, advise_dataset
 from chunkwise.plan.rechunk import (
     READ_CONCURRENCY,
     MemoryModel,
@@ -66,7 +69,13 @@ from chunkwise.rechunking.target import (
     inspect_target,
     write_record,
 )
-from chunkwise.units import format_bytes, format_count, format_duration, format_shape
+from chunkwise.units import (
+    format_bytes,
+    format_count,
+    format_duration,
+    format_shape,
+    html_lines,
+)
 
 __all__ = [
     "RUN_RECORD",
@@ -175,6 +184,8 @@ class LayoutRequest:
     checksum
         Store a crc32c checksum with every chunk (zarr v3), so that a damaged chunk fails
         to read instead of decoding to wrong values.
+    skip
+        Paths of arrays to leave out (listed in the summary as skipped).
     """
 
     chunks: tuple[int, ...] | None = None
@@ -185,6 +196,7 @@ class LayoutRequest:
     storage: str | Mapping[str, Any] | None = None
     require_layout: bool = False
     checksum: bool = False
+    skip: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -259,7 +271,26 @@ class ConversionPlan:
         What the run would do with the target, when looked at (``--dry-run``): ``"new"``,
         ``"resume"``, ``"finishing"``, ``"complete"`` or ``"replace"``; ``""`` when not
         looked at.
+    workload
+        The ``--workload`` the layouts were advised for, if any.
     """
+
+    def not_advised(self) -> list[str]:
+        """With a workload: one line per reason, naming the arrays ``advise`` did not lay
+        out (coordinates and scalars stored whole, text, explicit chunks)."""
+        if self.workload is None:
+            return []
+        reasons: dict[str, list[str]] = {}
+        for job in self.jobs:
+            if job.decision["decided_by"] != "advise":
+                reason = job.decision.get("note") or job.decision["decided_by"]
+                reasons.setdefault(reason, []).append(job.path or "(array)")
+        return [
+            f"not advised for {self.workload}: {', '.join(paths[:8])}"
+            + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+            + f" ({reason})"
+            for reason, paths in reasons.items()
+        ]
 
     source_url: str
     target_url: str
@@ -272,6 +303,7 @@ class ConversionPlan:
     max_mem: int
     executor: str
     target_state: str = ""
+    workload: str | None = None
 
     @property
     def peak_memory(self) -> int:
@@ -316,7 +348,14 @@ class ConversionPlan:
         for job in self.jobs:
             lines.extend(job.describe())
         lines.extend(f"skipped: {reason}" for reason in self.skipped)
+        lines.extend(self.not_advised())
         return lines
+
+    def __repr__(self) -> str:
+        return "\n".join(["ConversionPlan", *(f"  {line}" for line in self.describe())])
+
+    def _repr_html_(self) -> str:
+        return html_lines(self.describe())
 
 
 @dataclass(frozen=True)
@@ -413,7 +452,14 @@ class ConversionResult:
                 f"peak {format_bytes(plan.peak_memory)} of a {format_bytes(plan.max_mem)} budget"
             )
         lines.extend(f"not copied: {reason}" for reason in plan.skipped)
+        lines.extend(plan.not_advised())
         return lines
+
+    def __repr__(self) -> str:
+        return "\n".join(["ConversionResult", *(f"  {line}" for line in self.summary())])
+
+    def _repr_html_(self) -> str:
+        return html_lines(self.summary())
 
 
 # ----------------------------------------------------------------------------- deciding
@@ -468,10 +514,6 @@ def _check_dtype(array: SourceArray, codec: CodecSpec) -> str | None:
     return None
 
 
-#: Bytes per element assumed for variable-length strings when budgeting their copy.
-VARIABLE_ITEM_BYTES = 64
-
-
 def _variable(dtype: np.dtype[Any]) -> bool:
     """Variable-length elements (NumPy's StringDType): no fixed bytes per element."""
     return dtype.kind == "T"
@@ -482,60 +524,105 @@ def _copied_whole(array: SourceArray) -> bool:
     return len(array.shape) == 0 or 0 in array.shape or _variable(array.dtype)
 
 
-def _model_dtype(dtype: np.dtype[Any]) -> str:
-    """A numeric stand-in of the same size for the layout model, which plans numbers:
-    datetimes are 8-byte integers, strings and records their bytes."""
-    if dtype.kind in "biufc":
-        return dtype.name
-    size = dtype.itemsize if not _variable(dtype) else VARIABLE_ITEM_BYTES
-    return {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64", 16: "complex128"}.get(size, "uint8")
-
-
 def _spec(array: SourceArray) -> ArraySpec:
     dims = array.dims or tuple(f"dim_{i}" for i in range(len(array.shape)))
-    return ArraySpec.create(array.shape, _model_dtype(array.dtype), dims)
+    return ArraySpec.create(array.shape, model_dtype(array.dtype), dims)
 
 
-def _advised(
-    array: SourceArray, request: LayoutRequest, zarr_format: int | None, advise: Adviser
-) -> tuple[Layout, dict[str, Any]]:
+def _without_skipped(
+    source: Source, skip: tuple[str, ...]
+) -> tuple[tuple[SourceArray, ...], list[str]]:
+    """The arrays to write and what ``--skip`` left out (every name must exist)."""
+    paths = {a.path for a in source.arrays}
+    unknown = [name for name in skip if name not in paths]
+    if unknown:
+        raise SpecError(
+            f"--skip {', '.join(map(repr, unknown))}: the source has no such array; it has "
+            f"{', '.join(repr(p) for p in sorted(paths)[:8])}{', ...' if len(paths) > 8 else ''}."
+        )
+    kept = tuple(a for a in source.arrays if a.path not in skip)
+    if not kept:
+        raise SpecError("--skip leaves no array to write; skip fewer.")
+    return kept, [f"{name} (--skip)" for name in skip]
+
+
+def _workload_spec(request: LayoutRequest) -> tuple[str | list[Any], dict[str, Any]]:
+    """The workload of ``--workload`` and the rest of its spec file (storage, reader,
+    constraints, codecs): a preset name alone, or a spec file's entries."""
     assert request.workload is not None
-    spec: Any = None
-    workload: Any = request.workload
-    if Path(request.workload).suffix.lower() in (".yaml", ".yml", ".json"):
-        if not Path(request.workload).is_file():
-            raise SpecError(
-                f"workload file {request.workload!r} does not exist; give a preset name or a "
-                "spec file."
-            )
-        spec, workload = request.workload, None
-    a = _spec(array)
-    advice = advise(
-        spec,
-        array={"shape": list(a.shape), "dtype": a.dtype, "dims": list(a.dims)},
-        workload=workload,
-        storage=request.storage,
-        constraints={
-            **({"zarr_format": zarr_format} if zarr_format else {}),
-            **({"checksum": True} if request.checksum else {}),
-        }
-        or None,
-        codec=request.codec,
-        top=1,
-    )
-    best = advice.best
-    decision = {
+    if Path(request.workload).suffix.lower() not in (".yaml", ".yml", ".json"):
+        return request.workload, {}
+    from chunkwise.spec import load_spec
+
+    if not Path(request.workload).is_file():
+        raise SpecError(
+            f"workload file {request.workload!r} does not exist; give a preset name or a spec file."
+        )
+    spec = load_spec(request.workload)
+    workload = spec.pop("workload", None)
+    if workload is None:
+        raise SpecError(
+            f"spec file {request.workload!r} has no workload; add one (a preset name or a list "
+            "of operations) or give --workload a preset."
+        )
+    spec.pop("array", None)  # the source is the array
+    return workload, spec
+
+
+def _spec_format(request: LayoutRequest) -> int | None:
+    """The ``zarr_format`` constraint of a ``--workload`` spec file, if any."""
+    if request.workload is None:
+        return None
+    constraints = _workload_spec(request)[1].get("constraints")
+    fmt = constraints.get("zarr_format") if isinstance(constraints, Mapping) else None
+    return fmt if fmt in (2, 3) else None
+
+
+def _advise_all(
+    source: Source, request: LayoutRequest, zarr_format: int, advise: Adviser
+) -> DatasetAdvice:
+    """``advise`` for every array the workload applies to, in one go (see
+    :func:`~chunkwise.plan.dataset.advise_dataset`)."""
+    workload, spec = _workload_spec(request)
+    constraints = dict(spec.pop("constraints", None) or {})
+    constraints["zarr_format"] = zarr_format
+    if request.checksum:
+        constraints["checksum"] = True
+    dataset = source_dataset(source)
+    plannable = {a.path for a in source.arrays if _modelled(a)}
+    return advise_dataset(
+        DatasetSpec(tuple(v for v in dataset.variables if v.name in plannable)),
+        workload, advise, whole_codec=parse_codec(request.codec or DEFAULT_CODEC),
+        constraints=constraints, small_bytes=SMALL_ARRAY_BYTES, spec=spec or None,
+        storage=request.storage, codec=request.codec,
+    )  # fmt: skip
+
+
+def _modelled(array: SourceArray) -> bool:
+    """Arrays the layout model plans: numbers and dates with at least one element."""
+    return array.dtype.kind in "biufcmM" and not _copied_whole(array)
+
+
+def _advised_decision(chosen: VariableAdvice) -> dict[str, Any]:
+    if chosen.advice is None:
+        return {"decided_by": chosen.reason}
+    advice, best = chosen.advice, chosen.advice.best
+    return {
         "decided_by": "advise",
+        "reason": chosen.reason,
         "workload": advice.workload.to_list(),
         "storage": advice.to_dict().get("storage"),
         "predicted_s": {name: op["seconds"] for name, op in best.cost.ops.items()},
         "rationale": list(best.rationale),
     }
-    return best.layout, decision
 
 
 def _decide(
-    array: SourceArray, request: LayoutRequest, zarr_format: int, lone: bool, advise: Adviser
+    array: SourceArray,
+    request: LayoutRequest,
+    zarr_format: int,
+    lone: bool,
+    advised: DatasetAdvice | None,
 ) -> tuple[Layout, dict[str, Any]]:
     """The target layout of one array and how it was decided."""
     ndim = len(array.shape)
@@ -549,18 +636,17 @@ def _decide(
         codec, note = parse_codec(DEFAULT_CODEC), None
     if request.checksum:
         codec = codec.with_checksum()
-    modelled = array.dtype.kind in "biufcmM" and not _copied_whole(array)
-    if (
-        request.workload is not None
-        and modelled
-        and (lone or (ndim >= 2 and nbytes > SMALL_ARRAY_BYTES))
-    ):
-        return _advised(array, request, zarr_format, advise)
-    if request.workload is not None and not modelled and lone:
-        note = (
-            f"advise plans arrays of numbers and dates with at least one element; this "
-            f"{format_shape(array.shape, empty='scalar')} {array.dtype} array keeps its chunks"
-        )
+    if advised is not None and _modelled(array):
+        chosen = advised[array.path]
+        return chosen.layout, _advised_decision(chosen)
+    if request.workload is not None and not _modelled(array):
+        kept = "keeps its chunks" if lone or nbytes > SMALL_ARRAY_BYTES else "stored whole"
+        if ndim == 0:
+            note = "a scalar: one chunk"
+        elif 0 in array.shape:
+            note = "no elements: one chunk"
+        else:
+            note = f"{array.dtype} values: {kept} (advise plans arrays of numbers and dates)"
     shards: tuple[int, ...] | None = None
     decided: Decided
     if explicit:
@@ -629,11 +715,30 @@ def plan_conversion(
             "rechunk needs a target layout: give --chunks (e.g. --chunks 1024,32,32) or "
             "--workload (e.g. --workload time-series); use convert to keep the source's chunks."
         )
-    zarr_format = request.zarr_format or (
-        3 if request.shards is not None or request.checksum else (source.zarr_format or 3)
+    if request.shards is not None and request.chunks is None:
+        raise SpecError(
+            f"--shards {','.join(map(str, request.shards))} needs --chunks, the chunks inside "
+            "each shard (e.g. --chunks 1,256,256 --shards 16,1024,1024); or give --workload and "
+            "let advise choose both."
+        )
+    spec_format = _spec_format(request)
+    if request.zarr_format and spec_format and request.zarr_format != spec_format:
+        raise SpecError(
+            f"--zarr-format {request.zarr_format} contradicts the constraint zarr_format: "
+            f"{spec_format} of {request.workload!r}; drop one of them."
+        )
+    zarr_format = (
+        request.zarr_format
+        or spec_format
+        or (3 if request.shards is not None or request.checksum else (source.zarr_format or 3))
     )
     if zarr_format not in (2, 3):
         raise SpecError(f"--zarr-format {zarr_format!r} must be 2 or 3.")
+    if request.shards is not None and zarr_format == 2:
+        raise SpecError(
+            "--shards needs zarr format 3 (format 2 has no sharding); drop --zarr-format 2 or "
+            "--shards."
+        )
     if request.checksum and zarr_format == 2:
         raise SpecError(
             "--checksum needs zarr format 3 (format 2 has no crc32c codec); drop "
@@ -659,16 +764,20 @@ def plan_conversion(
                 f"--shards {','.join(map(str, request.shards))} must have as many sizes as "
                 f"--chunks ({len(request.chunks)})."
             )
+    arrays, skipped = _without_skipped(source, request.skip)
     jobs: list[ArrayJob] = []
     requested_codec = parse_codec(request.codec or DEFAULT_CODEC)
-    for array in source.arrays:
+    for array in arrays:
         problem = _check_dtype(array, requested_codec)
         if problem is not None:
             raise SpecError(
-                problem
-                + ("." if lone else "; or convert the other arrays one by one (SOURCE#path).")
+                problem + ("." if lone else f", or leave it out with --skip {array.path}.")
             )
-        layout, decision = _decide(array, request, zarr_format, lone, advise)
+    advised = None
+    if request.workload is not None and any(_modelled(a) for a in arrays):
+        advised = _advise_all(replace(source, arrays=arrays), request, zarr_format, advise)
+    for array in arrays:
+        layout, decision = _decide(array, request, zarr_format, lone, advised)
         if _copied_whole(array):
             itemsize = VARIABLE_ITEM_BYTES if _variable(array.dtype) else array.dtype.itemsize
             plan = plan_whole_copy(
@@ -678,10 +787,11 @@ def plan_conversion(
         else:
             plan = _plan_array(array, layout, max_mem=max_mem, threads=threads)
         jobs.append(ArrayJob(array.path, array, layout, plan, decision))
-    skipped = list(source.skipped)
+    skipped.extend(source.skipped)
     return ConversionPlan(
         source.url, target_url, source.description, source.is_group, zarr_format,
         source.groups if source.is_group else (), tuple(jobs), tuple(skipped), max_mem, executor,
+        workload=request.workload,
     )  # fmt: skip
 
 
@@ -769,7 +879,7 @@ def _record(job: ArrayJob, plan: ConversionPlan) -> dict[str, Any]:
 
     source = job.source
     dims = source.dims or tuple(f"dim_{i}" for i in range(len(source.shape)))
-    a = ArraySpec(source.shape, _model_dtype(source.dtype), dims)  # describes; never plans
+    a = ArraySpec(source.shape, model_dtype(source.dtype), dims)  # describes; never plans
     return {
         "tool": f"chunkwise {__version__}",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

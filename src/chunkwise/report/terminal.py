@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rich.console import Console, Group
 from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -60,7 +59,9 @@ def recommendations_table(advice: Advice) -> Table:
     return table
 
 
-def print_advice(advice: Advice, console: Console, *, snippets: bool = True) -> None:
+def print_advice(
+    advice: Advice, console: Console, *, snippets: bool = True, variable: str = "data"
+) -> None:
     """Print the table, the rationale, the trade-off front and ready-to-paste code."""
     array, storage = advice.array, advice.storage
     header = Text.assemble(
@@ -104,8 +105,9 @@ def print_advice(advice: Advice, console: Console, *, snippets: bool = True) -> 
         console.print(front)
     if snippets:
         for title, code in (
-            ("zarr-python", zarr_snippet(array, best.layout)),
-            ("xarray", xarray_snippet(array, best.layout)),
+            ("zarr-python", zarr_snippet(array, best.layout, store=f"{variable}.zarr")),
+            ("xarray", xarray_snippet(array, best.layout, variable=variable)),
         ):
-            syntax = Syntax(code, "python", theme="ansi_dark", background_color="default")
-            console.print(Panel(syntax, title=title, title_align="left"))
+            # plain code, neither boxed nor cut at the terminal's width: it copies as it is
+            console.print(f"\n# {title}", style="bold", highlight=False, markup=False)
+            console.print(code, soft_wrap=True, highlight=False, markup=False)

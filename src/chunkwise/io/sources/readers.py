@@ -28,6 +28,7 @@ blocks of whole trailing dimensions of about :data:`READ_BLOCK_BYTES`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import glob
 import itertools
@@ -55,6 +56,7 @@ __all__ = [
     "SourceGroup",
     "json_value",
     "open_source",
+    "with_dims",
 ]
 
 #: Target size of one read block of a source without chunks, bytes.
@@ -266,6 +268,29 @@ def open_source(
         return _OPENERS[kind](text, location, inner, dict(storage_options or {}))
     except OSError as exc:  # a file or folder of the source that cannot be opened
         raise source_io_error(text, exc) from None
+
+
+def with_dims(source: Source, dims: tuple[str, ...]) -> Source:
+    """The source with its one array's dims named (``--dims z,y,x``).
+
+    Raises
+    ------
+    SpecError
+        For a group (whose arrays have their own dims), or a count of names that is not
+        the array's number of dims.
+    """
+    if source.is_group or len(source.arrays) != 1:
+        raise SpecError(
+            f"--dims names the dims of one array, but {source.url!r} is a group of "
+            f"{len(source.arrays)} arrays; pick one with SOURCE#path, or drop --dims."
+        )
+    (array,) = source.arrays
+    if len(dims) != len(array.shape) or len(set(dims)) != len(dims) or not all(dims):
+        raise SpecError(
+            f"--dims {','.join(dims)} must give {len(array.shape)} different names, one per dim "
+            f"of the {format_shape(array.shape, empty='scalar')} array."
+        )
+    return dataclasses.replace(source, arrays=(dataclasses.replace(array, dims=dims),))
 
 
 def source_io_error(url: str, exc: OSError) -> StoreError:
