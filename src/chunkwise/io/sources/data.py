@@ -6,6 +6,9 @@
 ``path/to/array.npy``                  a NumPy file (memory-mapped)
 ``path/to/store.zarr``, ``s3://...``   a Zarr array; ``store.zarr#group/array`` picks one
                                        array of a group
+``f.nc``, ``.h5``, ``.tif``, ``.mrc``  one array of any file ``convert`` reads (``f.nc#tas``
+                                       picks one; alone only when it is the file's one
+                                       array of the most dims)
 ``sample:air-temperature``             real climate data shipped in the ``iris-sample-data``
                                        wheel: air temperature (240, 37, 49) float32, A1B
                                        scenario over North America (``chunkwise[samples]``)
@@ -178,9 +181,74 @@ def load_data(
         data = _sample(name, source)
     elif source.endswith(".npy"):
         data = _npy(source)
+    elif _file_kind(source) != "zarr":
+        data = _file(source)
     else:
         data = _zarr(source, storage_options or {})
     return _cut(data, array, region)
+
+
+def _file_kind(url: str) -> str:
+    """What :func:`~chunkwise.io.sources.readers.open_source` reads ``url`` as."""
+    from chunkwise.io.sources.readers import _kind
+
+    return _kind(url.rpartition("#")[0] if "#" in url else url)
+
+
+def _file(url: str) -> BenchData:
+    """One array of any file ``convert`` reads (NetCDF, HDF5, TIFF, MRC), read lazily."""
+    from chunkwise.io.sources.readers import open_source
+
+    source = open_source(url)
+    try:
+        numeric = [a for a in source.arrays if a.dtype.kind in "biufc" and a.shape]
+        most = max((len(a.shape) for a in numeric), default=0)
+        widest = [a for a in numeric if len(a.shape) == most]
+        if len(widest) != 1:
+            names = [f"{url}#{a.path}" for a in sorted(widest, key=lambda a: -math.prod(a.shape))]
+            raise SpecError(
+                f"data {url!r} holds {len(widest) or 'no'} numeric arrays of {most} dims; pick one: "
+                f"{', '.join(names[:5]) or 'none to benchmark'}."
+            )
+    except BaseException:
+        source.close()
+        raise
+    (chosen,) = widest
+    where = f"{source.description}" + (f", {chosen.path}" if chosen.path else "")
+    return BenchData(_LazySource(chosen, source), DataInfo(url, where, False), chosen.dims)  # type: ignore[arg-type]
+
+
+class _LazySource:
+    """An array of an opened source that reads only the box asked for (slices or ints)."""
+
+    def __init__(self, array: Any, source: Any) -> None:
+        self._array = array
+        self._source = source
+        self.shape = tuple(array.shape)
+        self.dtype = array.dtype
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index: Any) -> np.ndarray[Any, Any]:
+        items = index if isinstance(index, tuple) else (index,)
+        if any(item is Ellipsis for item in items):
+            at = items.index(Ellipsis)
+            fill = (slice(None),) * (self.ndim - len(items) + 1)
+            items = (*items[:at], *fill, *items[at + 1 :])
+        items = (*items, *(slice(None),) * (self.ndim - len(items)))
+        box, squeeze = [], []
+        for axis, item in enumerate(items):
+            if isinstance(item, slice):
+                box.append(item)
+            else:  # an integer position
+                position = int(item) % self.shape[axis]
+                box.append(slice(position, position + 1))
+                squeeze.append(axis)
+        values: np.ndarray[Any, Any] = self._array.data[tuple(box)]
+        return values.squeeze(axis=tuple(squeeze)) if squeeze else values
+
+    def close(self) -> None:
+        """Close the source's files."""
+        self._source.close()
 
 
 def _cut(data: BenchData, array: ArraySpec | None, region: str | None) -> BenchData:
@@ -217,7 +285,7 @@ def _cut(data: BenchData, array: ArraySpec | None, region: str | None) -> BenchD
             + "."
         )
     values = np.ascontiguousarray(data.values[index])
-    if isinstance(data.values, _LazyZarr):
+    if isinstance(data.values, _LazyZarr | _LazySource):
         data.values.close()
     if values.size == 0:
         if region:
