@@ -698,7 +698,7 @@ def test_workload_from_spec_resolves_extents() -> None:
         ([{"op": "point", "count": -2}], r"point op count -2 must be a positive integer"),
         (
             [{"op": "scan", "dims": ["y"]}],
-            r"scan op has unknown key\(s\) 'dims'; it takes name, op, weight",
+            r"scan op has unknown key\(s\) 'dims'; it takes name, op, variables, weight",
         ),
         ([{"op": "scan", "weight": -1}], r"scan op weight -1 must be a non-negative number"),
         ([{"op": "scan", "weight": 0}], r"workload weights sum to 0"),

@@ -210,3 +210,21 @@ def test_advise_data_reads_a_netcdf_file(tmp_path: Path) -> None:
     assert '"tas": {' in done.output and 'store="tas.zarr"' in done.output
     code = done.output[done.output.index("# zarr-python") :]
     assert not set("│╭╮╰╯─") & set(code)  # copyable: no box drawing inside the code
+
+
+def test_inspect_prices_each_variable_for_the_ops_that_read_it(tmp_path: Path) -> None:
+    ds = _dataset()
+    ds.to_zarr(tmp_path / "x.zarr", zarr_format=3)
+    spec = tmp_path / "w.yaml"
+    spec.write_text(
+        "workload:\n"
+        "  - {op: series, dim: time, variables: [tas, pr]}\n"
+        "  - {op: plane, dims: [lat, lon], variables: [pr]}\n"
+    )
+    report = chunkwise.inspect(tmp_path / "x.zarr", workload=str(spec))
+    ops = {c.path: [op.name for op in c.ops] for c in report.comparisons}
+    assert ops == {"pr": ["series[time]", "plane[lat,lon]"], "tas": ["series[time]"]}
+    # the fix moves the dataset, whole: never one variable into a bare array
+    command = next(c.command for c in report.comparisons if c.command)
+    assert command.startswith(f"chunkwise rechunk {tmp_path / 'x.zarr'} ")
+    assert "#" not in command and "--workload" in command

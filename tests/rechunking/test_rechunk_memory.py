@@ -80,6 +80,30 @@ def hdf5(path: Path) -> Path:
     return source
 
 
+def netcdf4(path: Path) -> Path:
+    """A chunked, compressed NetCDF-4 variable, read through xarray (h5netcdf)."""
+    import xarray as xr
+
+    source = path / "air.nc"
+    xr.Dataset({"t": (("time", "y", "x"), _values((64, 256, 256), "float32"))}).to_netcdf(
+        source, engine="h5netcdf", encoding={"t": {"chunksizes": (8, 32, 32), "zlib": True}}
+    )
+    return source
+
+
+def netcdf3(path: Path) -> Path:
+    """A NetCDF-3 record variable, read through xarray (netCDF4, the netCDF-C library)."""
+    import netCDF4
+
+    source = path / "air3.nc"
+    with netCDF4.Dataset(source, "w", format="NETCDF3_64BIT_OFFSET") as nc:
+        nc.createDimension("time", None)
+        nc.createDimension("y", 256)
+        nc.createDimension("x", 256)
+        nc.createVariable("t", "f4", ("time", "y", "x"))[:] = _values((64, 256, 256), "float32")
+    return source
+
+
 def group(path: Path) -> Path:
     source = path / "group.zarr"
     root = zarr.open_group(source, mode="w")
@@ -99,6 +123,8 @@ CASES: dict[str, tuple[Callable[[Path], Path], dict[str, Any]]] = {
     ),
     "memory-mapped .npy": (npy, {"chunks": [8, 64, 64], "max_mem": "48MiB"}),
     "chunked HDF5 (gzip)": (hdf5, {"chunks": [64, 32, 32], "max_mem": "48MiB"}),
+    "NetCDF-4 through xarray": (netcdf4, {"chunks": [64, 32, 32], "max_mem": "48MiB"}),
+    "NetCDF-3 records through xarray": (netcdf3, {"chunks": [64, 32, 32], "max_mem": "96MiB"}),
     "group of arrays": (group, {"chunks": [48, 32, 32], "max_mem": "40MiB"}),
 }  # fmt: skip
 

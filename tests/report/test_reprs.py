@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+from bench_report_samples import sample_report
 
 import chunkwise
-from tests.bench_report_samples import sample_report
 
 DUMP = re.compile(r"object at 0x|\b[A-Z][a-z]+[A-Z]\w*\(\w+=")  # an address, or ClassName(field=...
 

@@ -856,7 +856,10 @@ def _compare(
     storage: StorageProfile,
     calibration: Mapping[str, Any],
     advise: Adviser,
-) -> Comparison:
+    names: Sequence[str],
+) -> Comparison | None:
+    """The array's layout against advise's best for the workload; ``None`` when no op of a
+    spec's workload reads it (ops may name their ``variables``)."""
     from chunkwise.cost.model import CostInputs, estimate_layout
     from chunkwise.model.array import ArraySpec
     from chunkwise.model.codec import DEFAULT_CODEC, default_codec_profile, parse_codec
@@ -869,10 +872,20 @@ def _compare(
             f"workload file {workload!r} does not exist; give a preset name or a spec file."
         )
     storage_arg: Any = storage  # a StorageProfile keeps its custom values and reader
+    document: Any = None
+    ops: Any = workload
+    if is_file:
+        from chunkwise.model.dataset import workload_for
+        from chunkwise.spec import load_spec
+
+        document = load_spec(workload)
+        ops = workload_for(document.pop("workload", None) or [], array.path, names)
+        if not ops:
+            return None
     advice = advise(
-        workload if is_file else None,
+        document,
         array={"shape": list(spec.shape), "dtype": spec.dtype, "dims": list(spec.dims)},
-        workload=None if is_file else workload,
+        workload=ops,
         storage=storage_arg,
         top=1,
         profile=dict(calibration) or None,
@@ -1059,9 +1072,11 @@ def inspect_store(
     arrays = [replace(a, findings=tuple(by_path.get(a.path, ()))) for a in arrays]
     comparisons: tuple[Comparison, ...] = ()
     if workload is not None:
-        comparisons = tuple(
-            _compare(a, text, workload, priced, calibration, advise) for a in _data_arrays(arrays)
+        compared = (
+            _compare(a, text, workload, priced, calibration, advise, sorted(paths))
+            for a in _data_arrays(arrays)
         )
+        comparisons = tuple(c for c in compared if c is not None)
     return InspectReport(
         url=text,
         kind=opened.kind,
