@@ -487,7 +487,7 @@ def rechunk(
     if threads is not None and threads < 1:
         raise SpecError(f"--threads {threads} must be at least 1; omit it to use the cores.")
     executor = None
-    with _opened_source(source, str(target), storage_options, dims) as src:
+    with _opened_source(source, str(target), storage_options, dims, skip) as src:
         if dask is not None and str(target).startswith("memory://"):
             raise SpecError(
                 "--dask workers cannot write to memory://, which lives in this process only; "
@@ -543,7 +543,11 @@ def rechunk(
 
 
 def _opened_source(
-    source: Any, target: str, storage_options: Mapping[str, Any] | None, dims: Sequence[str] | None
+    source: Any,
+    target: str,
+    storage_options: Mapping[str, Any] | None,
+    dims: Sequence[str] | None,
+    skip: Sequence[str],
 ) -> Any:
     """The source to read, opened: a path or URL, or a data object; never one the target
     overlaps (a Dataset's files included)."""
@@ -556,7 +560,7 @@ def _opened_source(
             check_apart(path, target)
         return object_source(source, dims)
     check_apart(str(source), target)
-    opened = open_source(str(source), storage_options=storage_options)
+    opened = open_source(str(source), storage_options=storage_options, skip=skip)
     if dims is None:
         return opened
     try:

@@ -542,9 +542,12 @@ def test_sources_without_convertible_arrays(tmp_path: Path) -> None:
     with pytest.raises(
         SpecError,
         match=r"dataset 'refs' of '.*s.h5' holds HDF5 object references, which Zarr cannot "
-        r"store; convert the other ones by naming each",
+        r"store; leave it out with --skip refs, or convert the other ones by naming each",
     ):
         open_source(tmp_path / "s.h5")
+    with open_source(tmp_path / "s.h5", skip=["refs"]) as source:  # said, not silent
+        assert [a.path for a in source.arrays] == ["values"]
+        assert source.skipped == ("refs (--skip; it holds HDF5 object references)",)
     with pytest.raises(SpecError, match=r"dataset 'refs' .* which Zarr cannot store\.$"):
         open_source(f"{tmp_path / 's.h5'}#refs")
     zarr.open_group(tmp_path / "empty.zarr", mode="w")

@@ -228,3 +228,22 @@ def test_inspect_prices_each_variable_for_the_ops_that_read_it(tmp_path: Path) -
     command = next(c.command for c in report.comparisons if c.command)
     assert command.startswith(f"chunkwise rechunk {tmp_path / 'x.zarr'} ")
     assert "#" not in command and "--workload" in command
+
+
+def test_skip_lets_a_file_with_what_zarr_cannot_store_convert(tmp_path: Path) -> None:
+    """A NetCDF-4 file with an HDF5 reference variable stops with one sentence naming the
+    fix; with --skip the rest converts and the summary says what was left out."""
+    import h5py
+
+    source = tmp_path / "r.nc"
+    xr.Dataset({"t": (("x",), np.arange(4.0))}).to_netcdf(source, engine="h5netcdf")
+    with h5py.File(source, "a") as f:
+        f.create_dataset("refs", data=[f["t"].ref], dtype=h5py.ref_dtype)
+    with pytest.raises(chunkwise.SpecError, match=r"leave it out with --skip refs"):
+        chunkwise.convert(source, tmp_path / "o.zarr", dry_run=True)
+    runner = CliRunner()
+    done = runner.invoke(cli, ["convert", str(source), str(tmp_path / "o.zarr"), "--skip", "refs"])
+    assert done.exit_code == 0, done.output
+    assert "not copied: refs (--skip; it holds HDF5 object references)" in done.output
+    with xr.open_zarr(tmp_path / "o.zarr") as back:
+        assert list(back.data_vars) == ["t"]

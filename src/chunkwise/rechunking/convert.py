@@ -532,9 +532,11 @@ def _spec(array: SourceArray) -> ArraySpec:
 def _without_skipped(
     source: Source, skip: tuple[str, ...]
 ) -> tuple[tuple[SourceArray, ...], list[str]]:
-    """The arrays to write and what ``--skip`` left out (every name must exist)."""
+    """The arrays to write and what ``--skip`` left out (every name must exist; those the
+    reader already left out, being what Zarr cannot store, are listed by the source)."""
     paths = {a.path for a in source.arrays}
-    unknown = [name for name in skip if name not in paths]
+    dropped = {entry.split(" ", 1)[0] for entry in source.skipped}
+    unknown = [name for name in skip if name not in paths | dropped]
     if unknown:
         raise SpecError(
             f"--skip {', '.join(map(repr, unknown))}: the source has no such array; it has "
@@ -543,7 +545,7 @@ def _without_skipped(
     kept = tuple(a for a in source.arrays if a.path not in skip)
     if not kept:
         raise SpecError("--skip leaves no array to write; skip fewer.")
-    return kept, [f"{name} (--skip)" for name in skip]
+    return kept, [f"{name} (--skip)" for name in skip if name not in dropped]
 
 
 def _workload_spec(request: LayoutRequest) -> tuple[str | list[Any], dict[str, Any]]:

@@ -15,6 +15,7 @@ at open, naming the variable, instead of failing mid-copy.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 from pathlib import Path
@@ -52,11 +53,14 @@ __all__ = ["is_cf_hdf5", "open_cf"]
 _NETCDF3 = {1: "NetCDF-3 (classic)", 2: "NetCDF-3 (64-bit offset)", 5: "NetCDF-3 (CDF-5)"}
 
 
-def _open_dataset(path: str, engine: str, group: str) -> Any:
-    """The raw (undecoded) dataset of one group; a picklable opener for :class:`_Lazy`."""
+def _open_dataset(path: str, engine: str, group: str, drop: tuple[str, ...] = ()) -> Any:
+    """The raw (undecoded) dataset of one group, without the variables ``drop`` names; a
+    picklable opener for :class:`_Lazy`."""
     import xarray as xr
 
     options: dict[str, Any] = {"group": group} if group else {}
+    if drop:
+        options["drop_variables"] = list(drop)
     return xr.open_dataset(
         path, engine=engine, decode_cf=False, mask_and_scale=False, decode_times=False,
         decode_timedelta=False, concat_characters=False, decode_coords=False, cache=False,
@@ -120,9 +124,12 @@ def _magic(url: str, path: str) -> bytes:
         return handle.read(4)
 
 
-def _h5_layout(url: str, path: str, inner: str) -> tuple[list[str], str | None]:
-    """Check a NetCDF-4 / HDF5 file with h5py: its groups (``""`` first) and, when ``inner``
-    names a variable, its group; refuses what Zarr cannot store, naming it."""
+def _h5_layout(
+    url: str, path: str, inner: str, skip: frozenset[str]
+) -> tuple[list[str], str | None, dict[str, str]]:
+    """Check a NetCDF-4 / HDF5 file with h5py: its groups (``""`` first), the variable
+    ``inner`` names (if it is one), and what ``skip`` leaves out (path -> why); refuses
+    what Zarr cannot store, naming it."""
     h5py = _require("h5py", url)
     _check_hdf5(url, path, "NetCDF-4", h5py)  # also HDF4 and files that are no HDF5
     with h5py.File(path, "r") as handle:
@@ -135,6 +142,7 @@ def _h5_layout(url: str, path: str, inner: str) -> tuple[list[str], str | None]:
         root = handle[inner] if inner else handle
         lone = isinstance(root, h5py.Dataset)
         groups = [inner] if not lone else []
+        skipped: dict[str, str] = {}
         for name in [""] if lone else _visible(root, h5py):
             node = root if lone else root[name]
             full = inner if lone else f"{inner}/{name}".strip("/")
@@ -142,10 +150,13 @@ def _h5_layout(url: str, path: str, inner: str) -> tuple[list[str], str | None]:
                 groups.append(full)
                 continue
             why = _h5_dtype(node)
+            if isinstance(why, str) and full in skip and not lone:
+                skipped[full] = why
+                continue
             if isinstance(why, str):  # nothing is dropped silently: stop, naming it
                 raise _h5_refusal(url, full, why, "variable", lone=lone)
             _check_filters(node)
-        return groups, (inner if lone else None)
+        return groups, (inner if lone else None), skipped
 
 
 def _visible(group: Any, h5py: Any) -> list[str]:
@@ -210,29 +221,43 @@ def _array(
     )
 
 
-def open_cf(url: str, path: str, inner: str, *, hdf5_label: str = "NetCDF-4") -> Source:
+def open_cf(
+    url: str,
+    path: str,
+    inner: str,
+    *,
+    hdf5_label: str = "NetCDF-4",
+    skip: frozenset[str] = frozenset(),
+) -> Source:
     """Open a NetCDF-3, NetCDF-4 or CF-HDF5 file (``#group`` or ``#group/variable``);
-    ``hdf5_label`` names an HDF5-based file in descriptions."""
+    ``hdf5_label`` names an HDF5-based file in descriptions; ``skip`` names variables Zarr
+    cannot store to leave out (listed in ``skipped``) instead of refusing the file."""
     _require("xarray", url)
     magic = _magic(url, path)
     absolute = str(Path(path).resolve())
     if magic.startswith(b"CDF"):
         label = _NETCDF3.get(magic[3], "NetCDF-3")
         engine = _netcdf3_engine(url, magic[3])
+        skipped: dict[str, str] = {}
         groups, lone = [""], inner or None
         # scipy memory-maps the file, and the pages it touches stay resident
         library = Path(absolute).stat().st_size if engine == "scipy" else H5_LIBRARY_BYTES
     else:
         label, engine, library = hdf5_label, "h5netcdf", H5_LIBRARY_BYTES
         _require("h5netcdf", url)
-        groups, lone = _h5_layout(url, path, inner)
+        groups, lone, skipped = _h5_layout(url, path, inner, skip)
     handles: list[_Lazy] = []
     try:
-        return _source(url, path, absolute, engine, label, groups, lone, library, handles)
+        source = _source(
+            url, path, absolute, engine, label, groups, lone, library, handles, skipped
+        )
     except BaseException:
         for handle in handles:
             handle.close()
         raise
+    return dataclasses.replace(
+        source, skipped=tuple(f"{name} (--skip; it holds {why})" for name, why in skipped.items())
+    )
 
 
 def _source(
@@ -245,6 +270,7 @@ def _source(
     lone: str | None,
     library: int,
     handles: list[_Lazy],
+    skipped: dict[str, str],
 ) -> Source:
     if lone is not None:  # one variable: ``file.nc#group/name``
         group, _, name = lone.rpartition("/")
@@ -274,7 +300,11 @@ def _source(
     arrays: list[SourceArray] = []
     source_groups: list[SourceGroup] = []
     for group in groups:
-        handle = _Lazy(functools.partial(_open_dataset, absolute, engine, group), _close_handle)
+        drop = tuple(
+            name.rpartition("/")[2] for name in skipped if name.rpartition("/")[0] == group
+        )
+        opener = functools.partial(_open_dataset, absolute, engine, group, drop)
+        handle = _Lazy(opener, _close_handle)
         handles.append(handle)
         dataset = _opened(url, handle, label)
         relative = group[len(top) :].strip("/")

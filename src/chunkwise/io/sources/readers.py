@@ -37,7 +37,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -235,7 +235,10 @@ class Source:
 
 
 def open_source(
-    url: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
+    url: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    skip: Collection[str] = (),
 ) -> Source:
     """Open a source for reading (see the module docstring for what is supported).
 
@@ -245,6 +248,9 @@ def open_source(
         A path, a ``path#inner/path``, a glob of TIFF files or a Zarr URL.
     storage_options
         fsspec options for remote Zarr stores (``endpoint_url``, ``anon``, ...).
+    skip
+        Paths of HDF5 datasets or NetCDF variables that Zarr cannot store, to leave out
+        (``--skip``) instead of refusing the file; they are listed in ``skipped``.
 
     Returns
     -------
@@ -265,6 +271,9 @@ def open_source(
         kind = _kind(location)
         if kind != "zarr":
             location = _local_path(text, location, kind)
+        if kind in ("hdf5", "netcdf"):  # the kinds that may hold what Zarr cannot store
+            opener = _open_hdf5 if kind == "hdf5" else _open_netcdf
+            return opener(text, location, inner, {}, skip=frozenset(skip))
         return _OPENERS[kind](text, location, inner, dict(storage_options or {}))
     except OSError as exc:  # a file or folder of the source that cannot be opened
         raise source_io_error(text, exc) from None
@@ -944,7 +953,7 @@ def _check_hdf5(url: str, path: str, kind: str, h5py: Any) -> None:
         )
 
 
-def _open_h5(url: str, path: str, inner: str) -> Source:
+def _open_h5(url: str, path: str, inner: str, skip: frozenset[str]) -> Source:
     h5py = _require("h5py", url)
     label = "HDF5"
     absolute = str(Path(path).resolve())
@@ -954,13 +963,15 @@ def _open_h5(url: str, path: str, inner: str) -> Source:
     except OSError as exc:
         raise SpecError(f"source {url!r} could not be opened as {label} ({exc}).") from None
     try:
-        return _h5_source(url, path, inner, handle, file, h5py)
+        return _h5_source(url, path, inner, handle, file, h5py, skip)
     except BaseException:
         file.close()
         raise
 
 
-def _h5_source(url: str, path: str, inner: str, handle: Any, file: _Lazy, h5py: Any) -> Source:
+def _h5_source(
+    url: str, path: str, inner: str, handle: Any, file: _Lazy, h5py: Any, skip: frozenset[str]
+) -> Source:
     """The datasets of a plain HDF5 file (or of its group ``inner``), through h5py."""
     label, noun = "HDF5", "dataset"
     root = handle
@@ -1000,10 +1011,14 @@ def _h5_source(url: str, path: str, inner: str, handle: Any, file: _Lazy, h5py: 
 
     root.visititems(visit)
     arrays = []
+    skipped = []
     for name, dataset in datasets:
         if _dimension_only(dataset):
             continue
         why = _h5_dtype(dataset)
+        if isinstance(why, str) and name in skip:
+            skipped.append(f"{name} (--skip; it holds {why})")
+            continue
         if isinstance(why, str):  # nothing is dropped silently: stop, naming it
             raise _h5_refusal(url, name, why, noun, lone=False)
         arrays.append(_h5_array(dataset, name, file, unwrap_singletons=False))
@@ -1021,6 +1036,7 @@ def _h5_source(url: str, path: str, inner: str, handle: Any, file: _Lazy, h5py: 
         groups=tuple(sorted(groups, key=lambda g: g.path)),
         is_group=True,
         zarr_format=None,
+        skipped=tuple(skipped),
         _closers=[file.close],
     )
 
@@ -1066,7 +1082,12 @@ def _h5_dtype(dataset: Any) -> np.dtype[Any] | str:
 
 
 def _h5_refusal(url: str, name: str, why: str, noun: str, lone: bool) -> SpecError:
-    other = "" if lone else "; convert the other ones by naming each (SOURCE#path), or drop it"
+    other = (
+        ""
+        if lone
+        else f"; leave it out with --skip {name}, or convert the other ones by naming each "
+        "(SOURCE#path)"
+    )
     return SpecError(f"{noun} {name!r} of {url!r} holds {why}, which Zarr cannot store{other}.")
 
 
@@ -1132,7 +1153,9 @@ def _h5_dims(dataset: Any) -> tuple[str, ...] | None:
     return tuple(names)
 
 
-def _open_hdf5(url: str, path: str, inner: str, options: dict[str, Any]) -> Source:
+def _open_hdf5(
+    url: str, path: str, inner: str, options: dict[str, Any], skip: frozenset[str] = frozenset()
+) -> Source:
     """Plain HDF5 through h5py; a file that follows CF (or that netCDF wrote) through
     xarray, like a NetCDF file."""
     from chunkwise.io.sources.cf import is_cf_hdf5, open_cf
@@ -1140,15 +1163,17 @@ def _open_hdf5(url: str, path: str, inner: str, options: dict[str, Any]) -> Sour
     h5py = _require("h5py", url)
     _check_hdf5(url, path, "HDF5", h5py)
     if is_cf_hdf5(path):
-        return open_cf(url, path, inner, hdf5_label="CF HDF5")
-    return _open_h5(url, path, inner)
+        return open_cf(url, path, inner, hdf5_label="CF HDF5", skip=skip)
+    return _open_h5(url, path, inner, skip)
 
 
-def _open_netcdf(url: str, path: str, inner: str, options: dict[str, Any]) -> Source:
+def _open_netcdf(
+    url: str, path: str, inner: str, options: dict[str, Any], skip: frozenset[str] = frozenset()
+) -> Source:
     """NetCDF-3 and NetCDF-4 through xarray (:mod:`chunkwise.io.sources.cf`)."""
     from chunkwise.io.sources.cf import open_cf
 
-    return open_cf(url, path, inner)
+    return open_cf(url, path, inner, skip=skip)
 
 
 # --- TIFF -----------------------------------------------------------------------------
