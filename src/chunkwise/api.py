@@ -487,7 +487,11 @@ def rechunk(
     if threads is not None and threads < 1:
         raise SpecError(f"--threads {threads} must be at least 1; omit it to use the cores.")
     executor = None
-    with _opened_source(source, str(target), storage_options, dims, skip) as src:
+    opening = _opened_source(
+        source, str(target), storage_options, dims, skip, overwrite=overwrite,
+        zarr_format=2 if zarr_format == 2 else 3,
+    )  # fmt: skip
+    with opening as src:
         if dask is not None and str(target).startswith("memory://"):
             raise SpecError(
                 "--dask workers cannot write to memory://, which lives in this process only; "
@@ -548,17 +552,31 @@ def _opened_source(
     storage_options: Mapping[str, Any] | None,
     dims: Sequence[str] | None,
     skip: Sequence[str],
+    *,
+    overwrite: bool,
+    zarr_format: Literal[2, 3],
 ) -> Any:
     """The source to read, opened: a path or URL, or a data object; never one the target
     overlaps (a Dataset's files included)."""
     from chunkwise.io.locations import check_apart
-    from chunkwise.io.sources.objects import data_object_kind, object_paths, object_source
+    from chunkwise.io.sources.objects import (
+        data_object_kind,
+        lazy_without_source,
+        object_paths,
+        object_source,
+    )
     from chunkwise.io.sources.readers import open_source, with_dims
 
     if data_object_kind(source) is not None:
         for path in object_paths(source):
             check_apart(path, target)
-        return object_source(source, dims)
+        if overwrite and lazy_without_source(source):
+            raise SpecError(
+                "overwrite=True with lazy data whose files chunkwise cannot name (a Dask graph, "
+                "or a store opened without encoding['source']): it might be reading the target "
+                "it would replace; write to a new target, or load the data first."
+            )
+        return object_source(source, dims, zarr_format)
     check_apart(str(source), target)
     opened = open_source(str(source), storage_options=storage_options, skip=skip)
     if dims is None:

@@ -324,7 +324,9 @@ class ConversionPlan:
                 [job.path, list(job.source.shape), str(job.source.dtype), list(job.layout.chunks),
                  list(job.layout.shards or ()), str(job.layout.codec),
                  [list(stage.task_shape) for stage in job.plan.stages],
-                 list(job.plan.intermediate_chunks or ())]
+                 list(job.plan.intermediate_chunks or ()),
+                 # how values are read back (packing, fill): other attributes, other data
+                 json_value(job.source.attributes), json_value(job.source.fill_value)]
                 for job in self.jobs
             ],
         }  # fmt: skip
@@ -498,9 +500,20 @@ def _source_codec(array: SourceArray) -> tuple[CodecSpec, str | None]:
     return parse_codec(DEFAULT_CODEC), note
 
 
-def _check_dtype(array: SourceArray, codec: CodecSpec) -> str | None:
-    """Why chunkwise cannot write this dtype with this codec, or ``None``."""
+def _check_dtype(array: SourceArray, codec: CodecSpec, zarr_format: int = 3) -> str | None:
+    """Why chunkwise cannot write this dtype with this codec and format, or ``None``."""
     dtype = array.dtype
+    if (
+        zarr_format == 3
+        and dtype.kind in "SUT"
+        and array.fill_value not in (None, "", b"")
+        and array.zarr_array is None
+    ):
+        return (
+            f"array {array.path or '(array)'!r} is text with a missing value "
+            f"({array.fill_value!r}), which xarray cannot read back from Zarr format 3; use "
+            "--zarr-format 2"
+        )
     if dtype.kind == "O" or (dtype.hasobject and not _variable(dtype)):
         return (
             f"array {array.path or '(array)'!r} holds Python objects ({dtype}), which Zarr "
@@ -527,6 +540,23 @@ def _copied_whole(array: SourceArray) -> bool:
 def _spec(array: SourceArray) -> ArraySpec:
     dims = array.dims or tuple(f"dim_{i}" for i in range(len(array.shape)))
     return ArraySpec.create(array.shape, model_dtype(array.dtype), dims)
+
+
+#: Names inside a target store that belong to Zarr or to a run, never to an array.
+_RESERVED = frozenset(
+    {MARKER_PREFIX, "zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata", ".", ".."}
+)
+
+
+def _check_path(path: str) -> None:
+    """An array path that would clash with Zarr's metadata keys or the run's own state."""
+    parts = path.split("/") if path else []
+    if any(not part or part in _RESERVED for part in parts):
+        raise SpecError(
+            f"array {path!r} has a name Zarr or chunkwise uses inside a store "
+            f"({', '.join(sorted(_RESERVED))}, or an empty part); rename it, or leave it out "
+            f"with --skip {path}."
+        )
 
 
 def _without_skipped(
@@ -767,10 +797,12 @@ def plan_conversion(
                 f"--chunks ({len(request.chunks)})."
             )
     arrays, skipped = _without_skipped(source, request.skip)
+    for array in arrays:
+        _check_path(array.path)
     jobs: list[ArrayJob] = []
     requested_codec = parse_codec(request.codec or DEFAULT_CODEC)
     for array in arrays:
-        problem = _check_dtype(array, requested_codec)
+        problem = _check_dtype(array, requested_codec, zarr_format)
         if problem is not None:
             raise SpecError(
                 problem + ("." if lone else f", or leave it out with --skip {array.path}.")
@@ -956,6 +988,9 @@ def _encode_fill(value: Any, dtype: np.dtype[Any]) -> Any:
         return int(value)
     if dtype.kind == "b":
         return bool(value)
+    if dtype.kind == "S":  # bytes, as xarray's FillValueCoder writes them
+        raw = value if isinstance(value, bytes) else str(value).encode()
+        return base64.standard_b64encode(raw).decode()
     return value
 
 

@@ -146,6 +146,8 @@ def _h5_layout(
         for name in [""] if lone else _visible(root, h5py):
             node = root if lone else root[name]
             full = inner if lone else f"{inner}/{name}".strip("/")
+            if isinstance(node, h5py.Datatype):  # a named type (an enum), not a variable
+                continue
             if isinstance(node, h5py.Group):
                 groups.append(full)
                 continue
@@ -167,6 +169,8 @@ def _visible(group: Any, h5py: Any) -> list[str]:
     names: list[str] = []
 
     def visit(name: str, node: Any) -> None:
+        if isinstance(node, h5py.Datatype):  # a named type (a netCDF enum), not a variable
+            return
         if isinstance(node, h5py.Group) or not _dimension_only(node):
             names.append(name)
 
@@ -181,7 +185,9 @@ def _variable_dtype(variable: Any) -> np.dtype[Any] | None:
     as NumPy unicode (``<U4``); it stays variable-length (NumPy strings). Text of fixed
     width is ``char`` in NetCDF, bytes of one character (``S1``), and stays so."""
     dtype = np.dtype(variable.dtype)
-    if dtype.kind == "U" or (dtype.kind == "O" and variable.encoding.get("dtype") is str):
+    if dtype.kind == "U" or (dtype.kind == "O" and variable.encoding.get("dtype") in (str, object)):
+        # HDF5 variable-length text (ASCII or UTF-8); a first read that is not text fails
+        # naming the variable (the h5py check at open has refused every other object)
         return np.dtypes.StringDType()
     return None if dtype.kind == "O" else dtype
 

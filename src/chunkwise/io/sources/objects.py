@@ -13,8 +13,9 @@ memory is written within the budget.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from chunkwise.units import format_bytes
 __all__ = [
     "data_object_kind",
     "dataset_spec",
+    "lazy_without_source",
     "object_paths",
     "object_source",
     "source_dataset",
@@ -110,6 +112,31 @@ def dataset_spec(obj: Any, dims: Sequence[str] | None = None) -> DatasetSpec:
     )  # fmt: skip
 
 
+def _check_name(name: str) -> None:
+    """A variable name that is also a name inside the target store."""
+    if not name or "/" in name or name in (".", ".."):
+        raise SpecError(
+            f"variable name {name!r} cannot be an array name in a Zarr group (empty, '.', "
+            "'..' or with '/'); rename it, e.g. ds.rename({...})."
+        )
+
+
+def lazy_without_source(obj: Any) -> bool:
+    """Whether a data object reads from storage chunkwise cannot name (a Dask graph, or a
+    store opened without ``encoding["source"]``): it might read the target itself."""
+    kind = data_object_kind(obj)
+    if kind == "dask":
+        return True
+    if kind not in ("dataset", "dataarray"):
+        return False
+    variables = (
+        obj.variables.values() if kind == "dataset" else [obj.variable, *obj.coords.values()]
+    )
+    return any(
+        (v.chunks is not None or not v._in_memory) and not object_paths(obj) for v in variables
+    )
+
+
 def object_paths(obj: Any) -> list[str]:
     """The files a Dataset was opened from (its ``encoding["source"]``), to keep a target
     from overlapping them."""
@@ -139,38 +166,102 @@ class _VariableReader:
         return np.array(data, dtype=self.dtype, copy=True)
 
 
-def _encoded(ds: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Dataset's variables and attributes as xarray would store them in Zarr."""
+def _encoded(ds: Any, zarr_format: Literal[2, 3]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Dataset's variables and attributes as xarray's Zarr backend stores them
+    (``encode_zarr_variable``: CF encoding, objects to numbers or text, text to UTF-8)."""
     from xarray import conventions
+    from xarray.backends.zarr import encode_zarr_variable
 
     variables, attributes = conventions.encode_dataset_coordinates(ds)
     encoded = {}
     for name, variable in variables.items():
-        variable = conventions.encode_cf_variable(variable, name=name)
-        if variable.dtype.kind == "O" and variable.encoding.get("dtype", str) is str:
+        variable = encode_zarr_variable(variable, name=name, zarr_format=zarr_format)
+        if _text(variable.dtype):
             variable.attrs.pop("_FillValue", None)  # xarray writes no fill for text
         encoded[str(name)] = variable
     return encoded, attributes
 
 
-def _token(ds: Any) -> str:
-    """Identifies the data: a Dask token of the Dataset (its graph names, or a hash of its
-    in-memory values), so that a run of different data never resumes this one's target."""
+def _text(dtype: np.dtype[Any]) -> bool:
+    return dtype.kind in "OUT"
+
+
+def _lazy_backend(ds: Any) -> list[str]:
+    """Variables read lazily from a file but not through Dask (``open_dataset`` without
+    ``chunks``): encoding or hashing them would load them whole."""
+    return [
+        str(name)
+        for name, variable in ds.variables.items()
+        if variable.chunks is None and not variable._in_memory
+    ]
+
+
+def _file_token(ds: Any, names: list[str]) -> str | None:
+    """Identifies data read from files by each file's path, size and modification time
+    (and the variables' names, attributes and encodings), without reading it."""
+    digest = hashlib.sha256()
+    for name in names:
+        variable = ds.variables[name]
+        source = variable.encoding.get("source") or ds.encoding.get("source")
+        if not isinstance(source, str):
+            return None
+        try:
+            stat = os.stat(source)
+        except OSError:
+            return None
+        digest.update(repr((name, source, stat.st_size, stat.st_mtime_ns)).encode())
+        digest.update(repr((sorted(variable.attrs.items()), sorted(variable.encoding.items())))
+                      .encode())  # fmt: skip
+    return digest.hexdigest()[:16]
+
+
+def _chunked(ds: Any) -> Any:
+    """``ds`` with its lazily read file variables under Dask, in blocks of their stored
+    chunks (or about :data:`READ_BLOCK_BYTES`), named by the files rather than by their
+    values (Dask would otherwise read every value to name them)."""
+    lazy = _lazy_backend(ds)
+    if not lazy:
+        return ds
+    sizes: dict[str, int] = {}
+    for name in sorted(lazy, key=lambda n: -ds.variables[n].size):
+        variable = ds.variables[name]
+        stored = variable.encoding.get("chunksizes")
+        blocks = tuple(stored) if stored else read_block_chunks(
+            variable.shape, max(variable.dtype.itemsize, 1), block_bytes=READ_BLOCK_BYTES
+        )  # fmt: skip
+        for dim, size in zip(variable.dims, blocks, strict=True):
+            sizes.setdefault(str(dim), int(size))
+    token = _file_token(ds, lazy)
+    chunks = {dim: sizes.get(str(dim), -1) for dim in ds.dims}
+    return ds.chunk(chunks, token=token) if token else ds.chunk(chunks)
+
+
+def _token(variables: dict[str, Any], attributes: dict[str, Any]) -> str:
+    """Identifies the data as it will be stored: a Dask token of the encoded variables
+    (their graph names, which carry every encoding step, or a hash of their values) and
+    attributes, so that a run of other data, or other packing, never resumes this one's
+    target."""
     try:
         from dask.base import tokenize
     except ImportError:
-        digest = hashlib.sha256()
-        for name, variable in sorted(ds.variables.items(), key=lambda item: str(item[0])):
-            digest.update(str(name).encode())
+        digest = hashlib.sha256(repr(sorted(attributes.items())).encode())
+        for name, variable in sorted(variables.items()):
+            digest.update(repr((name, variable.dims, sorted(variable.attrs.items()))).encode())
             digest.update(np.ascontiguousarray(variable.values).tobytes())
         return digest.hexdigest()[:16]
-    return str(tokenize(ds))[:16]
+    return str(tokenize(variables, attributes))[:16]
 
 
-def _source_dtype(variable: Any) -> np.dtype[Any]:
-    """Text (``str`` objects, NumPy unicode) is stored as variable-length strings; other
-    objects left after encoding fail on their first read, naming the variable's values."""
+def _source_dtype(name: str, variable: Any) -> np.dtype[Any]:
+    """Text (``str`` objects, NumPy unicode) is stored as variable-length strings."""
     dtype: np.dtype[Any] = np.dtype(variable.dtype)
+    if dtype.kind == "O" and variable.encoding.get("dtype", str) is not str:
+        values = variable[(slice(0, 1),) * variable.ndim].values if variable.size else ()
+        if any(not isinstance(v, str) for v in np.ravel(values)):
+            raise SpecError(
+                f"variable {name!r} holds Python objects that are not text, which Zarr cannot "
+                "store; convert it to numbers or strings first, or drop it."
+            )
     return np.dtypes.StringDType() if dtype.kind in "OU" else dtype
 
 
@@ -184,15 +275,18 @@ def _chunks(variable: Any, dtype: np.dtype[Any]) -> tuple[tuple[int, ...], bool]
     return blocks, dtype.kind != "T"
 
 
-def object_source(obj: Any, dims: Sequence[str] | None = None) -> Source:
+def object_source(
+    obj: Any, dims: Sequence[str] | None = None, zarr_format: Literal[2, 3] = 3
+) -> Source:
     """A data object as a :class:`Source`: a group of its variables (a Dataset or DataArray)
-    or one array (NumPy, Dask)."""
+    or one array (NumPy, Dask), encoded for ``zarr_format``."""
     kind = data_object_kind(obj)
-    ds = _as_dataset(obj, dims)
-    variables, attributes = _encoded(ds)
+    ds = _chunked(_as_dataset(obj, dims))
+    variables, attributes = _encoded(ds, zarr_format)
     arrays = []
     for name, variable in variables.items():
-        dtype = _source_dtype(variable)
+        _check_name(name)
+        dtype = _source_dtype(name, variable)
         chunks, flexible = _chunks(variable, dtype)
         fill = variable.attrs.get("_FillValue")
         arrays.append(
@@ -215,7 +309,7 @@ def object_source(obj: Any, dims: Sequence[str] | None = None) -> Source:
     label = {"dataset": "xarray Dataset", "dataarray": "xarray DataArray"}.get(
         str(kind), f"{'Dask' if kind == 'dask' else 'NumPy'} array"
     )
-    url = f"{label.replace(' ', '.')}@{_token(ds)}"
+    url = f"{label.replace(' ', '.')}@{_token(variables, attributes)}"
     if kind in ("dataset", "dataarray"):
         return Source(
             url=url,
