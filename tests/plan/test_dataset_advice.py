@@ -124,6 +124,9 @@ def test_bad_calls_get_one_sentence() -> None:
         chunkwise.advise(np.zeros((4, 4)), array={"shape": [4, 4]}, workload="roi")
     with pytest.raises(chunkwise.SpecError, match=r"dims \['a'\] has 1 names but the array"):
         chunkwise.advise(np.zeros((4, 4)), dims=["a"], workload="roi")
+    named = xr.DataArray(np.zeros((4, 4)), dims=("y", "x"))
+    with pytest.raises(chunkwise.SpecError, match=r"dims \['z', 'y', 'x'\] has 3 names"):
+        chunkwise.advise(named, dims=["z", "y", "x"], workload="roi")
     with pytest.raises(chunkwise.SpecError, match=r"dimension 'x' has 3 elements in 'b' but 4"):
         DatasetSpec.create(
             [

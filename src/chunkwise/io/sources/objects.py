@@ -72,16 +72,16 @@ def _as_dataset(obj: Any, dims: Sequence[str] | None) -> Any:
                 "dims names the dims of an array without them; a Dataset has its own: drop dims."
             )
         return obj
-    if kind == "dataarray":
-        if dims is not None:
-            obj = obj.rename(dict(zip(obj.dims, dims, strict=True)))
-        return obj.to_dataset(name=obj.name if obj.name is not None else ARRAY_NAME)
     names = tuple(dims) if dims is not None else tuple(f"dim_{i}" for i in range(obj.ndim))
-    if len(names) != obj.ndim:
+    if len(names) != obj.ndim or len(set(names)) != len(names):
         raise SpecError(
             f"dims {list(names)!r} has {len(names)} names but the array has {obj.ndim} dims; "
-            "give one name per dim."
+            "give one different name per dim."
         )
+    if kind == "dataarray":
+        if dims is not None:
+            obj = obj.rename(dict(zip(obj.dims, names, strict=True)))
+        return obj.to_dataset(name=obj.name if obj.name is not None else ARRAY_NAME)
     return xr.Dataset({ARRAY_NAME: (names, obj)})
 
 
