@@ -145,6 +145,14 @@ def test_netcdf3_is_described_by_its_flavour(tmp_path: Path) -> None:
     assert "CF HDF5 file cf.h5" in "\n".join(plan.describe())  # type: ignore[union-attr]
 
 
+def test_netcdf3_under_an_hdf5_name_is_read_as_netcdf(tmp_path: Path) -> None:
+    files = _written(tmp_path)
+    renamed = tmp_path / "classic.h5"
+    renamed.write_bytes(files["NETCDF3_CLASSIC"].read_bytes())
+    chunkwise.convert(renamed, tmp_path / "r.zarr", zarr_format=2)
+    _check(files["NETCDF3_CLASSIC"], tmp_path / "r.zarr")
+
+
 def test_one_variable_of_a_netcdf3_file(tmp_path: Path) -> None:
     path = _written(tmp_path)["NETCDF3_64BIT_OFFSET"]
     chunkwise.convert(f"{path}#tas", tmp_path / "tas.zarr", zarr_format=2)

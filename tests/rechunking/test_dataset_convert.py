@@ -273,6 +273,16 @@ def test_lazy_data_without_known_files_never_overwrites(tmp_path: Path) -> None:
         pytest.raises(chunkwise.SpecError, match=r"might be reading the target"),
     ):
         chunkwise.convert(ds.v, tmp_path / "z.zarr", chunks=[2], overwrite=True)
+    # merged with a file it can name: the store it cannot name still forbids --overwrite
+    xr.Dataset({"w": ("y", np.arange(3.0))}).to_netcdf(tmp_path / "f.nc", engine="h5netcdf")
+    with (
+        xr.open_zarr(tmp_path / "z.zarr") as store,
+        xr.open_dataset(tmp_path / "f.nc", engine="h5netcdf") as named,
+        pytest.raises(chunkwise.SpecError, match=r"might be reading the target"),
+    ):
+        merged = xr.merge([named, store])
+        assert merged.encoding.get("source") is None and merged.w.encoding.get("source")
+        chunkwise.convert(merged, tmp_path / "z.zarr", overwrite=True)
     with xr.open_zarr(tmp_path / "z.zarr") as back:
         np.testing.assert_array_equal(back.v.values, np.arange(5.0))
 

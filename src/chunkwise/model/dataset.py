@@ -165,11 +165,6 @@ class DatasetSpec:
                     )
         return cls(items)
 
-    @property
-    def data_variables(self) -> tuple[VariableSpec, ...]:
-        """The variables a workload reads."""
-        return tuple(v for v in self.variables if v.role == "data")
-
     def __getitem__(self, name: str) -> VariableSpec:
         for variable in self.variables:
             if variable.name == name:

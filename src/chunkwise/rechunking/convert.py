@@ -601,21 +601,25 @@ def _workload_spec(request: LayoutRequest) -> tuple[str | list[Any], dict[str, A
     return workload, spec
 
 
-def _spec_format(request: LayoutRequest) -> int | None:
+def _spec_format(spec: Mapping[str, Any]) -> int | None:
     """The ``zarr_format`` constraint of a ``--workload`` spec file, if any."""
-    if request.workload is None:
-        return None
-    constraints = _workload_spec(request)[1].get("constraints")
+    constraints = spec.get("constraints")
     fmt = constraints.get("zarr_format") if isinstance(constraints, Mapping) else None
     return fmt if fmt in (2, 3) else None
 
 
 def _advise_all(
-    source: Source, request: LayoutRequest, zarr_format: int, advise: Adviser
+    source: Source,
+    request: LayoutRequest,
+    workload: str | list[Any],
+    spec: Mapping[str, Any],
+    zarr_format: int,
+    advise: Adviser,
 ) -> DatasetAdvice:
     """``advise`` for every array the workload applies to, in one go (see
-    :func:`~chunkwise.plan.dataset.advise_dataset`)."""
-    workload, spec = _workload_spec(request)
+    :func:`~chunkwise.plan.dataset.advise_dataset`); ``spec`` is the rest of a workload
+    spec file (its constraints are merged, never replaced)."""
+    spec = dict(spec)
     constraints = dict(spec.pop("constraints", None) or {})
     constraints["zarr_format"] = zarr_format
     if request.checksum:
@@ -753,7 +757,8 @@ def plan_conversion(
             "each shard (e.g. --chunks 1,256,256 --shards 16,1024,1024); or give --workload and "
             "let advise choose both."
         )
-    spec_format = _spec_format(request)
+    workload, spec = _workload_spec(request) if request.workload is not None else ("", {})
+    spec_format = _spec_format(spec)
     if request.zarr_format and spec_format and request.zarr_format != spec_format:
         raise SpecError(
             f"--zarr-format {request.zarr_format} contradicts the constraint zarr_format: "
@@ -809,7 +814,9 @@ def plan_conversion(
             )
     advised = None
     if request.workload is not None and any(_modelled(a) for a in arrays):
-        advised = _advise_all(replace(source, arrays=arrays), request, zarr_format, advise)
+        advised = _advise_all(
+            replace(source, arrays=arrays), request, workload, spec, zarr_format, advise
+        )
     for array in arrays:
         layout, decision = _decide(array, request, zarr_format, lone, advised)
         if _copied_whole(array):

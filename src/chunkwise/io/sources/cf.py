@@ -15,7 +15,6 @@ at open, naming the variable, instead of failing mid-copy.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.util
 from pathlib import Path
@@ -35,6 +34,7 @@ from chunkwise.io.sources.readers import (
     _check_filters,
     _check_hdf5,
     _close_handle,
+    _dimension_only,
     _extent,
     _h5_dtype,
     _h5_refusal,
@@ -164,8 +164,6 @@ def _h5_layout(
 def _visible(group: Any, h5py: Any) -> list[str]:
     """Paths under ``group`` of its groups and variables, without netCDF's stand-ins for
     dimensions that have no coordinate variable."""
-    from chunkwise.io.sources.readers import _dimension_only
-
     names: list[str] = []
 
     def visit(name: str, node: Any) -> None:
@@ -254,16 +252,11 @@ def open_cf(
         groups, lone, skipped = _h5_layout(url, path, inner, skip)
     handles: list[_Lazy] = []
     try:
-        source = _source(
-            url, path, absolute, engine, label, groups, lone, library, handles, skipped
-        )
+        return _source(url, path, absolute, engine, label, groups, lone, library, handles, skipped)
     except BaseException:
         for handle in handles:
             handle.close()
         raise
-    return dataclasses.replace(
-        source, skipped=tuple(f"{name} (--skip; it holds {why})" for name, why in skipped.items())
-    )
 
 
 def _source(
@@ -341,6 +334,7 @@ def _source(
         groups=tuple(sorted(source_groups, key=lambda g: g.path)),
         is_group=True,
         zarr_format=None,
+        skipped=tuple(f"{name} (--skip; it holds {why})" for name, why in skipped.items()),
         _closers=[h.close for h in handles],
     )
 

@@ -132,8 +132,10 @@ def lazy_without_source(obj: Any) -> bool:
     variables = (
         obj.variables.values() if kind == "dataset" else [obj.variable, *obj.coords.values()]
     )
+    # per variable: a merged Dataset may name one file and read another store unnamed
     return any(
-        (v.chunks is not None or not v._in_memory) and not object_paths(obj) for v in variables
+        (v.chunks is not None or not v._in_memory) and not v.encoding.get("source")
+        for v in variables
     )
 
 

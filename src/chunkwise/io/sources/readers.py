@@ -28,7 +28,6 @@ blocks of whole trailing dimensions of about :data:`READ_BLOCK_BYTES`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import glob
 import itertools
@@ -38,7 +37,7 @@ import re
 import threading
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -87,8 +86,6 @@ EXTRAS: dict[str, str] = {
     "s3fs": "s3",
 }
 
-#: Numeric NumPy type characters every Zarr format can store.
-_NUMERIC_CHARS = "?bBhHiIlLqQefdFD"
 
 #: HDF5 / NetCDF-4 bookkeeping attributes; never user attributes.
 _INTERNAL_ATTRS = frozenset(
@@ -299,7 +296,7 @@ def with_dims(source: Source, dims: tuple[str, ...]) -> Source:
             f"--dims {','.join(dims)} must give {len(array.shape)} different names, one per dim "
             f"of the {format_shape(array.shape, empty='scalar')} array."
         )
-    return dataclasses.replace(source, arrays=(dataclasses.replace(array, dims=dims),))
+    return replace(source, arrays=(replace(array, dims=dims),))
 
 
 def source_io_error(url: str, exc: OSError) -> StoreError:
@@ -418,10 +415,6 @@ def read_block_chunks(shape: Sequence[int], itemsize: int, *, block_bytes: int) 
     slab_bytes = math.prod(trailing) * itemsize
     leading = min(max(block_bytes // max(slab_bytes, 1), 1), max(shape[0], 1))
     return (int(leading), *trailing)
-
-
-def _numeric(dtype: np.dtype[Any]) -> bool:
-    return dtype.fields is None and dtype.char in _NUMERIC_CHARS
 
 
 def _scalar(value: Any) -> Any:
@@ -936,11 +929,6 @@ def _check_hdf5(url: str, path: str, kind: str, h5py: Any) -> None:
         raise SpecError(f"source {url!r} is a folder, not an {kind} file; give the file itself.")
     with open(file, "rb") as handle:
         magic = handle.read(4)
-    if magic.startswith(b"CDF"):
-        raise SpecError(
-            f"source {url!r} is a NetCDF-3 file named like {kind}; give it a .nc name to read it "
-            "as NetCDF."
-        )
     if magic == b"\x0e\x03\x13\x01":
         raise SpecError(
             f"source {url!r} is an HDF4 file, which chunkwise cannot read; convert it to HDF5 "
@@ -1160,6 +1148,10 @@ def _open_hdf5(
     xarray, like a NetCDF file."""
     from chunkwise.io.sources.cf import is_cf_hdf5, open_cf
 
+    if Path(path).is_file():
+        with open(path, "rb") as handle:
+            if handle.read(3) == b"CDF":  # NetCDF-3 under an HDF5 name
+                return open_cf(url, path, inner, skip=skip)
     h5py = _require("h5py", url)
     _check_hdf5(url, path, "HDF5", h5py)
     if is_cf_hdf5(path):
