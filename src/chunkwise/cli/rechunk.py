@@ -133,6 +133,82 @@ def _layout_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return remote_options(func)
 
 
+def _pyramid_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--ome-zarr",
+            is_flag=True,
+            help="Write an OME-Zarr image pyramid (NGFF 0.4 on --zarr-format 2, 0.5 on 3), "
+            "each level laid out for a viewer (default --workload pyramid-viewer).",
+        ),
+        click.option(
+            "--levels",
+            type=int,
+            help="Pyramid levels, level 0 included (default: until the top is at most 256 "
+            "pixels across or one chunk).",
+        ),
+        click.option(
+            "--downsample",
+            help="Axes halved at every level, e.g. y,x (default: y,x, and z where voxels "
+            "are near-isotropic).",
+        ),
+        click.option(
+            "--method",
+            type=click.Choice(["mean", "nearest", "mode"]),
+            help="How a window becomes one voxel: mean (intensities), mode (labels: the "
+            "most frequent label), nearest (the first voxel).",
+        ),
+        click.option(
+            "--units",
+            help="Axis units: one for every space axis (nanometer) or per axis "
+            "(z=nanometer,t=second); default: from the source (MRC, TIFF).",
+        ),
+        click.option(
+            "--voxel-size",
+            help="Size of a voxel per axis in its unit: 4,1,1 (one per dim) or z=4,y=1,x=1; "
+            "default: from the source, else 1.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _pairs(text: str | None, what: str) -> dict[str, str] | None:
+    """``z=nanometer,y=...`` as a mapping; ``None`` when not given."""
+    if text is None:
+        return None
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UserError(f"{what} {text!r} must be name=value pairs, e.g. {what} z=4,y=1,x=1.")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _units(text: str | None) -> str | dict[str, str] | None:
+    if text is None or "=" not in text:
+        return text
+    return _pairs(text, "--units")
+
+
+def _voxel_size(text: str | None) -> tuple[float, ...] | dict[str, float] | None:
+    if text is None:
+        return None
+    pairs = _pairs(text, "--voxel-size") if "=" in text else None
+    values = list(pairs.values()) if pairs is not None else text.split(",")
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        raise UserError(
+            f"--voxel-size {text!r} must be numbers, e.g. --voxel-size 4,1,1 or z=4,y=1,x=1."
+        ) from None
+    if pairs is not None:
+        return dict(zip(pairs, numbers, strict=True))
+    return tuple(numbers)
+
+
 def _run(require_layout: bool, **kw: Any) -> None:
     storage = storage_arg(kw["storage"]) if kw["storage"] else None
     if storage is not None and kw["workload"] is None:
@@ -162,6 +238,12 @@ def _run(require_layout: bool, **kw: Any) -> None:
             checksum=kw["checksum"],
             dims=_names(kw["dims"]),
             skip=kw["skip"],
+            ome_zarr=kw.get("ome_zarr", False),
+            levels=kw.get("levels"),
+            downsample=_names(kw.get("downsample")),
+            method=kw.get("method"),
+            units=_units(kw.get("units")),
+            voxel_size=_voxel_size(kw.get("voxel_size")),
         )
     console = Console(soft_wrap=True)
     if isinstance(result, ConversionPlan):
@@ -206,6 +288,7 @@ def plan_document(plan: ConversionPlan) -> dict[str, Any]:
         "target_state": plan.target_state or None,
         "skipped": list(plan.skipped),
         "not_advised": plan.not_advised(),
+        "pyramid": plan.pyramid.to_dict() if plan.pyramid is not None else None,
         "arrays": [
             {
                 "path": job.path,
@@ -246,6 +329,7 @@ def result_document(result: ConversionResult) -> dict[str, Any]:
         "peak_rss": result.peak_rss,
         "peak_rss_added": result.peak_added,
         "over_budget": result.over_budget,
+        "levels_checked": result.levels_checked,
         "arrays": {
             path: {
                 "tasks_run": r.tasks_run,
@@ -280,11 +364,16 @@ def rechunk(**kw: Any) -> None:
 
 @click.command()
 @_layout_options
+@_pyramid_options
 @user_errors
 def convert(**kw: Any) -> None:
     """Convert SOURCE (HDF5, NetCDF-4, TIFF, MRC, .npy or Zarr) into a Zarr TARGET.
 
     Keeps the source's chunks unless --chunks or --workload says otherwise; everything
     else is as in rechunk: bounded memory, resumable, verified.
+
+    With --ome-zarr, TARGET is an OME-Zarr image pyramid of SOURCE's one image, for
+    viewers (napari, neuroglancer, vizarr): every level laid out for its own shape and
+    checked.
     """
     _run(False, **kw)

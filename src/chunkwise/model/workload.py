@@ -330,6 +330,12 @@ def _preset_entries(name: str, array: ArraySpec) -> list[dict[str, Any]]:
             {"op": "plane", "dims": plane, "weight": 0.85},
             {"op": "region", "extent": tile, "weight": 0.15, "name": "viewport"},
         ]
+    if name == "pyramid-viewer":
+        # One level of a pyramid on screen: a viewport of the last two dims at one index
+        # of the others (napari, neuroglancer and vizarr load what the canvas shows).
+        tile = {d: min(array.shape[array.axis(d)], VIEWPORT_PIXELS) for d in plane}
+        tile.update({d: 1 for d in dims if d not in plane})
+        return [{"op": "region", "extent": tile, "weight": 1.0, "name": "viewport"}]
     if name == "roi":
         box = {d: min(n, 64) for d, n in zip(dims, array.shape, strict=True)}
         return [{"op": "region", "extent": box, "weight": 1.0}]
@@ -349,11 +355,15 @@ def _preset_entries(name: str, array: ArraySpec) -> list[dict[str, Any]]:
     )
 
 
+#: Pixels across a viewer's viewport (``pyramid-viewer``): a canvas of about 1000 pixels.
+VIEWPORT_PIXELS = 1024
+
 WORKLOAD_PRESETS: dict[str, str] = {
     "time-series": "pixel/station time series: the full time dim at one location",
     "spatial": "map analysis: full planes across all non-time dims at one time",
     "point-extraction": "station extraction: 24 time steps at one location",
     "slice-viewer": "viewer scrolling planes of the last two dims, plus 512x512 viewport tiles",
+    "pyramid-viewer": "a viewer at one level of a pyramid: 1024x1024 viewports of the last two dims",
     "roi": "regions of interest: random 64-wide boxes in every dim",
     "ml-batch": "ML sampling: one sample (dim 0) cropped to 256 per other dim",
     "full-volume": "pipelines: read everything, write everything",
@@ -367,6 +377,8 @@ _ALIASES = {
     "spatial-analysis": "spatial",
     "points": "point-extraction",
     "viewer": "slice-viewer",
+    "pyramid": "pyramid-viewer",
+    "ome-zarr": "pyramid-viewer",
     "roi-analysis": "roi",
     "ml": "ml-batch",
     "ml-batch-sampling": "ml-batch",

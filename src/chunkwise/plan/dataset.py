@@ -286,7 +286,7 @@ def advise_dataset(
             decided[variable.name] = VariableAdvice(
                 variable, _whole(variable, whole_codec, zarr_format), why
             )
-    chosen: dict[tuple[str, tuple[str, ...], str], VariableAdvice] = {}
+    chosen: dict[tuple[str, tuple[str, ...], tuple[int, ...], str], VariableAdvice] = {}
     pending = [v for v in dataset.variables if v.name not in decided]
     for variable in sorted(pending, key=lambda v: -v.nbytes):
         if not variable.numeric:
@@ -299,8 +299,9 @@ def advise_dataset(
         reason = "advised for the workload"
         if not ops:
             ops, reason = "archival", "no operation of the workload reads it: advised for archival"
-        # read together: same group (dims are shared in a group), same dims, same ops
-        key = (variable.name.rpartition("/")[0], variable.dims, repr(ops))
+        # read together: same group (dims are shared in a group), same dims and shape (the
+        # levels of an image share names, not sizes), same ops
+        key = (variable.name.rpartition("/")[0], variable.dims, variable.shape, repr(ops))
         earlier = chosen.get(key) if variable.role == "data" else None
         array = variable.array_spec()
         request = {"shape": list(array.shape), "dtype": array.dtype, "dims": list(array.dims)}

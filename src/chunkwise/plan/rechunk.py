@@ -101,6 +101,9 @@ class MemoryModel:
         Buffers from this size up are returned to the system as soon as they are freed
         (mapped on their own); smaller ones stay with the allocator for reuse, so what a
         write held of them is still held while reading back. ``0``: none are returned.
+    read_working_bytes
+        Bytes one read call holds besides the values it returns (a pyramid level's
+        pieces of the level below and their downsampling scratch).
     chunked_reads
         The source is read chunk by chunk (zarr, chunked HDF5): reads are cut into
         batches and pay ``read_copies`` and ``per_chunk_bytes``. ``False`` for a source
@@ -117,6 +120,7 @@ class MemoryModel:
     read_span_bytes: int = 0
     page_bytes: int = 4096
     unmapped_bytes: int = 0
+    read_working_bytes: int = 0
     chunked_reads: bool = True
 
     def __post_init__(self) -> None:
@@ -325,6 +329,7 @@ def _task_memory(
     else:  # straight into the region; a mapped file's pages count while mapped
         span = touched_bytes(read_batch, shape, itemsize, model.page_bytes)
         reading = min(model.read_span_bytes, span)
+    reading += model.read_working_bytes
     buffers = min(model.concurrency, units) * (
         model.write_copies * write_obj + min(model.per_object_bytes, write_obj)
     )

@@ -40,6 +40,7 @@ from chunkwise.model.dataset import VARIABLE_ITEM_BYTES, DatasetSpec, model_dtyp
 from chunkwise.model.layout import Layout
 from chunkwise.plan.advice import Adviser
 from chunkwise.plan.dataset import DatasetAdvice, VariableAdvice, advise_dataset
+from chunkwise.plan.pyramid import Pyramid, PyramidRequest
 from chunkwise.plan.rechunk import (
     READ_CONCURRENCY,
     MemoryModel,
@@ -61,6 +62,7 @@ from chunkwise.rechunking.executor import (
     thread_runner,
     warm_up,
 )
+from chunkwise.rechunking.pyramid import bind_levels, finish_pyramid, pyramid_source, relink_levels
 from chunkwise.rechunking.target import (
     LEASE_KEY,
     RUN_RECORD,
@@ -186,6 +188,8 @@ class LayoutRequest:
         to read instead of decoding to wrong values.
     skip
         Paths of arrays to leave out (listed in the summary as skipped).
+    pyramid
+        Write an OME-Zarr image pyramid of the source's one image (``--ome-zarr``).
     """
 
     chunks: tuple[int, ...] | None = None
@@ -197,6 +201,7 @@ class LayoutRequest:
     require_layout: bool = False
     checksum: bool = False
     skip: tuple[str, ...] = ()
+    pyramid: PyramidRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,8 @@ class ConversionPlan:
         looked at.
     workload
         The ``--workload`` the layouts were advised for, if any.
+    pyramid
+        The OME-Zarr pyramid the arrays are levels of (``--ome-zarr``), else ``None``.
     """
 
     def not_advised(self) -> list[str]:
@@ -304,6 +311,7 @@ class ConversionPlan:
     executor: str
     target_state: str = ""
     workload: str | None = None
+    pyramid: Pyramid | None = None
 
     @property
     def peak_memory(self) -> int:
@@ -330,6 +338,8 @@ class ConversionPlan:
                 for job in self.jobs
             ],
         }  # fmt: skip
+        if self.pyramid is not None:  # how levels are made is part of what they hold
+            content["pyramid"] = self.pyramid.to_dict()
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> list[str]:
@@ -347,6 +357,8 @@ class ConversionPlan:
             f"writes {format_bytes(self.bytes_written)} (uncompressed, all passes) in "
             f"{format_count(sum(s.tasks for j in self.jobs for s in j.plan.stages))} tasks",
         ]
+        if self.pyramid is not None:
+            lines.extend(self.pyramid.describe())
         for job in self.jobs:
             lines.extend(job.describe())
         lines.extend(f"skipped: {reason}" for reason in self.skipped)
@@ -383,6 +395,9 @@ class ConversionResult:
     completed
         When an earlier run of the same plan had already finished the target (ISO 8601;
         this run then wrote nothing), else ``None``.
+    levels_checked
+        Blocks of the pyramid's further levels compared with an independent
+        recomputation (``--ome-zarr``).
     """
 
     plan: ConversionPlan
@@ -392,6 +407,7 @@ class ConversionResult:
     peak_rss: int | None = None
     peak_added: int | None = None
     completed: str | None = None
+    levels_checked: int = 0
 
     @property
     def over_budget(self) -> bool:
@@ -453,6 +469,22 @@ class ConversionResult:
                 f"memory: peak RSS {format_bytes(self.peak_rss)} ({who}){added}; projected "
                 f"peak {format_bytes(plan.peak_memory)} of a {format_bytes(plan.max_mem)} budget"
             )
+        if plan.pyramid is not None:
+            pyramid = plan.pyramid
+            lines.append(
+                f"OME-Zarr image: NGFF {'0.4' if plan.zarr_format == 2 else '0.5'}, "
+                f"{pyramid.levels} levels ("
+                + ", ".join("x".join(map(str, s)) for s in pyramid.shapes)
+                + f"), {pyramid.method} of each window; metadata validated by ome-zarr-models"
+            )
+            if self.levels_checked:
+                lines.append(
+                    f"levels 1-{pyramid.levels - 1}: {self.levels_checked} sampled blocks "
+                    "matched an independent recomputation from the level below"
+                    if pyramid.levels > 2
+                    else f"level 1: {self.levels_checked} sampled blocks matched an "
+                    "independent recomputation from level 0"
+                )
         lines.extend(f"not copied: {reason}" for reason in plan.skipped)
         lines.extend(plan.not_advised())
         return lines
@@ -757,6 +789,9 @@ def plan_conversion(
             "each shard (e.g. --chunks 1,256,256 --shards 16,1024,1024); or give --workload and "
             "let advise choose both."
         )
+    pyramid = None
+    if request.pyramid is not None:
+        source, pyramid, request = _pyramid_levels(source, request, max_mem)
     workload, spec = _workload_spec(request) if request.workload is not None else ("", {})
     spec_format = _spec_format(spec)
     if request.zarr_format and spec_format and request.zarr_format != spec_format:
@@ -817,8 +852,10 @@ def plan_conversion(
         advised = _advise_all(
             replace(source, arrays=arrays), request, workload, spec, zarr_format, advise
         )
-    for array in arrays:
-        layout, decision = _decide(array, request, zarr_format, lone, advised)
+    decided = [_decide(array, request, zarr_format, lone, advised) for array in arrays]
+    if pyramid is not None:  # a level reads the level below with the chunks it will have
+        arrays = tuple(relink_levels(arrays, [layout for layout, _ in decided]))
+    for array, (layout, decision) in zip(arrays, decided, strict=True):
         if _copied_whole(array):
             itemsize = VARIABLE_ITEM_BYTES if _variable(array.dtype) else array.dtype.itemsize
             plan = plan_whole_copy(
@@ -832,8 +869,26 @@ def plan_conversion(
     return ConversionPlan(
         source.url, target_url, source.description, source.is_group, zarr_format,
         source.groups if source.is_group else (), tuple(jobs), tuple(skipped), max_mem, executor,
-        workload=request.workload,
+        workload=request.workload, pyramid=pyramid,
     )  # fmt: skip
+
+
+def _pyramid_levels(
+    source: Source, request: LayoutRequest, max_mem: int
+) -> tuple[Source, Pyramid, LayoutRequest]:
+    """The source's image as pyramid levels, the pyramid, and the request to lay them out
+    with: ``--chunks`` for every level (clipped to its shape), a ``--workload``, or by
+    default the ``pyramid-viewer`` workload."""
+    assert request.pyramid is not None
+    chunks = None
+    if request.chunks is not None:
+        image = source.arrays[0].shape if len(source.arrays) == 1 else None
+        if image is not None and len(image) == len(request.chunks):
+            chunks = _resolve(image, request.chunks, "--chunks")
+    levels, pyramid = pyramid_source(source, request.pyramid, chunks=chunks, max_mem=max_mem)
+    if request.chunks is None and request.workload is None:
+        request = replace(request, workload="pyramid-viewer")
+    return levels, pyramid, request
 
 
 def _read_grids(array: SourceArray, unit: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -853,7 +908,10 @@ def _plan_array(array: SourceArray, layout: Layout, *, max_mem: int, threads: in
     else two passes on the first that fits (see :func:`_read_grids`)."""
     memory = TASK_MEMORY
     if array.flexible:  # read straight into the task's region: no chunks to decode
-        memory = replace(memory, chunked_reads=False, read_span_bytes=array.read_span_bytes)
+        memory = replace(
+            memory, chunked_reads=False, read_span_bytes=array.read_span_bytes,
+            read_working_bytes=array.read_working_bytes,
+        )  # fmt: skip
     # The run's own: pools, the reading library's buffers, the codec's working memory.
     overhead = RUN_OVERHEAD + array.library_bytes + ENCODE_THREADS * encode_scratch(layout.codec)
     fallback: RechunkPlan | None = None
@@ -924,11 +982,19 @@ def _record(job: ArrayJob, plan: ConversionPlan) -> dict[str, Any]:
     return {
         "tool": f"chunkwise {__version__}",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "source": {
-            "url": plan.source_url,
-            "path": job.source.path,
-            "chunks": list(job.source.chunks),
-        },
+        "source": (
+            {
+                "level": job.path,
+                "downsampled_from": f"level {int(job.path) - 1}",
+                "method": plan.pyramid.method,
+            }
+            if plan.pyramid is not None and job.path != "0"
+            else {
+                "url": plan.source_url,
+                "path": job.source.path,
+                "chunks": list(job.source.chunks),
+            }
+        ),
         "layout": job.layout.to_dict(a),
         **json_value(job.decision),
     }
@@ -1098,7 +1164,8 @@ def _write_arrays(
     for job in plan.jobs:
         target = _create_array(store, job, plan)
         results[job.path] = run_plan(
-            job.plan, job.source.data, target, verify=verify, state=array_state(job.path),
+            job.plan, bind_levels(job.source.data, store), target, verify=verify,
+            state=array_state(job.path),
             runner=runner, events=events, name=job.path, keep_done=True,
         )  # fmt: skip
     return results
@@ -1156,7 +1223,7 @@ def run_conversion(
     try:
         lease = acquire_lease(store, plan.target_url, LEASE_KEY)
         try:
-            results, resumed, completed = _claim_and_write(
+            results, resumed, completed, checked = _claim_and_write(
                 plan, store, overwrite, verify, runner, events
             )
         finally:
@@ -1170,7 +1237,7 @@ def run_conversion(
     peak = peak_rss()
     return ConversionResult(
         plan, results, time.perf_counter() - start, resumed, peak, max(0, peak - rss_at_start),
-        completed=completed,
+        completed=completed, levels_checked=checked,
     )  # fmt: skip
 
 
@@ -1181,9 +1248,10 @@ def _claim_and_write(
     verify: Verify,
     runner: Any,
     events: Events | None,
-) -> tuple[dict[str, RechunkResult], bool, str | None]:
+) -> tuple[dict[str, RechunkResult], bool, str | None, int]:
     """Claim the target (under the lease) and take it to the end: results per array,
-    whether an earlier run was resumed, and when an earlier run finished it (if so)."""
+    whether an earlier run was resumed, when an earlier run finished it (if so), and the
+    pyramid blocks checked against a recomputation."""
     fingerprint = plan.fingerprint()
     claim, keys = inspect_target(store, plan.target_url, fingerprint, overwrite=overwrite)
     if claim is Claim.COMPLETE:
@@ -1192,6 +1260,7 @@ def _claim_and_write(
             _skipped_results(plan, str(done.get("verified", verify))),
             True,
             str(done.get("completed", "?")),
+            0,
         )
     if claim in (Claim.REPLACE, Claim.REPLACING):
         clear_store(
@@ -1202,15 +1271,18 @@ def _claim_and_write(
         write_record(store, fingerprint, plan.source_url, "writing")
     if events is not None:
         events(RechunkEvent("run-start", "", "", 0, len(plan.jobs), plan.bytes_written, 0.0))
+    checked = 0
     if claim is Claim.FINISHING:
         results = _skipped_results(plan, str(_completed(store).get("verified", verify)))
     else:
         results = _write_arrays(plan, store, verify, runner, events)
+        if plan.pyramid is not None:
+            checked = finish_pyramid(store, plan.pyramid, check=verify != "none", seed=fingerprint)
         _mark_complete(store, plan, _weakest(results))
         _consolidate(store, plan)
         write_record(store, fingerprint, plan.source_url, "finishing")
     _finish(store)
-    return results, claim in (Claim.RESUME, Claim.FINISHING, Claim.REPLACING), None
+    return results, claim in (Claim.RESUME, Claim.FINISHING, Claim.REPLACING), None, checked
 
 
 def target_io_error(url: str, exc: OSError) -> StoreError:

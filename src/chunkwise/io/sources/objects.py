@@ -30,6 +30,7 @@ from chunkwise.io.sources.readers import (
     read_block_chunks,
 )
 from chunkwise.model.dataset import DatasetSpec, VariableSpec, coordinate_names
+from chunkwise.model.ome import read_ome
 from chunkwise.units import format_bytes
 
 __all__ = [
@@ -363,5 +364,17 @@ def source_dataset(source: Source) -> DatasetSpec:
             )
             for array in source.arrays
         ),
-        unshared={a.path for a in source.arrays if a.dims is None},
+        unshared={a.path for a in source.arrays if a.dims is None} | _levels(source),
     )  # fmt: skip
+
+
+def _levels(source: Source) -> set[str]:
+    """Paths of arrays that are levels of one image (an OME-Zarr pyramid being written, or
+    the levels an OME-Zarr group lists): their dims have other sizes in each."""
+    found = set(source.levels)
+    for group in source.groups:
+        image = read_ome(group.attributes)
+        if image is not None:
+            prefix = f"{group.path}/" if group.path else ""
+            found.update(prefix + d.path.strip("/") for d in image.datasets)
+    return found

@@ -153,6 +153,9 @@ class SourceArray:
         Most bytes a read maps besides the values it returns (memory-mapped files).
     library_bytes
         Bytes the reading library holds for the whole run (HDF5's caches and buffers).
+    read_working_bytes
+        Bytes one read holds besides the values it returns, at most (a pyramid level's
+        reads of the level below and their downsampling scratch).
     """
 
     path: str
@@ -167,6 +170,7 @@ class SourceArray:
     flexible: bool = False
     read_span_bytes: int = 0
     library_bytes: int = 0
+    read_working_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,9 @@ class Source:
     skipped
         Paths of datasets that cannot be converted (strings, objects, compound types),
         left out of ``arrays``.
+    levels
+        Paths of arrays that are levels of one image, whose dims have other sizes in each
+        (an OME-Zarr pyramid being written).
     """
 
     url: str
@@ -211,6 +218,7 @@ class Source:
     is_group: bool
     zarr_format: int | None
     skipped: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False, compare=False)
 
     def close(self) -> None:

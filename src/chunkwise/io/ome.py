@@ -1,0 +1,100 @@
+"""OME-Zarr (NGFF) image metadata: written and validated through ome-zarr-models, read
+leniently for ``inspect`` and for rechunking images that already exist.
+
+NGFF 0.4 goes with Zarr format 2 (``multiscales`` in the group's attributes, for v2-only
+viewers such as vizarr), NGFF 0.5 with Zarr format 3 (``ome.multiscales``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from typing import Any
+
+from chunkwise.errors import MissingDependencyError, StoreError
+from chunkwise.plan.pyramid import Pyramid
+
+__all__ = [
+    "require_ome_models",
+    "validate_image",
+    "write_image_metadata",
+]
+
+
+def require_ome_models() -> None:
+    """Raise when ome-zarr-models is not installed.
+
+    Raises
+    ------
+    MissingDependencyError
+        Naming the extra that installs it.
+    """
+    if importlib.util.find_spec("ome_zarr_models") is None:
+        raise MissingDependencyError(
+            "writing OME-Zarr needs the ome-zarr-models package, which builds and validates "
+            "the metadata; install it with: pip install 'chunkwise[ome]'."
+        )
+
+
+def _models(zarr_format: int) -> tuple[Any, Any, Any]:
+    """``Image``, ``Axis`` and pydantic-zarr's ``ArraySpec`` for a zarr format."""
+    require_ome_models()
+    if zarr_format == 2:
+        from ome_zarr_models.v04.axes import Axis as Axis04
+        from ome_zarr_models.v04.image import Image as Image04
+        from pydantic_zarr.v2 import ArraySpec as ArraySpec2
+
+        return Image04, Axis04, ArraySpec2
+    from ome_zarr_models.v05.axes import Axis as Axis05
+    from ome_zarr_models.v05.image import Image as Image05
+    from pydantic_zarr.v3 import ArraySpec as ArraySpec3
+
+    return Image05, Axis05, ArraySpec3
+
+
+def write_image_metadata(group: Any, pyramid: Pyramid, extra: Mapping[str, Any]) -> None:
+    """Write ``pyramid``'s ``multiscales`` into ``group``'s attributes (built by
+    ome-zarr-models from the level arrays as stored), with ``extra`` beside them, then
+    validate the result.
+
+    Raises
+    ------
+    StoreError
+        When ome-zarr-models finds the written image invalid.
+    """
+    zarr_format = group.metadata.zarr_format
+    image_cls, axis_cls, spec_cls = _models(zarr_format)
+    paths = [str(k) for k in range(pyramid.levels)]
+    image = image_cls.new(
+        array_specs=[spec_cls.from_zarr(group[p]) for p in paths],
+        paths=paths,
+        axes=[axis_cls(**axis.to_dict()) for axis in pyramid.axes],
+        scales=[list(pyramid.scale(k)) for k in range(pyramid.levels)],
+        translations=[
+            list(t) if (t := pyramid.translation(k)) is not None else None
+            for k in range(pyramid.levels)
+        ],
+        name=pyramid.name,
+        metadata={"method": f"chunkwise {pyramid.method}"},
+    )
+    attributes = image.attributes.model_dump(exclude_none=True, by_alias=True, mode="json")
+    group.update_attributes({**attributes, **extra})
+    validate_image(group)
+
+
+def validate_image(group: Any) -> None:
+    """Check an OME-Zarr image group with ome-zarr-models.
+
+    Raises
+    ------
+    StoreError
+        Naming what ome-zarr-models found wrong.
+    """
+    image_cls, _, _ = _models(group.metadata.zarr_format)
+    try:
+        image_cls.from_zarr(group)
+    except Exception as exc:  # pydantic's ValidationError and zarr's errors alike
+        first = str(exc).strip().splitlines()
+        raise StoreError(
+            f"the OME-Zarr image at {group.store_path} is not valid NGFF: {' '.join(first[:3])}"
+        ) from None

@@ -1,0 +1,348 @@
+"""OME-Zarr pyramids in bounded memory: every level is one more array of a conversion.
+
+:func:`pyramid_source` turns an opened source of one image into a source of levels: level
+``0`` is the image; level ``k`` is a :class:`LevelReader` that reads the target's level
+``k - 1``, already written and verified (a conversion writes its arrays in order), and
+downsamples it piece by piece. So every level is planned, written, resumed and read back
+like any array; the memory a level's reads need besides their result (the pieces of the
+level below and the downsampling's scratch) is charged to its tasks
+(``read_working_bytes``).
+
+After the levels are written, :func:`finish_pyramid` checks a sample of every further
+level's blocks against an independent recomputation from the stored level below
+(:func:`chunkwise.rechunking.downsample.recompute`), then writes the ``multiscales``
+metadata through ome-zarr-models and validates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from chunkwise.errors import SpecError
+from chunkwise.io.ome import require_ome_models, write_image_metadata
+from chunkwise.io.sources.readers import Source, SourceArray, SourceGroup
+from chunkwise.model.ome import read_ome
+from chunkwise.plan.pyramid import (
+    Pyramid,
+    PyramidRequest,
+    default_axes,
+    plan_pyramid,
+    source_geometry,
+)
+from chunkwise.plan.rechunk import batch_shape
+from chunkwise.rechunking.downsample import downsample, recompute, same_values
+from chunkwise.rechunking.executor import VerificationError, format_box, parts
+
+__all__ = [
+    "LevelReader",
+    "finish_pyramid",
+    "pyramid_source",
+]
+
+#: Input bytes one piece of a level read covers (at least one chunk of the level below):
+#: a level's reads hold one piece at a time, so this bounds their working memory.
+PIECE_BYTES = 2 * 2**20
+#: Blocks of every further level checked against an independent recomputation, besides
+#: its first and last blocks (the last holds the short windows of odd sizes).
+SAMPLED_BLOCKS = 6
+#: Largest block checked, elements (the mode's recomputation goes window by window).
+SAMPLE_ELEMENTS = 32**3
+
+
+@dataclass(frozen=True)
+class LevelReader:
+    """Reads boxes of a pyramid level by downsampling the level below it in the target.
+
+    Attributes
+    ----------
+    shape, dtype
+        The level.
+    below
+        Path of the level below in the target store.
+    factors
+        How much each axis shrinks from the level below.
+    method
+        ``"mean"``, ``"nearest"`` or ``"mode"``.
+    below_chunks
+        Chunks (inner chunks) of the level below: pieces are whole ones.
+    piece_bytes
+        Input bytes of one piece, at most (at least one chunk of the level below).
+    store
+        The target store, bound when the run starts (:meth:`with_target`).
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    below: str
+    factors: tuple[int, ...]
+    method: str
+    below_chunks: tuple[int, ...]
+    piece_bytes: int
+    store: Any = None
+
+    @property
+    def ndim(self) -> int:
+        """Number of dims."""
+        return len(self.shape)
+
+    def with_target(self, store: Any) -> LevelReader:
+        """This reader, reading from ``store``."""
+        return replace(self, store=store)
+
+    def zarr_array(self) -> Any:
+        """The level below, opened read-only (named in errors about unreadable chunks)."""
+        import zarr
+
+        if self.store is None:
+            raise RuntimeError("a level reader reads the target: bind it with with_target()")
+        return zarr.open_array(self.store, path=self.below, mode="r")
+
+    def piece(self, box: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one piece of a read of ``box``, in this level's elements: whole chunks
+        of the level below, up to :attr:`piece_bytes` of them."""
+        unit = tuple(-(-c // f) for c, f in zip(self.below_chunks, self.factors, strict=True))
+        one = math.prod(self.below_chunks) * self.dtype.itemsize
+        return batch_shape(box, unit, max(1, self.piece_bytes // max(1, one)))
+
+    def __getitem__(self, index: Any) -> np.ndarray[Any, Any]:
+        box = tuple(
+            slice(*s.indices(n)) for s, n in zip(_as_box(index, self.ndim), self.shape, strict=True)
+        )
+        below = self.zarr_array()
+        out = np.empty(tuple(s.stop - s.start for s in box), dtype=self.dtype)
+        for sub, inner in parts(box, self.piece(out.shape)):
+            source = tuple(
+                slice(s.start * f, min(s.stop * f, n))
+                for s, f, n in zip(sub, self.factors, below.shape, strict=True)
+            )
+            out[inner] = downsample(np.asarray(below[source]), self.factors, self.method)
+        return out
+
+
+def _as_box(index: Any, ndim: int) -> tuple[slice, ...]:
+    box = index if isinstance(index, tuple) else (index,)
+    if len(box) != ndim or not all(isinstance(s, slice) and s.step in (None, 1) for s in box):
+        raise TypeError(f"a level reader reads boxes of {ndim} slices, not {index!r}")
+    return box
+
+
+def working_bytes(reader: LevelReader, width: int) -> int:
+    """Bytes one read of ``reader`` holds besides its result, at most: the largest piece of
+    the level below as read (its values, the chunks in flight, zarr's bookkeeping per
+    chunk), and the downsampling's scratch for it (float64 sums and counts for ``mean``;
+    every window's values, masks and counts for ``mode``)."""
+    unit = tuple(-(-c // f) for c, f in zip(reader.below_chunks, reader.factors, strict=True))
+    one = math.prod(reader.below_chunks) * reader.dtype.itemsize
+    count = max(1, reader.piece_bytes // max(1, one))
+    out = math.prod(batch_shape(reader.shape, unit, count))
+    chunks = count * math.prod(-(-(u * f) // c) for u, f, c in zip(unit, reader.factors, reader.below_chunks, strict=True))  # fmt: skip
+    piece_in = out * math.prod(reader.factors) * reader.dtype.itemsize
+    reading = 3 * max(piece_in, chunks * one) + 2560 * chunks
+    scratch = (
+        width * out * (reader.dtype.itemsize + 1) + 48 * out
+        if reader.method == "mode"
+        else 24 * out
+        if reader.method == "mean"
+        else out * reader.dtype.itemsize
+    )
+    return reading + scratch
+
+
+def _image_array(source: Source) -> tuple[SourceArray, Mapping[str, Any]]:
+    """The one image of ``source``: its only array, or level 0 of an OME-Zarr image, with
+    the attributes its axes and voxel size come from."""
+    if not source.is_group and len(source.arrays) == 1:
+        return source.arrays[0], source.arrays[0].attributes
+    root = next((g for g in source.groups if g.path == ""), None)
+    image = read_ome(root.attributes) if root is not None else None
+    if image is not None and image.datasets:
+        first = image.datasets[0].path
+        for array in source.arrays:
+            if array.path == first:
+                return array, root.attributes if root is not None else {}
+    if len(source.arrays) == 1:
+        return source.arrays[0], source.arrays[0].attributes
+    names = ", ".join(a.path for a in source.arrays[:4])
+    raise SpecError(
+        f"--ome-zarr makes a pyramid of one image, and {source.url!r} holds "
+        f"{len(source.arrays)} arrays ({names}{', ...' if len(source.arrays) > 4 else ''}); "
+        "pick one with SOURCE#path."
+    )
+
+
+def pyramid_source(
+    source: Source,
+    request: PyramidRequest,
+    *,
+    chunks: Sequence[int] | None,
+    max_mem: int,
+) -> tuple[Source, Pyramid]:
+    """The levels of ``source``'s image as a source of arrays ``"0"``, ``"1"``, ...
+    (see the module docstring), and the planned pyramid.
+
+    Raises
+    ------
+    SpecError
+        For a source of several arrays, axes OME-Zarr does not allow, or a request that
+        does not fit the image (see :func:`~chunkwise.plan.pyramid.plan_pyramid`).
+    MissingDependencyError
+        When ome-zarr-models is not installed.
+    """
+    require_ome_models()
+    array, attributes = _image_array(source)
+    dims = array.dims or default_axes(len(array.shape))
+    units, voxel = source_geometry(attributes, dims)
+    pyramid = plan_pyramid(
+        array.shape, dims, request, dtype_kind=array.dtype.kind, chunks=chunks,
+        found_units=units, found_voxel=voxel,
+    )  # fmt: skip
+    level0 = replace(array, path="0", dims=dims, attributes=_level_attributes(array))
+    levels = [level0]
+    below_chunks = tuple(min(c, n) for c, n in zip(array.chunks, array.shape, strict=True))
+    piece = max(2**16, min(PIECE_BYTES, max_mem // 32))
+    for k in range(1, pyramid.levels):
+        shape = pyramid.shapes[k]
+        factors = pyramid.factors[k - 1]
+        chunks_k = chunks if chunks is not None else below_chunks
+        below = tuple(min(c, n) for c, n in zip(chunks_k, pyramid.shapes[k - 1], strict=True))
+        reader = LevelReader(shape, array.dtype, str(k - 1), factors, pyramid.method, below, piece)
+        level = SourceArray(
+            str(k), reader, shape, array.dtype,
+            tuple(-(-c // f) for c, f in zip(below, factors, strict=True)), dims, {},
+            array.fill_value, flexible=True,
+            read_working_bytes=working_bytes(reader, math.prod(factors)),
+        )  # fmt: skip
+        levels.append(level)
+    described = f"{source.description}, as an OME-Zarr pyramid of {pyramid.levels} levels"
+    as_levels = replace(
+        source, arrays=tuple(levels), groups=(SourceGroup("", {}),), is_group=True,
+        description=described, levels=tuple(a.path for a in levels),
+    )  # fmt: skip
+    return as_levels, pyramid
+
+
+def _level_attributes(array: SourceArray) -> dict[str, Any]:
+    """Level 0 keeps the source array's own attributes, but not an OME image's group
+    metadata (which the pyramid writes anew)."""
+    return {k: v for k, v in array.attributes.items() if k not in ("multiscales", "ome")}
+
+
+def bind_levels(data: Any, store: Any) -> Any:
+    """``data`` reading from the target ``store`` when it is a :class:`LevelReader`."""
+    return data.with_target(store) if isinstance(data, LevelReader) else data
+
+
+def _sample_boxes(
+    shape: tuple[int, ...], block: tuple[int, ...], seed: str
+) -> list[tuple[slice, ...]]:
+    """The first and last blocks of a grid of ``block`` over ``shape`` and
+    :data:`SAMPLED_BLOCKS` others drawn with ``seed``."""
+    grid = [-(-n // b) for n, b in zip(shape, block, strict=True)]
+    total = math.prod(grid)
+    rng = np.random.default_rng(int(hashlib.sha256(seed.encode()).hexdigest()[:12], 16))
+    picks = {0, total - 1}
+    picks.update(int(i) for i in rng.integers(0, total, size=min(SAMPLED_BLOCKS, total)))
+    boxes = []
+    for flat in sorted(picks):
+        corner = np.unravel_index(flat, grid)
+        boxes.append(
+            tuple(
+                slice(int(c) * b, min((int(c) + 1) * b, n))
+                for c, b, n in zip(corner, block, shape, strict=True)
+            )
+        )
+    return boxes
+
+
+def _sample_block(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:
+    """A checked block: the level's chunk, halved along its longest axes until it has at
+    most :data:`SAMPLE_ELEMENTS` elements."""
+    block = [min(c, n) for c, n in zip(chunks, shape, strict=True)]
+    while math.prod(block) > SAMPLE_ELEMENTS:
+        axis = int(np.argmax(block))
+        block[axis] = -(-block[axis] // 2)
+    return tuple(block)
+
+
+def check_levels(store: Any, pyramid: Pyramid, seed: str) -> int:
+    """Compare sampled blocks of every level after the first with an independent
+    recomputation from the stored level below; returns the blocks checked.
+
+    Raises
+    ------
+    VerificationError
+        Naming the level and box that differ.
+    """
+    import zarr
+
+    checked = 0
+    for k in range(1, pyramid.levels):
+        level = zarr.open_array(store, path=str(k), mode="r")
+        below = zarr.open_array(store, path=str(k - 1), mode="r")
+        factors = pyramid.factors[k - 1]
+        block = _sample_block(level.shape, tuple(level.chunks))
+        for box in _sample_boxes(level.shape, block, f"{seed}/{k}"):
+            source = tuple(
+                slice(s.start * f, min(s.stop * f, n))
+                for s, f, n in zip(box, factors, below.shape, strict=True)
+            )
+            values = np.asarray(below[source])
+            want = recompute(values, factors, pyramid.method)
+            got = np.asarray(level[box])
+            finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+            magnitude = float(np.abs(finite).max()) if finite.size else 0.0
+            agree = same_values(want, got, pyramid.method, magnitude)
+            if not agree.all():
+                where = tuple(int(i[0]) for i in np.nonzero(~agree))
+                raise VerificationError(
+                    f"level {k} of the pyramid differs from an independent recomputation "
+                    f"from level {k - 1} in box {format_box(box)} (first at offset {where}: "
+                    f"stored {got[where]!r}, recomputed {want[where]!r}); the target is not "
+                    "verified: remove it and run again, and please report this."
+                )
+            checked += 1
+    return checked
+
+
+def finish_pyramid(store: Any, pyramid: Pyramid, *, check: bool, seed: str) -> int:
+    """Check the levels (when ``check``), then write and validate the OME metadata on the
+    target's root group; returns the blocks checked."""
+    import zarr
+
+    checked = check_levels(store, pyramid, seed) if check else 0
+    group = zarr.open_group(store, mode="r+")
+    write_image_metadata(group, pyramid, {})
+    return checked
+
+
+def relink_levels(arrays: Sequence[SourceArray], layouts: Sequence[Any]) -> list[SourceArray]:
+    """The levels with each reader reading the level below in the chunks that level will
+    have (``layouts``, in the order of ``arrays``), and charged the memory that takes."""
+    chunks = {a.path: layout.chunks for a, layout in zip(arrays, layouts, strict=True)}
+    out = []
+    for array in arrays:
+        reader = array.data
+        if isinstance(reader, LevelReader):
+            below = tuple(
+                min(c, n)
+                for c, n in zip(chunks[reader.below], _shape_of(arrays, reader.below), strict=True)
+            )
+            reader = replace(reader, below_chunks=below)
+            width = math.prod(reader.factors)
+            array = replace(
+                array, data=reader,
+                chunks=tuple(-(-c // f) for c, f in zip(below, reader.factors, strict=True)),
+                read_working_bytes=working_bytes(reader, width),
+            )  # fmt: skip
+        out.append(array)
+    return out
+
+
+def _shape_of(arrays: Sequence[SourceArray], path: str) -> tuple[int, ...]:
+    return next(a.shape for a in arrays if a.path == path)
