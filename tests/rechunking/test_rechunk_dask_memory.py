@@ -150,3 +150,16 @@ def test_peak_resident_memory_stays_within_the_budget(
     for worker, peak in report["peak"].items():
         used = peak - report["baseline"][worker]
         assert used <= budget, f"{worker}: {used / MiB:.1f} MiB above baseline, budget 28 MiB"
+
+
+def test_a_pyramid_on_dask_is_the_pyramid_on_threads(tmp_path: Path, cluster: str) -> None:
+    """Each level's tasks read the level below from the target on the workers (a level
+    reader is pickled with the target's store): the same objects as on threads."""
+    data = make_maps(tmp_path / "maps.zarr", (32, 96, 80))
+    options = {"ome_zarr": True, "levels": 3, "chunks": (8, 32, 32)}
+    local = api.convert(tmp_path / "maps.zarr", tmp_path / "local.zarr", **options)
+    on_dask = api.convert(tmp_path / "maps.zarr", tmp_path / "dask.zarr", dask=cluster, **options)
+    assert on_dask.levels_checked > 0  # type: ignore[union-attr]
+    assert objects(tmp_path / "dask.zarr") == objects(tmp_path / "local.zarr")
+    assert zarr.open_array(tmp_path / "dask.zarr" / "0")[...].tobytes() == data.tobytes()
+    assert local.plan.pyramid == on_dask.plan.pyramid  # type: ignore[union-attr]

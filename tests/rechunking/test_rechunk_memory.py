@@ -104,6 +104,14 @@ def netcdf3(path: Path) -> Path:
     return source
 
 
+def labels(path: Path) -> Path:
+    """A uint16 label volume of 72 MiB: blobs of 5 labels, in 64-deep zarr chunks."""
+    source = path / "labels.zarr"
+    values = (_values((96, 384, 512), "uint8") // 52).astype("uint16")
+    zarr.create_array(source, data=values, chunks=(64, 128, 128))
+    return source
+
+
 def group(path: Path) -> Path:
     source = path / "group.zarr"
     root = zarr.open_group(source, mode="w")
@@ -126,6 +134,13 @@ CASES: dict[str, tuple[Callable[[Path], Path], dict[str, Any]]] = {
     "NetCDF-4 through xarray": (netcdf4, {"chunks": [64, 32, 32], "max_mem": "48MiB"}),
     "NetCDF-3 records through xarray": (netcdf3, {"chunks": [64, 32, 32], "max_mem": "96MiB"}),
     "group of arrays": (group, {"chunks": [48, 32, 32], "max_mem": "40MiB"}),
+    # 54 MiB of float32 into 3 levels, each computed from the stored level below
+    "OME-Zarr pyramid (mean)": (
+        npy, {"ome_zarr": True, "levels": 3, "chunks": [8, 64, 64], "max_mem": "48MiB"}
+    ),
+    "OME-Zarr pyramid of labels (mode), advised layouts": (
+        labels, {"ome_zarr": True, "levels": 3, "method": "mode", "max_mem": "48MiB"}
+    ),
 }  # fmt: skip
 
 

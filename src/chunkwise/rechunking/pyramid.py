@@ -196,7 +196,10 @@ def pyramid_source(
     """
     require_ome_models()
     array, attributes = _image_array(source)
-    dims = array.dims or default_axes(len(array.shape))
+    named = array.dims is not None and not all(
+        d == f"dim_{i}" for i, d in enumerate(array.dims)
+    )  # NumPy and Dask arrays come as dim_0, dim_1, ...: not names
+    dims = array.dims if named and array.dims is not None else default_axes(len(array.shape))
     units, voxel = source_geometry(attributes, dims)
     pyramid = plan_pyramid(
         array.shape, dims, request, dtype_kind=array.dtype.kind, chunks=chunks,
