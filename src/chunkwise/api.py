@@ -680,8 +680,14 @@ def inspect(
     storage: str | Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     profile: str | Path | Mapping[str, Any] | None = None,
+    viewer: str | None = None,
 ) -> InspectReport:
     """Look at an existing Zarr store: its tree, each array's layout, and performance findings.
+
+    A group whose attributes hold OME-Zarr (NGFF 0.4 or 0.5) ``multiscales`` is reported
+    as an image (its axes with types and units, one line per level) and its pyramid is
+    linted (rules CW201 ...: missing or uneven levels, a top level too large for a
+    viewer's first view, chunks that make a viewer read far more than it shows).
 
     Parameters
     ----------
@@ -705,12 +711,17 @@ def inspect(
     profile
         A calibration profile (``chunkwise calibrate``: a file, ``"cached"`` or a
         mapping): findings and comparisons price its reader and codec speeds.
+    viewer
+        The viewer the OME-Zarr images are for (``"vizarr"``, ``"napari"``,
+        ``"neuroglancer"``): a Zarr format it cannot read is a finding (vizarr reads
+        format 2 only). Other names are accepted and checked for nothing.
 
     Returns
     -------
     InspectReport
         Its ``repr`` is the report; ``to_json()`` the machine-readable form, with one entry
-        per array under ``arrays`` (``findings`` as ``{rule, severity, message, fix}``).
+        per array under ``arrays`` and per OME-Zarr image under ``images`` (``findings``
+        as ``{rule, name, severity, message, fix}``).
 
     Raises
     ------
@@ -722,7 +733,7 @@ def inspect(
 
     return inspect_store(
         url, complete=complete, workload=workload, storage=storage,
-        storage_options=storage_options, advise=advise,
+        storage_options=storage_options, advise=advise, viewer=viewer,
         profile=os.fspath(profile) if isinstance(profile, Path) else profile,
     )  # fmt: skip
 

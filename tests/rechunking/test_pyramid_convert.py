@@ -326,19 +326,31 @@ def test_a_killed_pyramid_resumes_and_is_verified(tmp_path: Path) -> None:
     assert not (target / ".chunkwise-rechunk").exists()
 
 
-def test_rechunking_an_ome_zarr_image_written_by_ome_zarr_py_keeps_it_valid(
-    tmp_path: Path,
-) -> None:
+def theirs(path: Path, values: np.ndarray, version: str, axes: str) -> Path:
+    """An OME-Zarr image written by ome-zarr-py (NGFF 0.4 on Zarr v2, 0.5 on v3), its
+    pyramid halving y and x."""
+    from ome_zarr.format import FormatV04, FormatV05
     from ome_zarr.io import parse_url
     from ome_zarr.writer import write_image
 
+    fmt = FormatV04() if version == "0.4" else FormatV05()
+    location = parse_url(str(path), mode="w", fmt=fmt)
+    assert location is not None
+    group = zarr.open_group(location.store, mode="w", zarr_format=fmt.zarr_format)
+    write_image(values, group, axes=axes, fmt=fmt, scale_factors=[2, 4],
+                axes_units={a: "micrometer" for a in axes if a in "zyx"})  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_rechunking_an_ome_zarr_image_written_by_ome_zarr_py_keeps_it_valid(
+    tmp_path: Path, version: str
+) -> None:
     rng = np.random.default_rng(2)
     values = rng.integers(0, 255, size=(32, 256, 256), dtype="uint8")
-    source = tmp_path / "theirs.zarr"
-    group = zarr.open_group(parse_url(str(source), mode="w").store, mode="w")
-    write_image(values, group, axes="zyx")
+    source = theirs(tmp_path / "theirs.zarr", values, version, "zyx")
     before = ome_zarr_py_levels(source)
-    assert len(before) > 1
+    assert len(before) == 3
     out = tmp_path / "ours.zarr"
     run = CliRunner().invoke(
         cli, ["rechunk", str(source), str(out), "--workload", "pyramid-viewer", "--quiet"]
@@ -347,13 +359,30 @@ def test_rechunking_an_ome_zarr_image_written_by_ome_zarr_py_keeps_it_valid(
     validated(out)
     after = ome_zarr_py_levels(out)
     assert [a.tobytes() for a in after] == [b.tobytes() for b in before]
-    theirs = zarr.open_group(source, mode="r")
     ours = zarr.open_group(out, mode="r")
     attrs = {k: v for k, v in ours.attrs.asdict().items() if k != "chunkwise"}
-    assert attrs == theirs.attrs.asdict()
+    assert attrs == zarr.open_group(source, mode="r").attrs.asdict()
+    assert ours.metadata.zarr_format == (2 if version == "0.4" else 3)
     decided = ours.attrs["chunkwise"]["arrays"]
-    assert {decided[p]["decided_by"] for p in decided} == {"advise"}
-    # each level advised for its own shape: the top level's chunks fit inside it
-    paths = [d["path"] for d in (attrs.get("ome") or attrs)["multiscales"][0]["datasets"]]
-    for path in paths:
-        assert all(c <= n for c, n in zip(ours[path].chunks, ours[path].shape, strict=True))
+    # every level advised for its own shape (NGFF 0.4 levels have no dim names of their
+    # own: they are named by the image's axes, not taken for coordinates)
+    assert {decided[p]["decided_by"] for p in decided} == {"advise"}, decided
+    for path, level in zip(sorted(decided), after, strict=True):
+        assert ours[path].shape == level.shape
+        assert [op["name"] for op in decided[path]["workload"]] == ["viewport"]
+        assert decided[path]["layout"]["chunks"][0] < level.shape[0]  # not whole in z
+
+
+def test_a_pyramid_of_a_4d_ngff_04_image_takes_its_axes_and_units(tmp_path: Path) -> None:
+    values = np.random.default_rng(4).integers(0, 255, size=(2, 8, 96, 80), dtype="uint8")
+    source = theirs(tmp_path / "theirs.zarr", values, "0.4", "czyx")
+    result = chunkwise.convert(source, tmp_path / "ours.zarr", ome_zarr=True, levels=2)
+    assert isinstance(result, ConversionResult)
+    multiscale = first_multiscale(tmp_path / "ours.zarr")
+    assert [(a.name, a.type, a.unit) for a in multiscale.axes] == [
+        ("c", "channel", None), ("z", "space", "micrometer"), ("y", "space", "micrometer"),
+        ("x", "space", "micrometer"),
+    ]  # fmt: skip
+    levels = ome_zarr_py_levels(tmp_path / "ours.zarr")
+    assert levels[0].tobytes() == values.tobytes()
+    assert levels[1].shape == (2, 4, 48, 40)  # channels kept, z, y and x halved

@@ -21,6 +21,7 @@ from chunkwise.cli.common import (
 from chunkwise.model.storage import STORAGE_PRESETS
 from chunkwise.model.workload import WORKLOAD_PRESETS
 from chunkwise.plan.findings import SEVERITIES
+from chunkwise.plan.ome_lint import VIEWERS
 
 __all__ = ["inspect"]
 
@@ -51,6 +52,12 @@ _STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
     help=f"Storage the findings and predictions assume: a preset ({', '.join(STORAGE_PRESETS)}) "
     "or a chunkwise probe file; default: from the URL.",
 )
+@click.option(
+    "--viewer",
+    metavar="NAME",
+    help=f"The viewer OME-Zarr images are for: a Zarr format it cannot read is a finding "
+    f"(known: {', '.join(VIEWERS)}; vizarr reads format 2 only).",
+)
 @profile_option
 @remote_options
 @user_errors
@@ -61,6 +68,7 @@ def inspect(
     fail_on: str | None,
     workload: str | None,
     storage: str | None,
+    viewer: str | None,
     profile: str | None,
     endpoint_url: str | None,
     storage_option: tuple[str, ...],
@@ -69,6 +77,8 @@ def inspect(
 
     URL is a directory, a .zip, s3://bucket/prefix or https://. Each finding has a stable
     rule id (CW101 ...), a severity (info < warning < error), the evidence and a fix.
+    OME-Zarr images are shown with their axes and levels, and their pyramids are linted
+    (CW201 ...); --viewer NAME also checks the Zarr format against that viewer.
     With --fail-on SEVERITY the exit status is 1 when a finding is at or above it.
     """
     options = storage_options(endpoint_url, storage_option)
@@ -79,6 +89,7 @@ def inspect(
         storage=storage_arg(storage) if storage else None,
         storage_options=options,
         profile=profile,
+        viewer=viewer,
     )
     remote = _remote_flags(endpoint_url)
     if as_json:

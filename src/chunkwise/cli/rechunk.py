@@ -211,7 +211,7 @@ def _voxel_size(text: str | None) -> tuple[float, ...] | dict[str, float] | None
 
 def _run(require_layout: bool, **kw: Any) -> None:
     storage = storage_arg(kw["storage"]) if kw["storage"] else None
-    if storage is not None and kw["workload"] is None:
+    if storage is not None and kw["workload"] is None and not kw.get("ome_zarr"):
         raise UserError("--storage only matters with --workload; add --workload or drop it.")
     options = storage_options(kw["endpoint_url"], kw["storage_option"])
     show = not kw["quiet"] and not kw["as_json"] and sys.stderr.isatty()

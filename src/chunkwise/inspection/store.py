@@ -11,6 +11,11 @@
   the objects, stored bytes, initialized chunks and compression ratio of each array, and
   the members the consolidated metadata misses.
 
+A group whose attributes hold OME-Zarr ``multiscales`` is an image: its axes name its
+levels' dims (NGFF 0.4 arrays on Zarr v2 have no names of their own), and
+:func:`chunkwise.plan.ome_lint.lint_ome` lints its pyramid. ome-zarr-models, when
+installed, checks its metadata (no I/O: the attributes are already read).
+
 The findings come from :func:`chunkwise.plan.findings.lint`, which is pure; with a
 workload the current layout is priced with the cost model and compared with ``advise``.
 """
@@ -33,6 +38,7 @@ from zarr.abc.store import Store
 from chunkwise.errors import ChunkwiseError, SpecError, StoreError
 from chunkwise.io.stores import _fsspec_store, close_sessions, list_sizes
 from chunkwise.model.layout import Layout
+from chunkwise.model.ome import OmeImage, read_ome
 from chunkwise.model.storage import STORAGE_PRESETS, StorageProfile
 from chunkwise.plan.advice import Adviser
 from chunkwise.plan.findings import (
@@ -47,6 +53,7 @@ from chunkwise.plan.findings import (
     target_url,
     workload_command,
 )
+from chunkwise.plan.ome_lint import OmeFacts, OmeLevel, drop_viewer_conflicts, lint_ome
 from chunkwise.units import (
     compare_speed,
     format_bytes,
@@ -60,7 +67,9 @@ __all__ = [
     "ArrayReport",
     "Comparison",
     "GroupReport",
+    "ImageReport",
     "InspectReport",
+    "LevelReport",
     "OpComparison",
     "inspect_store",
 ]
@@ -212,6 +221,117 @@ class ArrayReport:
         return out
 
 
+def _numbers(values: Sequence[float] | None) -> str:
+    return "x".join(f"{v:g}" for v in values) if values else ""
+
+
+@dataclass(frozen=True)
+class LevelReport:
+    """One level of an OME-Zarr image.
+
+    Attributes
+    ----------
+    path
+        The dataset path as the metadata lists it (relative to the image group).
+    array
+        The level's path in the store.
+    shape, chunks
+        Elements per dimension of the level's array and of one (inner) chunk; ``None``
+        when the store has no array there.
+    scale, translation
+        The level's coordinate transformations (units of the axes per element, and the
+        offset of its first element in those units), or ``None``.
+    """
+
+    path: str
+    array: str
+    shape: tuple[int, ...] | None
+    chunks: tuple[int, ...] | None
+    scale: tuple[float, ...] | None
+    translation: tuple[float, ...] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (one entry of an image's ``levels``)."""
+        return {
+            "path": self.path,
+            "array": self.array,
+            "exists": self.shape is not None,
+            "shape": list(self.shape) if self.shape is not None else None,
+            "chunks": list(self.chunks) if self.chunks is not None else None,
+            "scale": list(self.scale) if self.scale is not None else None,
+            "translation": list(self.translation) if self.translation is not None else None,
+        }
+
+    def line(self) -> str:
+        """The level's line of the human report."""
+        if self.shape is None:
+            return f"  level {self.path}: MISSING (no array at {self.array!r})"
+        scale = f", scale {_numbers(self.scale)}" if self.scale else ""
+        return f"  level {self.path}: {format_shape(self.shape, empty='scalar')}{scale}"
+
+
+@dataclass(frozen=True)
+class ImageReport:
+    """An OME-Zarr image: a group whose attributes hold NGFF ``multiscales``.
+
+    Attributes
+    ----------
+    path
+        The image group's path (``""`` for the root).
+    zarr_format
+        The group's Zarr format.
+    version
+        NGFF version (``"0.4"``, ``"0.5"``; ``""`` when the metadata does not say).
+    name
+        The image's name, or ``""``.
+    labels
+        It is a label image (``image-label`` metadata).
+    axes
+        ``(name, type, unit)`` per axis; type and unit are ``""`` when not given.
+    levels
+        The levels as listed, finest first in a well-formed image.
+    findings
+        The OME-Zarr lint's findings about the image (rules CW201 ...).
+    """
+
+    path: str
+    zarr_format: int
+    version: str
+    name: str
+    labels: bool
+    axes: tuple[tuple[str, str, str], ...]
+    levels: tuple[LevelReport, ...]
+    findings: tuple[Finding, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (one entry of ``images`` in ``inspect --json``)."""
+        return {
+            "path": self.path,
+            "zarr_format": self.zarr_format,
+            "ngff_version": self.version,
+            "name": self.name,
+            "labels": self.labels,
+            "axes": [{"name": n, "type": t, "unit": u} for n, t, u in self.axes],
+            "levels": [level.to_dict() for level in self.levels],
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    def lines(self) -> list[str]:
+        """The image's part of the human report."""
+        kind = "OME-Zarr label image" if self.labels else "OME-Zarr image"
+        name = f" {self.name!r}" if self.name else ""
+        where = f" at {self.path}/" if self.path else ""
+        version = f"NGFF {self.version}" if self.version else "NGFF version not given"
+        axes = ", ".join(
+            f"{n} ({', '.join(p for p in (t, u) if p)})" if t or u else n for n, t, u in self.axes
+        )
+        out = [
+            f"{kind}{name}{where} ({version}, Zarr v{self.zarr_format}): axes {axes or 'not given'}"
+        ]
+        out += [level.line() for level in self.levels]
+        return out
+
+
 @dataclass(frozen=True)
 class OpComparison:
     """One operation's predicted seconds in the current and the best layout."""
@@ -321,11 +441,16 @@ class InspectReport:
     groups, arrays
         The tree, sorted by path.
     findings
-        Findings about the store as a whole (metadata); array findings are in ``arrays``.
+        Findings about the store as a whole (metadata); array findings are in ``arrays``,
+        OME-Zarr image findings in ``images``.
     comparisons
         With a workload: each data array's current layout against ``advise``'s best.
     workload
         The workload asked for, or ``None``.
+    images
+        The OME-Zarr images (groups with NGFF ``multiscales``), sorted by path.
+    viewer
+        The viewer named for the images (``--viewer``), or ``None``.
     """
 
     url: str
@@ -341,11 +466,14 @@ class InspectReport:
     findings: tuple[Finding, ...] = ()
     comparisons: tuple[Comparison, ...] = ()
     workload: str | None = None
+    images: tuple[ImageReport, ...] = ()
+    viewer: str | None = None
 
     @property
     def all_findings(self) -> tuple[Finding, ...]:
-        """Store findings and every array's, most severe first."""
+        """Store findings, every array's and every image's, most severe first."""
         found = list(self.findings) + [f for a in self.arrays for f in a.findings]
+        found += [f for image in self.images for f in image.findings]
         return tuple(sorted(found, key=lambda f: (-SEVERITIES.index(f.severity), f.rule, f.path)))
 
     def fails(self, severity: str) -> bool:
@@ -367,6 +495,8 @@ class InspectReport:
                 for g in self.groups
             ],
             "arrays": [a.to_dict() for a in self.arrays],
+            "images": [image.to_dict() for image in self.images],
+            "viewer": self.viewer,
             "findings": [f.to_dict() for f in self.findings],
             "comparisons": [c.to_dict() for c in self.comparisons],
         }
@@ -386,6 +516,8 @@ class InspectReport:
             )
         if not self.complete:
             out.append("(metadata only; --complete lists keys for objects and stored bytes)")
+        for image in self.images:
+            out.extend(image.lines())
         nodes: list[tuple[str, GroupReport | ArrayReport]] = [(g.path, g) for g in self.groups]
         nodes += [(a.path, a) for a in self.arrays]
         for _, node in sorted(nodes, key=lambda item: item[0]):
@@ -836,6 +968,128 @@ def _facts(a: ArrayReport) -> ArrayFacts:
     )  # fmt: skip
 
 
+# --- OME-Zarr images ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FoundImage:
+    """A group whose attributes describe an OME-Zarr image."""
+
+    path: str
+    zarr_format: int
+    image: OmeImage
+    invalid: str  # what is wrong with its NGFF metadata, or ""
+
+
+def _images(
+    attributes: Mapping[str, Mapping[str, Any]], groups: Sequence[GroupReport]
+) -> list[_FoundImage]:
+    """Every group whose attributes describe an OME-Zarr image, by path."""
+    formats = {g.path: g.zarr_format for g in groups}
+    found = []
+    for path in sorted(attributes):
+        image = read_ome(attributes[path])
+        if image is not None and path in formats:
+            fmt = formats[path]
+            found.append(_FoundImage(path, fmt, image, _ngff_problem(attributes[path], image, fmt)))
+    return found
+
+
+def _level_path(group: str, dataset: str) -> str:
+    inner = dataset.strip("/")
+    return f"{group}/{inner}" if group else inner
+
+
+def _name_levels(arrays: Sequence[ArrayReport], images: Sequence[_FoundImage]) -> list[ArrayReport]:
+    """The arrays, the levels of each image named with its axes where they have no
+    dimension names of their own (NGFF 0.4 on Zarr v2)."""
+    names: dict[str, tuple[str, ...]] = {}
+    for found in images:
+        for dataset in found.image.datasets:
+            names.setdefault(_level_path(found.path, dataset.path), found.image.axis_names)
+    return [
+        replace(a, dims=names[a.path])
+        if a.dims is None and a.path in names and len(names[a.path]) == len(a.shape)
+        else a
+        for a in arrays
+    ]
+
+
+def _ngff_problem(attributes: Mapping[str, Any], image: OmeImage, zarr_format: int) -> str:
+    """What is wrong with the image's NGFF metadata, in one phrase, or ``""``: the Zarr
+    format its version requires, then ome-zarr-models' validation (NGFF 0.4 and 0.5; when
+    ome-zarr-models is installed). Never raises."""
+    needs = {"0.4": 2, "0.5": 3}.get(image.version)
+    if needs is not None and needs != zarr_format:
+        return f"NGFF {image.version} goes with Zarr format {needs}, not {zarr_format}"
+    try:
+        if image.version == "0.4":
+            from ome_zarr_models.v04.image import ImageAttrs as ImageAttrs04
+
+            validate: Any = ImageAttrs04.model_validate
+            document: Any = dict(attributes)
+        elif image.version == "0.5":
+            from ome_zarr_models.v05.image import ImageAttrs as ImageAttrs05
+
+            validate, document = ImageAttrs05.model_validate, attributes.get("ome")
+        else:
+            return ""
+    except ImportError:
+        return ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            validate(document)
+    except Exception as exc:  # pydantic's ValidationError, or whatever a model raises
+        return _validation_text(exc)
+    return ""
+
+
+def _validation_text(exc: Exception) -> str:
+    """The first problem pydantic reports, as ``where: what``."""
+    errors = getattr(exc, "errors", None)
+    try:
+        first = errors()[0] if callable(errors) else None
+    except Exception:  # not pydantic's errors()
+        first = None
+    if isinstance(first, Mapping) and "msg" in first:
+        where = ".".join(str(p) for p in first.get("loc") or ())
+        count = len(errors()) if callable(errors) else 1
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        what = str(first["msg"]).removeprefix("Value error, ").rstrip(".")
+        return f"{where}: {what}{more}" if where else f"{what}{more}"
+    return _reason(exc)
+
+
+def _ome_facts(found: _FoundImage, arrays: Mapping[str, ArrayFacts]) -> OmeFacts:
+    levels = tuple(
+        OmeLevel(d.path, arrays.get(_level_path(found.path, d.path)), d.scale)
+        for d in found.image.datasets
+    )
+    return OmeFacts(found.path, found.image, found.zarr_format, levels, found.invalid)
+
+
+def _image_report(facts: OmeFacts, found: Sequence[Finding]) -> ImageReport:
+    """The image as the report shows it, with the OME-Zarr lint's findings."""
+    image = facts.image
+    reports = []
+    for dataset, level in zip(image.datasets, facts.levels, strict=True):
+        array = level.array
+        reports.append(
+            LevelReport(
+                path=dataset.path, array=facts.level_path(level),
+                shape=array.shape if array is not None else None,
+                chunks=array.chunks if array is not None else None,
+                scale=dataset.scale, translation=dataset.translation,
+            )
+        )  # fmt: skip
+    return ImageReport(
+        path=facts.group, zarr_format=facts.zarr_format, version=image.version,
+        name=image.name, labels=image.labels, axes=image.axes, levels=tuple(reports),
+        findings=tuple(found),
+    )  # fmt: skip
+
+
 # --- the workload comparison -------------------------------------------------------------
 
 
@@ -857,9 +1111,11 @@ def _compare(
     calibration: Mapping[str, Any],
     advise: Adviser,
     names: Sequence[str],
+    image_format: int | None = None,
 ) -> Comparison | None:
     """The array's layout against advise's best for the workload; ``None`` when no op of a
-    spec's workload reads it (ops may name their ``variables``)."""
+    spec's workload reads it (ops may name their ``variables``). A level of an OME-Zarr
+    image (``image_format``) keeps its image's Zarr format: its NGFF metadata goes with it."""
     from chunkwise.cost.model import CostInputs, estimate_layout
     from chunkwise.model.array import ArraySpec
     from chunkwise.model.codec import DEFAULT_CODEC, default_codec_profile, parse_codec
@@ -882,11 +1138,16 @@ def _compare(
         ops = workload_for(document.pop("workload", None) or [], array.path, names)
         if not ops:
             return None
+    constraints = None
+    if image_format is not None:
+        given = document.get("constraints") if document is not None else None
+        constraints = {**(given if isinstance(given, Mapping) else {}), "zarr_format": image_format}
     advice = advise(
         document,
         array={"shape": list(spec.shape), "dtype": spec.dtype, "dims": list(spec.dims)},
         workload=ops,
         storage=storage_arg,
+        constraints=constraints,
         top=1,
         profile=dict(calibration) or None,
     )
@@ -990,6 +1251,7 @@ def inspect_store(
     storage: str | Mapping[str, Any] | StorageProfile | None = None,
     thresholds: LintThresholds | None = None,
     profile: str | Mapping[str, Any] | None = None,
+    viewer: str | None = None,
     advise: Adviser,
 ) -> InspectReport:
     """Report the tree, every array's layout and its findings.
@@ -1016,6 +1278,10 @@ def inspect_store(
     profile
         A calibration profile (``chunkwise calibrate``: a file, ``"cached"`` or a
         mapping): findings and comparisons price its reader and codec speeds.
+    viewer
+        The viewer the OME-Zarr images are for (``"vizarr"``, ``"napari"``, ...): a Zarr
+        format it cannot read is a finding. A name chunkwise does not know is checked for
+        nothing.
     advise
         ``chunkwise.advise``, for the comparisons a ``workload`` asks for (the façade
         passes it in: this layer does not reach back up to it).
@@ -1053,7 +1319,9 @@ def inspect_store(
         report = sync(_inspect(reader, opened, complete))
     finally:
         _close(opened)
-    arrays, groups, cons, stale, root_meta = report
+    arrays, groups, cons, stale, root_meta, attributes = report
+    images = _images(attributes, groups)
+    arrays = _name_levels(arrays, images)
     facts = [_facts(a) for a in arrays]
     store_facts = StoreFacts(
         url=text,
@@ -1064,7 +1332,14 @@ def inspect_store(
         stale=stale,
         dataset=_is_group(root_meta) and any(a.dims is not None for a in arrays),
     )
-    found = lint(facts, store_facts, priced, thresholds or LintThresholds())
+    thresholds = thresholds or LintThresholds()
+    by_array = {f.path: f for f in facts}
+    ome = [_ome_facts(found, by_array) for found in images]
+    found = drop_viewer_conflicts(lint(facts, store_facts, priced, thresholds), ome, thresholds)
+    image_reports = tuple(
+        _image_report(image, lint_ome([image], store_facts, viewer=viewer, thresholds=thresholds))
+        for image in ome
+    )
     by_path: dict[str, list[Finding]] = {}
     for f in found:
         by_path.setdefault(f.path, []).append(f)
@@ -1072,8 +1347,11 @@ def inspect_store(
     arrays = [replace(a, findings=tuple(by_path.get(a.path, ()))) for a in arrays]
     comparisons: tuple[Comparison, ...] = ()
     if workload is not None:
+        formats = {image.level_path(lv): image.zarr_format for image in ome for lv in image.levels}
         compared = (
-            _compare(a, text, workload, priced, calibration, advise, sorted(paths))
+            _compare(
+                a, text, workload, priced, calibration, advise, sorted(paths), formats.get(a.path)
+            )
             for a in _data_arrays(arrays)
         )
         comparisons = tuple(c for c in compared if c is not None)
@@ -1091,12 +1369,18 @@ def inspect_store(
         findings=tuple(f for f in found if f.path not in paths),
         comparisons=comparisons,
         workload=workload,
+        images=image_reports,
+        viewer=viewer,
     )
 
 
 async def _inspect(
     reader: _Reader, opened: _Opened, complete: bool
-) -> tuple[list[ArrayReport], list[GroupReport], bool, tuple[str, ...], Any]:
+) -> tuple[
+    list[ArrayReport], list[GroupReport], bool, tuple[str, ...], Any, dict[str, Mapping[str, Any]]
+]:
+    """The arrays, groups, consolidation, staleness, root metadata and each group's
+    attributes (by path)."""
     if not opened.store._is_open:
         await opened.store._open()
     root = await reader.node("", root=True)
@@ -1108,7 +1392,7 @@ async def _inspect(
     root_meta, raw = root
     listing = await _listing(reader.url, list_sizes(opened.store)) if complete else None
     if not _is_group(root_meta):
-        return [_array_report("", root_meta, listing)], [], False, (), root_meta
+        return [_array_report("", root_meta, listing)], [], False, (), root_meta, {}
     consolidated = _consolidated(raw)
     members: dict[str, Any] = {}
     stale: list[str] = []
@@ -1156,4 +1440,6 @@ async def _inspect(
         for p, m in sorted(members.items())
         if _is_group(m)
     ]
-    return arrays, groups, consolidated is not None, tuple(stale), root_meta
+    attributes: dict[str, Mapping[str, Any]] = {"": dict(root_meta.attributes)}
+    attributes.update((p, dict(m.attributes)) for p, m in members.items() if _is_group(m))
+    return arrays, groups, consolidated is not None, tuple(stale), root_meta, attributes

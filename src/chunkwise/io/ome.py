@@ -11,6 +11,7 @@ import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
+from chunkwise._version import __version__
 from chunkwise.errors import MissingDependencyError, StoreError
 from chunkwise.plan.pyramid import Pyramid
 
@@ -52,6 +53,15 @@ def _models(zarr_format: int) -> tuple[Any, Any, Any]:
     return Image05, Axis05, ArraySpec3
 
 
+#: What each level's voxels are, for the ``metadata`` of ``multiscales``.
+_DESCRIPTIONS = {
+    "mean": "each voxel is the mean of a window of the level below (2 along halved axes)",
+    "mode": "each voxel is the most frequent value of a window of the level below (ties to "
+    "the smallest)",
+    "nearest": "each voxel is the first voxel of a window of the level below",
+}
+
+
 def write_image_metadata(group: Any, pyramid: Pyramid, extra: Mapping[str, Any]) -> None:
     """Write ``pyramid``'s ``multiscales`` into ``group``'s attributes (built by
     ome-zarr-models from the level arrays as stored), with ``extra`` beside them, then
@@ -75,7 +85,13 @@ def write_image_metadata(group: Any, pyramid: Pyramid, extra: Mapping[str, Any])
             for k in range(pyramid.levels)
         ],
         name=pyramid.name,
-        metadata={"method": f"chunkwise {pyramid.method}"},
+        multiscale_type=pyramid.method,
+        metadata={
+            "description": _DESCRIPTIONS[pyramid.method],
+            "method": "chunkwise.rechunking.downsample.downsample",
+            "version": __version__,
+            "kwargs": {"method": pyramid.method},
+        },
     )
     attributes = image.attributes.model_dump(exclude_none=True, by_alias=True, mode="json")
     group.update_attributes({**attributes, **extra})

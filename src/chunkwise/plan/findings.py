@@ -18,6 +18,9 @@ CW107  error      stale consolidated metadata
 CW108  warn/err   Dask task graphs: too many chunks for one full pass
 CW109  info       very uneven chunking: a last chunk holding a sliver of the dim
 =====  =========  =============================================================
+
+OME-Zarr image pyramids have their own rules (CW201 ..., :data:`OME_RULES`), in
+:mod:`chunkwise.plan.ome_lint`.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import default_codec_profile, parse_codec
 from chunkwise.model.layout import Layout, ceil_div
 from chunkwise.model.storage import StorageProfile
-from chunkwise.model.workload import Workload
+from chunkwise.model.workload import VIEWPORT_PIXELS, Workload
+from chunkwise.plan.pyramid import TOP_PIXELS
 from chunkwise.units import format_bytes, format_count, format_duration, format_shape
 
 __all__ = [
+    "OME_RULES",
     "RULES",
     "SEVERITIES",
     "ArrayFacts",
@@ -48,6 +53,7 @@ __all__ = [
     "at_or_above",
     "lint",
     "rechunk_command",
+    "rule_name",
     "target_url",
 ]
 
@@ -67,6 +73,23 @@ RULES: dict[str, str] = {
     "CW108": "dask-task-graph",
     "CW109": "uneven-chunks",
 }
+#: Rule id -> short name, for the rules about OME-Zarr image pyramids
+#: (:mod:`chunkwise.plan.ome_lint`).
+OME_RULES: dict[str, str] = {
+    "CW201": "ome-missing-level",
+    "CW202": "ome-uneven-levels",
+    "CW203": "ome-no-pyramid",
+    "CW204": "ome-top-level-large",
+    "CW205": "ome-tile-reads",
+    "CW206": "ome-format-viewer",
+    "CW207": "ome-invalid-metadata",
+}
+
+
+def rule_name(rule: str) -> str:
+    """The short name of a rule id (``"CW101"`` -> ``"small-chunks"``), or ``""``."""
+    return RULES.get(rule) or OME_RULES.get(rule, "")
+
 
 MiB = 2**20
 
@@ -78,7 +101,7 @@ class Finding:
     Attributes
     ----------
     rule
-        Stable id, ``CW101`` ... (see :data:`RULES`).
+        Stable id, ``CW101`` ... (see :data:`RULES` and :data:`OME_RULES`).
     severity
         ``"info"``, ``"warning"`` or ``"error"``.
     path
@@ -102,7 +125,7 @@ class Finding:
         """JSON form: ``rule``, ``name``, ``severity``, ``path``, ``message``, ``evidence``, ``fix``."""
         return {
             "rule": self.rule,
-            "name": RULES.get(self.rule, ""),
+            "name": rule_name(self.rule),
             "severity": self.severity,
             "path": self.path,
             "message": self.message,
@@ -248,6 +271,15 @@ class LintThresholds:
         CW108: Dask tasks of one full pass (~1 ms of scheduler time each).
     sliver_fraction
         CW109: a last chunk holding less than this fraction of a full chunk.
+    first_view_pixels
+        CW203/CW204: the coarsest level of an OME-Zarr pyramid may be this many pixels
+        across each of its last two space axes (a viewer's first view of the whole image:
+        four times the top level ``convert --ome-zarr`` builds).
+    viewport_pixels
+        CW205: a viewer's viewport, pixels across (of one plane of the last two space axes).
+    viewport_read_ratio
+        CW205: fires when the chunks one viewport touches hold more than this many times
+        the viewport's own bytes (uncompressed).
     """
 
     small_slowdown: float = 4.0
@@ -261,6 +293,9 @@ class LintThresholds:
     dask_tasks_warn: int = 100_000
     dask_tasks_error: int = 1_000_000
     sliver_fraction: float = 0.1
+    first_view_pixels: int = 4 * TOP_PIXELS
+    viewport_pixels: int = VIEWPORT_PIXELS
+    viewport_read_ratio: float = 8.0
 
 
 #: Seconds of Dask scheduler overhead per task (the Dask docs' rule of thumb: ~1 ms).

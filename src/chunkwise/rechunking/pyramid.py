@@ -35,7 +35,7 @@ from chunkwise.plan.pyramid import (
     plan_pyramid,
     source_geometry,
 )
-from chunkwise.plan.rechunk import batch_shape
+from chunkwise.plan.rechunk import READ_CONCURRENCY, batch_shape
 from chunkwise.rechunking.downsample import downsample, recompute, same_values
 from chunkwise.rechunking.executor import VerificationError, format_box, parts
 
@@ -134,16 +134,20 @@ def _as_box(index: Any, ndim: int) -> tuple[slice, ...]:
 
 def working_bytes(reader: LevelReader, width: int) -> int:
     """Bytes one read of ``reader`` holds besides its result, at most: the largest piece of
-    the level below as read (its values, the chunks in flight, zarr's bookkeeping per
-    chunk), and the downsampling's scratch for it (float64 sums and counts for ``mean``;
-    every window's values, masks and counts for ``mode``)."""
+    the level below as read (its values; the chunks in flight, up to zarr's concurrency,
+    two copies each; zarr's bookkeeping per chunk), and the downsampling's scratch for it
+    (float64 sums and counts for ``mean``; every window's values, masks and counts for
+    ``mode``). A piece need not start on a chunk of the level below, so it may touch up
+    to twice as many chunks along every axis."""
     unit = tuple(-(-c // f) for c, f in zip(reader.below_chunks, reader.factors, strict=True))
     one = math.prod(reader.below_chunks) * reader.dtype.itemsize
     count = max(1, reader.piece_bytes // max(1, one))
     out = math.prod(batch_shape(reader.shape, unit, count))
-    chunks = count * math.prod(-(-(u * f) // c) for u, f, c in zip(unit, reader.factors, reader.below_chunks, strict=True))  # fmt: skip
+    spans = zip(unit, reader.factors, reader.below_chunks, strict=True)
+    chunks = count * math.prod(1 + -(-(u * f) // c) for u, f, c in spans)
     piece_in = out * math.prod(reader.factors) * reader.dtype.itemsize
-    reading = 3 * max(piece_in, chunks * one) + 2560 * chunks
+    in_flight = min(READ_CONCURRENCY, chunks) * 2 * one
+    reading = piece_in + in_flight + 2560 * chunks
     scratch = (
         width * out * (reader.dtype.itemsize + 1) + 48 * out
         if reader.method == "mode"
@@ -155,8 +159,9 @@ def working_bytes(reader: LevelReader, width: int) -> int:
 
 
 def _image_array(source: Source) -> tuple[SourceArray, Mapping[str, Any]]:
-    """The one image of ``source``: its only array, or level 0 of an OME-Zarr image, with
-    the attributes its axes and voxel size come from."""
+    """The one image of ``source``: its only array, or level 0 of an OME-Zarr image (named
+    by its axes when its array has no dim names: NGFF 0.4 on Zarr v2), with the
+    attributes its axes and voxel size come from."""
     if not source.is_group and len(source.arrays) == 1:
         return source.arrays[0], source.arrays[0].attributes
     root = next((g for g in source.groups if g.path == ""), None)
@@ -165,6 +170,8 @@ def _image_array(source: Source) -> tuple[SourceArray, Mapping[str, Any]]:
         first = image.datasets[0].path
         for array in source.arrays:
             if array.path == first:
+                if array.dims is None and len(image.axes) == len(array.shape):
+                    array = replace(array, dims=image.axis_names)
                 return array, root.attributes if root is not None else {}
     if len(source.arrays) == 1:
         return source.arrays[0], source.arrays[0].attributes

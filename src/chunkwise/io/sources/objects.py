@@ -346,11 +346,12 @@ def source_dataset(source: Source) -> DatasetSpec:
         scope, _, name = array.path.rpartition("/")
         groups.setdefault(scope, {})[name] = array
     declared = {g.path: g.attributes.get("coordinates") for g in source.groups}
+    axes = _level_axes(source)
     roles: dict[str, str] = {}
     for scope, members in groups.items():
         listed = declared.get(scope)
         found = coordinate_names(
-            {name: (a.dims or (), a.attributes) for name, a in members.items()},
+            {name: (a.dims or axes.get(a.path, ()), a.attributes) for name, a in members.items()},
             declared=listed.split() if isinstance(listed, str) else (),
         )
         for name, array in members.items():
@@ -359,13 +360,31 @@ def source_dataset(source: Source) -> DatasetSpec:
         (
             VariableSpec.create(
                 array.path, array.shape, array.dtype,
-                array.dims or tuple(f"dim_{i}" for i in range(len(array.shape))),
+                array.dims or axes.get(array.path)
+                or tuple(f"dim_{i}" for i in range(len(array.shape))),
                 roles[array.path],  # type: ignore[arg-type]
             )
             for array in source.arrays
         ),
         unshared={a.path for a in source.arrays if a.dims is None} | _levels(source),
     )  # fmt: skip
+
+
+def _level_axes(source: Source) -> dict[str, tuple[str, ...]]:
+    """Dim names of OME-Zarr levels from their image's axes (NGFF 0.4 arrays on Zarr v2
+    have none of their own), by array path."""
+    out: dict[str, tuple[str, ...]] = {}
+    ndims = {a.path: len(a.shape) for a in source.arrays}
+    for group in source.groups:
+        image = read_ome(group.attributes)
+        if image is None:
+            continue
+        prefix = f"{group.path}/" if group.path else ""
+        for dataset in image.datasets:
+            path = prefix + dataset.path.strip("/")
+            if ndims.get(path) == len(image.axes):
+                out[path] = image.axis_names
+    return out
 
 
 def _levels(source: Source) -> set[str]:
