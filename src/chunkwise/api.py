@@ -540,12 +540,13 @@ def rechunk(
                 workers = executor.threads_per_worker
                 plan = plan_conversion(
                     src, str(target), request, max_mem=budget, threads=workers,
-                    executor=executor.describe(), advise=advise,
+                    executor=executor.describe(), advise=advise, check_levels=verify != "none",
                 )  # fmt: skip
             else:
                 plan = plan_conversion(
                     src, str(target), request, max_mem=budget,
                     threads=threads or default_threads(), advise=advise,
+                    check_levels=verify != "none",
                 )  # fmt: skip
             store = open_target_store(str(target), storage_options)
             if dry_run:
@@ -604,6 +605,8 @@ def _pyramid_request(
                 "--ome-zarr (ome_zarr=True), or drop " + ("it." if len(named) == 1 else "them.")
             )
         return None
+    if isinstance(units, str) and not units.strip():
+        raise SpecError("--units '' names no unit; give one, e.g. --units micrometer, or drop it.")
     if method is not None and method not in ("mean", "nearest", "mode"):
         raise SpecError(f"--method {method!r} is unknown; use mean, nearest or mode.")
     return PyramidRequest(

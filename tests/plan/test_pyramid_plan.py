@@ -17,7 +17,7 @@ from chunkwise.plan.pyramid import (
     plan_pyramid,
     source_geometry,
 )
-from chunkwise.rechunking.downsample import downsample, recompute, same_values
+from chunkwise.rechunking.downsample import downsample, recompute, same_values, window_magnitude
 
 # ---------------------------------------------------------------------------- the plan
 
@@ -32,7 +32,7 @@ def test_every_level_halves_space_axes_of_the_one_below_until_the_top_is_small(
 ) -> None:
     dims = ("z", "y", "x")[-len(shape) :]
     sizes = dict(zip(dims, voxel, strict=False))
-    pyramid = plan_pyramid(shape, dims, PyramidRequest(voxel_size=sizes), dtype_kind="u")
+    pyramid = plan_pyramid(shape, dims, PyramidRequest(voxel_size=sizes), dtype="uint8")
     assert pyramid.shapes[0] == shape
     for k in range(1, pyramid.levels):
         step = pyramid.factors[k - 1]
@@ -59,22 +59,28 @@ def test_every_level_halves_space_axes_of_the_one_below_until_the_top_is_small(
 def test_an_anisotropic_stack_halves_in_plane_until_voxels_are_near_isotropic() -> None:
     pyramid = plan_pyramid(
         (64, 4096, 4096), ("z", "y", "x"), PyramidRequest(voxel_size=(4.0, 1.0, 1.0)),
-        dtype_kind="u",
+        dtype="uint8",
     )  # fmt: skip
     assert pyramid.factors[:3] == ((1, 2, 2), (1, 2, 2), (2, 2, 2))
     assert pyramid.scale(3) == (8.0, 8.0, 8.0)
-    iso = plan_pyramid((512, 512, 512), ("z", "y", "x"), PyramidRequest(), dtype_kind="f")
+    # the plane is y and x by name, wherever they are (NIfTI's order is x, y, z)
+    xyz = plan_pyramid(
+        (4096, 4096, 64), ("x", "y", "z"), PyramidRequest(voxel_size=(1.0, 1.0, 4.0)),
+        dtype="uint8",
+    )  # fmt: skip
+    assert xyz.factors[:3] == ((2, 2, 1), (2, 2, 1), (2, 2, 2))
+    iso = plan_pyramid((512, 512, 512), ("z", "y", "x"), PyramidRequest(), dtype="float32")
     assert iso.factors == ((2, 2, 2),)
 
 
 def test_translations_centre_each_level_on_its_windows_except_nearest() -> None:
     mean = plan_pyramid((8, 8), ("y", "x"), PyramidRequest(levels=3, voxel_size=(2.0, 1.0)),
-                        dtype_kind="f")  # fmt: skip
+                        dtype="float32")  # fmt: skip
     assert mean.translation(0) is None
     assert mean.translation(1) == (1.0, 0.5)  # half a window less half a voxel
     assert mean.translation(2) == (3.0, 1.5)
     nearest = plan_pyramid(
-        (8, 8), ("y", "x"), PyramidRequest(levels=3, method="nearest"), dtype_kind="f"
+        (8, 8), ("y", "x"), PyramidRequest(levels=3, method="nearest"), dtype="float32"
     )
     assert nearest.translation(2) is None
 
@@ -82,65 +88,84 @@ def test_translations_centre_each_level_on_its_windows_except_nearest() -> None:
 @pytest.mark.parametrize(
     ("shape", "dims", "request_", "kind", "message"),
     [
-        ((8, 8), ("y", "x"), PyramidRequest(method="mean"), "b",
+        ((8, 8), ("y", "x"), PyramidRequest(method="mean"), "bool",
          "--method mean averages numbers, and these values are booleans; use --method mode"),
-        ((8, 8), ("y", "x"), PyramidRequest(method="mode"), "f",
+        ((8, 8), ("y", "x"), PyramidRequest(method="mode"), "float32",
          "--method mode picks the most frequent label, and these values are floating-point"),
-        ((8, 8), ("y", "x"), PyramidRequest(levels=5), "u",
+        ((8, 8), ("y", "x"), PyramidRequest(levels=5), "uint8",
          "--levels 5 is more than this image allows: level 3 (1x1) is one voxel across every "
          "halved axis; give at most --levels 4."),
-        ((8, 8), ("y", "x"), PyramidRequest(levels=0), "u", "--levels 0 must be at least 1"),
-        ((4, 8, 8), ("t", "y", "x"), PyramidRequest(downsample=("t",)), "u",
+        ((8, 8), ("y", "x"), PyramidRequest(levels=0), "uint8", "--levels 0 must be at least 1"),
+        ((8, 8), ("y", "x"), PyramidRequest(), "int64",
+         "a mean of 64-bit integers (int64) cannot be exact, as float64 holds 53 bits; give "
+         "--method nearest"),
+        ((4, 8, 8), ("t", "y", "x"), PyramidRequest(downsample=("t",)), "uint8",
          "--downsample t is a time axis; pyramids halve space axes only"),
-        ((4, 8, 8), ("z", "y", "x"), PyramidRequest(downsample=("q",)), "u",
+        ((4, 8, 8), ("z", "y", "x"), PyramidRequest(downsample=("q",)), "uint8",
          "--downsample names axis 'q', which the image does not have (z, y, x)."),
-        ((8, 8), ("y", "x"), PyramidRequest(units={"": "furlong"}), "u",
+        ((8, 8), ("y", "x"), PyramidRequest(units={"": "furlong"}), "uint8",
          "unit 'furlong' for axis 'y' (space) is not an OME-Zarr unit"),
-        ((8, 8), ("y", "x"), PyramidRequest(voxel_size=(1.0,)), "u",
+        ((8, 8), ("y", "x"), PyramidRequest(voxel_size=(1.0,)), "uint8",
          "--voxel-size 1 must give 2 sizes, one per axis (y,x)."),
-        ((8, 8), ("y", "x"), PyramidRequest(voxel_size={"y": -1.0}), "u",
+        ((8, 8), ("y", "x"), PyramidRequest(voxel_size={"y": -1.0}), "uint8",
          "voxel size -1.0 of axis 'y' must be a positive number."),
-        ((2, 8, 8), ("c", "t", "x"), PyramidRequest(), "u", "cannot be an OME-Zarr image"),
-        ((2, 3, 8, 8), ("c", "t", "y", "x"), PyramidRequest(), "u",
-         "are out of OME-Zarr's order (time, channel, then space)"),
+        ((2, 8, 8), ("c", "t", "x"), PyramidRequest(), "uint8", "cannot be an OME-Zarr image"),
+        ((2, 3, 8, 8), ("c", "t", "y", "x"), PyramidRequest(), "uint8",
+         "axes c,t,y,x are read as c channel, t time, y space, x space (t/time: time; "
+         "c/ch/channel: channel; any other name: space), out of OME-Zarr's order"),
     ],
 )  # fmt: skip
 def test_requests_that_do_not_fit_the_image_are_refused_in_one_sentence(
     shape: tuple[int, ...], dims: tuple[str, ...], request_: PyramidRequest, kind: str, message: str
 ) -> None:
     with pytest.raises(SpecError) as refused:
-        plan_pyramid(shape, dims, request_, dtype_kind=kind)
+        plan_pyramid(shape, dims, request_, dtype=kind)
     assert message in str(refused.value)
     assert "\n" not in str(refused.value)
 
 
 def test_units_and_voxel_sizes_come_from_mrc_tiff_and_ome_attributes() -> None:
-    mrc = {"voxel_size": [2.5, 2.5, 3.0], "origin": [0.0, 0.0, 0.0]}
+    mrc = {"voxel_size": [2.5, 2.5, 3.0], "origin": [0.0, 0.0, 120.0]}
     assert source_geometry(mrc, ("z", "y", "x")) == (
         {"x": "angstrom", "y": "angstrom", "z": "angstrom"},
         {"x": 2.5, "y": 2.5, "z": 3.0},
+        {"x": 0.0, "y": 0.0, "z": 120.0},
     )
     unset = {"voxel_size": [0.0, 0.0, 0.0], "origin": [0.0, 0.0, 0.0]}
-    assert source_geometry(unset, ("z", "y", "x")) == ({}, {})
+    assert source_geometry(unset, ("z", "y", "x")) == ({}, {}, {})
     imagej = {"resolution": [4.0, 4.0], "resolution_unit": "none", "unit": "micron",
               "spacing": 0.5}  # fmt: skip
     assert source_geometry(imagej, ("z", "y", "x")) == (
         {"x": "micrometer", "y": "micrometer", "z": "micrometer"},
         {"x": 0.25, "y": 0.25, "z": 0.5},
+        {},
     )
     tiff = {"resolution": [10000.0, 5000.0], "resolution_unit": "centimeter"}
     assert source_geometry(tiff, ("y", "x")) == (
-        {"x": "micrometer", "y": "micrometer"}, {"x": 1.0, "y": 2.0}
+        {"x": "micrometer", "y": "micrometer"}, {"x": 1.0, "y": 2.0}, {}
     )  # fmt: skip
     ome = {"ome": {"version": "0.5", "multiscales": [{
         "axes": [{"name": "z", "type": "space", "unit": "nanometer"},
                  {"name": "y", "type": "space", "unit": "nanometer"},
                  {"name": "x", "type": "space", "unit": "nanometer"}],
         "datasets": [{"path": "0", "coordinateTransformations": [
-            {"type": "scale", "scale": [3.0, 1.5, 1.5]}]}]}]}}  # fmt: skip
+            {"type": "scale", "scale": [3.0, 1.5, 1.5]},
+            {"type": "translation", "translation": [1.0, 0.0, 0.0]}]}],
+        "coordinateTransformations": [{"type": "scale", "scale": [1.0, 10.0, 10.0]},
+                                      {"type": "translation", "translation": [100.0, 0, 0]}],
+    }]}}  # fmt: skip
+    # the level's transforms, then the multiscale's: voxel 3 x 15 x 15, origin z = 101
     assert source_geometry(ome, ("z", "y", "x")) == (
-        {"z": "nanometer", "y": "nanometer", "x": "nanometer"}, {"z": 3.0, "y": 1.5, "x": 1.5}
+        {"z": "nanometer", "y": "nanometer", "x": "nanometer"},
+        {"z": 3.0, "y": 15.0, "x": 15.0},
+        {"z": 101.0, "y": 0.0, "x": 0.0},
     )  # fmt: skip
+    shifted = plan_pyramid(
+        (8, 8, 8), ("z", "y", "x"), PyramidRequest(levels=2), dtype="uint8",
+        found_voxel={"z": 3.0, "y": 15.0, "x": 15.0}, found_origin={"z": 101.0},
+    )  # fmt: skip
+    assert shifted.translation(0) == (101.0, 0.0, 0.0)
+    assert shifted.translation(1) == (102.5, 7.5, 7.5)
 
 
 # ---------------------------------------------------------------------------- kernels
@@ -192,16 +217,20 @@ def test_kernels_and_their_independent_twins_match_a_window_by_window_oracle(
 
 
 @settings(max_examples=60, deadline=None)
-@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3), seed=st.integers(0, 999))
-def test_float_means_agree_within_summation_order(shape: list[int], seed: int) -> None:
+@given(
+    shape=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+    seed=st.integers(0, 999),
+    dtype=st.sampled_from(["float32", "float64"]),
+)
+def test_float_means_agree_within_summation_order(shape: list[int], seed: int, dtype: str) -> None:
     rng = np.random.default_rng(seed)
-    block = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, size=shape)).astype("float32")
+    block = (rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, size=shape)).astype(dtype)
     if seed % 5 == 0 and block.size > 1:
         block.flat[0] = np.nan
     factors = (2,) * len(shape)
     want = _brute(block, factors, "mean")
     got = downsample(block, factors, "mean")
-    magnitude = float(np.nanmax(np.abs(block)))
+    magnitude = window_magnitude(block, factors)
     assert same_values(want, got, "mean", magnitude).all()
     assert same_values(want, recompute(block, factors, "mean"), "mean", magnitude).all()
     # and the comparison can fail: one element off by much more than rounding
@@ -209,6 +238,23 @@ def test_float_means_agree_within_summation_order(shape: list[int], seed: int) -
         wrong = got.copy()
         wrong.flat[-1] += max(1.0, abs(float(wrong.flat[-1])))
         assert not same_values(want, wrong, "mean", magnitude).all()
+
+
+def test_means_of_the_largest_floats_do_not_overflow() -> None:
+    block = np.full((4, 4), 1.5e308)
+    assert downsample(block, (2, 2), "mean").tolist() == [[1.5e308] * 2] * 2
+    assert recompute(block, (2, 2), "mean").tolist() == [[1.5e308] * 2] * 2
+
+
+def test_one_huge_value_does_not_hide_a_wrong_mean_elsewhere() -> None:
+    """The tolerance for summation order is per window: a fill value of 9.97e36 in one
+    window says nothing about the others."""
+    block = np.ones((4, 8), "float32")
+    block[0, 0] = 9.96921e36
+    want = recompute(block, (2, 2), "mean")
+    wrong = want + np.float32(0.5)
+    agree = same_values(want, wrong, "mean", window_magnitude(block, (2, 2)))
+    assert not agree[:, 1:].any()
 
 
 def test_mode_never_blends_labels_where_mean_would() -> None:

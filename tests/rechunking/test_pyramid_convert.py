@@ -386,3 +386,79 @@ def test_a_pyramid_of_a_4d_ngff_04_image_takes_its_axes_and_units(tmp_path: Path
     levels = ome_zarr_py_levels(tmp_path / "ours.zarr")
     assert levels[0].tobytes() == values.tobytes()
     assert levels[1].shape == (2, 4, 48, 40)  # channels kept, z, y and x halved
+
+
+def test_a_rerun_with_other_units_or_dims_is_another_run(tmp_path: Path) -> None:
+    """What the metadata says is part of the run's identity: a finished target is not
+    "already done" for other units, and a killed one is not resumed with other dims."""
+    values = np.zeros((64, 64), "uint8")
+    target = tmp_path / "p.zarr"
+    chunkwise.convert(values, target, ome_zarr=True, units="micrometer")
+    for other in ({"units": "nanometer"}, {"dims": ("row", "col")}):
+        with pytest.raises(chunkwise.ChunkwiseError, match="already exists and was not written"):
+            chunkwise.convert(values, target, ome_zarr=True, **other)  # type: ignore[arg-type]
+    again = chunkwise.convert(values, target, ome_zarr=True, units="micrometer")
+    assert isinstance(again, ConversionResult) and again.completed is not None
+
+
+def test_tiny_images_and_chunks_are_planned_for_what_they_touch(tmp_path: Path) -> None:
+    tiny = np.arange(16, dtype="uint8").reshape(4, 4)
+    result = chunkwise.convert(tiny, tmp_path / "t.zarr", ome_zarr=True, levels=2)
+    assert isinstance(result, ConversionResult)
+    assert result.plan.peak_memory < 32 * 2**20
+    plan = chunkwise.convert(
+        np.zeros((1024, 1024), "uint8"), tmp_path / "c.zarr", ome_zarr=True, chunks=(8, 8),
+        dry_run=True,
+    )  # fmt: skip
+    assert plan.peak_memory < 64 * 2**20
+
+
+def test_the_check_of_levels_is_in_the_budget_and_verify_full_checks_every_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = np.random.default_rng(9).integers(0, 60000, size=(32, 256, 256), dtype="uint16")
+    full = chunkwise.convert(values, tmp_path / "f.zarr", ome_zarr=True, levels=3,
+                             chunks=(8, 64, 64), verify="full")  # fmt: skip
+    assert isinstance(full, ConversionResult)
+    # every block of levels 1 (16x128x128) and 2 (8x64x64), in blocks of their 8x64x64 chunks
+    assert full.levels_checked == 2 * 2 * 2 + 1
+    assert "9 blocks (all) matched an independent recomputation" in "\n".join(full.summary())
+    assert full.plan.check_memory > 0
+
+    # a level damaged after it was written (as another writer could) is caught in full
+    import chunkwise.rechunking.convert as convert
+
+    run_plan = convert.run_plan
+
+    def damaging(*args: Any, **kwargs: Any) -> Any:
+        done = run_plan(*args, **kwargs)
+        if kwargs.get("name") == "1":
+            level = zarr.open_array(tmp_path / "d.zarr", path="1", mode="r+")
+            level[9:10, 40:72, 0:32] = 0
+        return done
+
+    monkeypatch.setattr(convert, "run_plan", damaging)
+    with pytest.raises(chunkwise.ChunkwiseError, match="level 1 of the pyramid differs"):
+        chunkwise.convert(values, tmp_path / "d.zarr", ome_zarr=True, levels=3,
+                          chunks=(8, 64, 64), verify="full")  # fmt: skip
+
+
+def test_a_kernel_wrong_only_on_bright_voxels_fails_the_full_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chunkwise.rechunking.pyramid as pyramid
+
+    right = pyramid.downsample
+
+    def wrapping(block: np.ndarray, factors: Any, method: str) -> np.ndarray:
+        out = right(block, factors, method)
+        return np.where(out > 59000, out - 1, out).astype(out.dtype)
+
+    monkeypatch.setattr(pyramid, "downsample", wrapping)
+    values = np.full((16, 128, 128), 1000, "uint16")
+    values[7, 100, 100:102] = 65000  # a few bright voxels in one window
+    values[6, 100, 100:102] = 65000
+    values[6:8, 101, 100:102] = 65000
+    with pytest.raises(chunkwise.ChunkwiseError, match="differs from an independent"):
+        chunkwise.convert(values, tmp_path / "w.zarr", ome_zarr=True, levels=2,
+                          chunks=(4, 32, 32), verify="full")  # fmt: skip

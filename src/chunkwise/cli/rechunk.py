@@ -174,6 +174,10 @@ def _pyramid_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+#: An example of each name=value option.
+_EXAMPLES = {"--units": "z=nanometer,y=nanometer,x=nanometer", "--voxel-size": "z=4,y=1,x=1"}
+
+
 def _pairs(text: str | None, what: str) -> dict[str, str] | None:
     """``z=nanometer,y=...`` as a mapping; ``None`` when not given."""
     if text is None:
@@ -182,7 +186,9 @@ def _pairs(text: str | None, what: str) -> dict[str, str] | None:
     for item in text.split(","):
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise UserError(f"{what} {text!r} must be name=value pairs, e.g. {what} z=4,y=1,x=1.")
+            raise UserError(
+                f"{what} {text!r} must be name=value pairs, e.g. {what} {_EXAMPLES[what]}."
+            )
         out[name.strip()] = value.strip()
     return out
 

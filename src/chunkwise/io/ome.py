@@ -37,6 +37,13 @@ def require_ome_models() -> None:
         )
 
 
+def load_models() -> None:
+    """Import ome-zarr-models for both NGFF versions (pydantic's models are built on
+    import: about 14 MB, which a run should not count as its own)."""
+    _models(2)
+    _models(3)
+
+
 def _models(zarr_format: int) -> tuple[Any, Any, Any]:
     """``Image``, ``Axis`` and pydantic-zarr's ``ArraySpec`` for a zarr format."""
     require_ome_models()
@@ -75,7 +82,26 @@ def write_image_metadata(group: Any, pyramid: Pyramid, extra: Mapping[str, Any])
     zarr_format = group.metadata.zarr_format
     image_cls, axis_cls, spec_cls = _models(zarr_format)
     paths = [str(k) for k in range(pyramid.levels)]
-    image = image_cls.new(
+    try:
+        image = _new_image(image_cls, axis_cls, spec_cls, group, pyramid, paths)
+    except Exception as exc:  # pydantic's ValidationError: the arrays disagree with the axes
+        raise StoreError(
+            f"the OME-Zarr metadata of {group.store_path} cannot be built from its levels "
+            f"({_first_lines(exc)}); the target is not complete: remove it and run again."
+        ) from None
+    attributes = image.attributes.model_dump(exclude_none=True, by_alias=True, mode="json")
+    group.update_attributes({**attributes, **extra})
+    validate_image(group)
+
+
+def _first_lines(exc: BaseException) -> str:
+    return " ".join(str(exc).strip().splitlines()[:3])
+
+
+def _new_image(
+    image_cls: Any, axis_cls: Any, spec_cls: Any, group: Any, pyramid: Pyramid, paths: list[str]
+) -> Any:
+    return image_cls.new(
         array_specs=[spec_cls.from_zarr(group[p]) for p in paths],
         paths=paths,
         axes=[axis_cls(**axis.to_dict()) for axis in pyramid.axes],
@@ -93,9 +119,6 @@ def write_image_metadata(group: Any, pyramid: Pyramid, extra: Mapping[str, Any])
             "kwargs": {"method": pyramid.method},
         },
     )
-    attributes = image.attributes.model_dump(exclude_none=True, by_alias=True, mode="json")
-    group.update_attributes({**attributes, **extra})
-    validate_image(group)
 
 
 def validate_image(group: Any) -> None:
@@ -110,7 +133,6 @@ def validate_image(group: Any) -> None:
     try:
         image_cls.from_zarr(group)
     except Exception as exc:  # pydantic's ValidationError and zarr's errors alike
-        first = str(exc).strip().splitlines()
         raise StoreError(
-            f"the OME-Zarr image at {group.store_path} is not valid NGFF: {' '.join(first[:3])}"
+            f"the OME-Zarr image at {group.store_path} is not valid NGFF: {_first_lines(exc)}"
         ) from None

@@ -39,6 +39,9 @@ class OmeImage:
         The image's name, or ``""``.
     labels
         It is a label image (``image-label`` metadata).
+    scale, translation
+        The multiscale's own ``coordinateTransformations`` (applied after each level's),
+        or ``None``.
     """
 
     version: str
@@ -46,6 +49,26 @@ class OmeImage:
     datasets: tuple[OmeDataset, ...]
     name: str
     labels: bool = False
+    scale: tuple[float, ...] | None = None
+    translation: tuple[float, ...] | None = None
+
+    def level0(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """Voxel size and origin of the first level in physical units (its own transforms,
+        then the multiscale's), or ``None`` when its scale is not given."""
+        first = self.datasets[0] if self.datasets else None
+        if first is None or first.scale is None:
+            return None
+        n = len(first.scale)
+        scale = first.scale
+        origin = (
+            first.translation if first.translation and len(first.translation) == n else (0.0,) * n
+        )
+        if self.scale is not None and len(self.scale) == n:
+            scale = tuple(a * b for a, b in zip(scale, self.scale, strict=True))
+            origin = tuple(a * b for a, b in zip(origin, self.scale, strict=True))
+        if self.translation is not None and len(self.translation) == n:
+            origin = tuple(a + b for a, b in zip(origin, self.translation, strict=True))
+        return scale, origin
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -96,7 +119,9 @@ def read_ome(attributes: Mapping[str, Any]) -> OmeImage | None:
         for d in first.get("datasets") or []
         if isinstance(d, Mapping) and d.get("path") is not None
     )
+    transforms = first.get("coordinateTransformations")
     return OmeImage(
         version, tuple(axes), datasets, str(first.get("name") or ""),
         labels=isinstance(block.get("image-label"), Mapping),
+        scale=_transform(transforms, "scale"), translation=_transform(transforms, "translation"),
     )  # fmt: skip

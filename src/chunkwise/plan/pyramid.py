@@ -4,10 +4,10 @@ Level 0 is the image at full resolution; every further level halves some spatial
 the one before it (an odd size rounds up: the last window is short). Which axes halve:
 
 * the axes given (``downsample``), at every level while they are longer than one element;
-* by default y and x (the last two spatial axes) at every level, and a third spatial axis
-  (z) at a level where its voxels are no longer than 1.5 times the in-plane ones: a
-  near-isotropic volume halves in 3D from the start, an anisotropic stack (z 4x coarser)
-  first halves in-plane until the voxels are near-isotropic, then in 3D.
+* by default y and x (by name, else the last two spatial axes) at every level, and a third
+  spatial axis (z) at a level where its voxels are no longer than 1.5 times the in-plane
+  ones: a near-isotropic volume halves in 3D from the start, an anisotropic stack (z 4x
+  coarser) first halves in-plane until the voxels are near-isotropic, then in 3D.
 
 Levels are added until the image is at most :data:`TOP_PIXELS` across every halved axis
 (a viewer's first view) or fits in one chunk, unless ``levels`` says how many.
@@ -26,6 +26,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import numpy as np
 
 from chunkwise.errors import SpecError, shown
 from chunkwise.model.ome import read_ome
@@ -187,12 +189,15 @@ class Axis:
         An NGFF unit name, or ``None``.
     scale
         Physical size of one level-0 voxel along it, in ``unit`` (1.0 when unknown).
+    origin
+        Where level 0's first voxel centre lies along it, in ``unit`` (0.0 when unknown).
     """
 
     name: str
     type: str
     unit: str | None
     scale: float
+    origin: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """NGFF's axis mapping (no scale: that goes with each level)."""
@@ -290,17 +295,21 @@ class Pyramid:
         return tuple(a.scale * f for a, f in zip(self.axes, self.cumulative(level), strict=True))
 
     def translation(self, level: int) -> tuple[float, ...] | None:
-        """Offset of ``level``'s first voxel centre from level 0's, or ``None`` for none."""
-        if self.method == "nearest" or level == 0:
-            return None
-        return tuple(
-            a.scale * (f - 1) / 2 for a, f in zip(self.axes, self.cumulative(level), strict=True)
+        """Where ``level``'s first voxel centre lies: level 0's origin, plus (for window
+        means and modes) half a window less half a voxel; ``None`` when that is 0."""
+        centred = self.method != "nearest"
+        shift = tuple(
+            a.origin + (a.scale * (f - 1) / 2 if centred else 0.0)
+            for a, f in zip(self.axes, self.cumulative(level), strict=True)
         )
+        return shift if any(shift) else None
 
     def to_dict(self) -> dict[str, Any]:
         """The pyramid as JSON (recorded beside the OME metadata)."""
         return {
             "method": self.method,
+            "axes": [axis.to_dict() for axis in self.axes],
+            "origin": [axis.origin for axis in self.axes],
             "levels": [
                 {
                     "path": str(k),
@@ -355,9 +364,11 @@ def _check_axes(names: Sequence[str]) -> tuple[str, ...]:
             f"axes {given} have more than one time or channel axis; OME-Zarr allows one."
         )
     if [order[k] for k in kinds] != sorted(order[k] for k in kinds):
+        read = ", ".join(f"{n} {k}" for n, k in zip(names, kinds, strict=True))
         raise SpecError(
-            f"axes {given} are out of OME-Zarr's order (time, channel, then space): reorder the "
-            "source's dims first, or name them so (e.g. --dims t,c,z,y,x)."
+            f"axes {given} are read as {read} (t/time: time; c/ch/channel: channel; any "
+            "other name: space), out of OME-Zarr's order of time, channel, then space; "
+            "transpose the source first, or give --dims names of these kinds."
         )
     return tuple(kinds)
 
@@ -407,10 +418,13 @@ def _voxel(
 def _default_step(
     shape: Sequence[int], axes: Sequence[Axis], scale: Sequence[float]
 ) -> tuple[int, ...]:
-    """Factors of the next level by default: the last two space axes halve; a third space
-    axis halves where its voxels are near-isotropic with theirs."""
+    """Factors of the next level by default: the in-plane axes (y and x by name, else the
+    last two space axes) halve; a third space axis halves where its voxels are
+    near-isotropic with theirs."""
     space = [i for i, a in enumerate(axes) if a.type == "space"]
-    plane, rest = space[-2:], space[:-2]
+    named = [i for i in space if axes[i].name.lower() in ("y", "x")]
+    plane = named if len(named) == 2 else space[-2:]
+    rest = [i for i in space if i not in plane]
     step = [1] * len(axes)
     for i in plane:
         step[i] = 2
@@ -426,10 +440,11 @@ def plan_pyramid(
     dims: Sequence[str],
     request: PyramidRequest,
     *,
-    dtype_kind: str,
+    dtype: str | Any,
     chunks: Sequence[int] | None = None,
     found_units: Mapping[str, str] | None = None,
     found_voxel: Mapping[str, float] | None = None,
+    found_origin: Mapping[str, float] | None = None,
 ) -> Pyramid:
     """Plan the levels of a pyramid of an image of ``shape`` (see the module docstring).
 
@@ -439,14 +454,15 @@ def plan_pyramid(
         The image at full resolution and its axis names.
     request
         What the user asked for.
-    dtype_kind
-        NumPy's kind of the values (``"f"``, ``"u"``, ...): ``mean`` needs numbers.
+    dtype
+        The values' NumPy dtype (or its name): ``mean`` needs numbers whose sums float64
+        holds exactly.
     chunks
         Chunks every level will have, when the user gave them: levels stop once the top
         fits in one.
-    found_units, found_voxel
-        Units and voxel sizes per axis name read from the source (MRC, TIFF); the request
-        overrides them.
+    found_units, found_voxel, found_origin
+        Units, voxel sizes and origins per axis name read from the source (MRC, TIFF,
+        OME-Zarr); the request overrides units and voxel sizes.
 
     Raises
     ------
@@ -459,6 +475,8 @@ def plan_pyramid(
     if len(names) != len(shape):
         raise SpecError(f"axes {','.join(names)} must name each of the image's {len(shape)} dims.")
     kinds = _check_axes(names)
+    values = np.dtype(dtype)
+    dtype_kind = values.kind
     if any(n < 1 for n in shape):
         raise SpecError(f"an image of shape {list(shape)} has no voxels; a pyramid needs some.")
     method: Method = request.method or ("mode" if dtype_kind == "b" else "mean")
@@ -468,6 +486,11 @@ def plan_pyramid(
         raise SpecError(
             f"--method mean averages numbers, and these values are {_kind_word(dtype_kind)}; use "
             "--method mode (labels, masks) or --method nearest."
+        )
+    if method == "mean" and dtype_kind in "iu" and values.itemsize >= 8:
+        raise SpecError(
+            f"a mean of 64-bit integers ({values}) cannot be exact, as float64 holds 53 bits; "
+            "give --method nearest or --method mode, or store the values as float64 first."
         )
     if method == "mode" and dtype_kind not in "biu":
         raise SpecError(
@@ -480,7 +503,11 @@ def plan_pyramid(
         )
     units = _units(names, kinds, request.units or {}, found_units or {})
     voxel = _voxel(names, request.voxel_size or {}, found_voxel or {})
-    axes = tuple(Axis(n, k, u, s) for n, k, u, s in zip(names, kinds, units, voxel, strict=True))
+    origins = found_origin or {}
+    axes = tuple(
+        Axis(n, k, u, s, float(origins.get(n, 0.0)))
+        for n, k, u, s in zip(names, kinds, units, voxel, strict=True)
+    )
     fixed: tuple[int, ...] | None = None
     if request.downsample is not None:
         for name in request.downsample:
@@ -546,28 +573,36 @@ _TIFF_UNITS = {"centimeter": 1e4, "inch": 25400.0, "millimeter": 1e3, "micromete
 
 def source_geometry(
     attributes: Mapping[str, Any], dims: Sequence[str]
-) -> tuple[dict[str, str], dict[str, float]]:
-    """Units and level-0 voxel sizes per axis name that a source's attributes record:
-    an OME-Zarr image's axes and first scale, an MRC header's voxel size (x, y, z,
-    ångström; 0 means unset), a TIFF's resolution tags (pixels per unit) and ImageJ's
-    ``unit`` and ``spacing`` (z)."""
+) -> tuple[dict[str, str], dict[str, float], dict[str, float]]:
+    """Units, level-0 voxel sizes and origins per axis name that a source's attributes
+    record: an OME-Zarr image's axes and first level (its transforms, then the
+    multiscale's), an MRC header's voxel size and origin (x, y, z, ångström; a voxel size
+    of 0 means unset), a TIFF's resolution tags (pixels per unit) and ImageJ's ``unit``
+    and ``spacing`` (z)."""
     units: dict[str, str] = {}
     voxel: dict[str, float] = {}
+    origin: dict[str, float] = {}
     image = read_ome(attributes)
     if image is not None:
-        first = image.datasets[0].scale if image.datasets else None
+        found = image.level0()
         for i, (name, _, unit) in enumerate(image.axes):
-            if name in dims and unit:
+            if name not in dims:
+                continue
+            if unit:
                 units[name] = unit
-            if name in dims and first is not None and i < len(first) and first[i] > 0:
-                voxel[name] = first[i]
-        return units, voxel
+            if found is not None and i < len(found[0]) and found[0][i] > 0:
+                voxel[name], origin[name] = found[0][i], found[1][i]
+        return units, voxel, origin
     size = attributes.get("voxel_size")
     if isinstance(size, list) and len(size) == 3 and "origin" in attributes:  # MRC
-        for name, value in zip("xyz", size, strict=True):
+        start = attributes.get("origin")
+        starts = start if isinstance(start, list) and len(start) == 3 else [0.0] * 3
+        for name, value, at in zip("xyz", size, starts, strict=True):
             if name in dims and isinstance(value, int | float) and value > 0:
                 voxel[name], units[name] = float(value), "angstrom"
-        return units, voxel
+                if isinstance(at, int | float) and math.isfinite(at):
+                    origin[name] = float(at)
+        return units, voxel, origin
     resolution = attributes.get("resolution")
     unit = str(attributes.get("unit") or "")
     per_unit = _TIFF_UNITS.get(str(attributes.get("resolution_unit")))
@@ -577,15 +612,18 @@ def source_geometry(
             if name not in dims or not isinstance(value, int | float) or value <= 0:
                 continue
             if named:
-                voxel[name], units[name] = 1 / value, str(unit).strip()
+                voxel[name], units[name] = 1 / value, unit.strip()
             elif per_unit is not None:
                 voxel[name], units[name] = per_unit / value, "micrometer"
         spacing = attributes.get("spacing")
         if "z" in dims and isinstance(spacing, int | float) and spacing > 0 and named:
-            voxel["z"], units["z"] = float(spacing), str(unit).strip()
-    return {k: _known_unit(v) for k, v in units.items() if _known_unit(v)}, {
-        k: v for k, v in voxel.items() if k not in units or _known_unit(units[k])
-    }
+            voxel["z"], units["z"] = float(spacing), unit.strip()
+    known = {k: _known_unit(v) for k, v in units.items()}
+    return (
+        {k: v for k, v in known.items() if v},
+        {k: v for k, v in voxel.items() if k not in units or known[k]},
+        origin,
+    )
 
 
 def _known_unit(unit: str) -> str:

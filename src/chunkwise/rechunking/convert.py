@@ -62,7 +62,13 @@ from chunkwise.rechunking.executor import (
     thread_runner,
     warm_up,
 )
-from chunkwise.rechunking.pyramid import bind_levels, finish_pyramid, pyramid_source, relink_levels
+from chunkwise.rechunking.pyramid import (
+    bind_levels,
+    check_bytes,
+    finish_pyramid,
+    pyramid_source,
+    relink_levels,
+)
 from chunkwise.rechunking.target import (
     LEASE_KEY,
     RUN_RECORD,
@@ -280,6 +286,8 @@ class ConversionPlan:
         The ``--workload`` the layouts were advised for, if any.
     pyramid
         The OME-Zarr pyramid the arrays are levels of (``--ome-zarr``), else ``None``.
+    check_memory
+        Projected peak bytes of checking the pyramid's levels after they are written.
     """
 
     def not_advised(self) -> list[str]:
@@ -312,11 +320,13 @@ class ConversionPlan:
     target_state: str = ""
     workload: str | None = None
     pyramid: Pyramid | None = None
+    check_memory: int = 0
 
     @property
     def peak_memory(self) -> int:
-        """Projected peak bytes: the largest array's plan (arrays run one after another)."""
-        return max((job.plan.peak_memory for job in self.jobs), default=0)
+        """Projected peak bytes: the largest array's plan (arrays run one after another),
+        or the pyramid's check of its levels when that holds more."""
+        return max([self.check_memory, *(job.plan.peak_memory for job in self.jobs)])
 
     @property
     def bytes_written(self) -> int:
@@ -334,7 +344,8 @@ class ConversionPlan:
                  [list(stage.task_shape) for stage in job.plan.stages],
                  list(job.plan.intermediate_chunks or ()),
                  # how values are read back (packing, fill): other attributes, other data
-                 json_value(job.source.attributes), json_value(job.source.fill_value)]
+                 json_value(job.source.attributes), json_value(job.source.fill_value),
+                 list(job.source.dims or ())]
                 for job in self.jobs
             ],
         }  # fmt: skip
@@ -478,12 +489,13 @@ class ConversionResult:
                 + f"), {pyramid.method} of each window; metadata validated by ome-zarr-models"
             )
             if self.levels_checked:
+                every = {r.verified for r in self.results.values()} == {"full"}
+                blocks = f"{self.levels_checked} {'blocks (all)' if every else 'sampled blocks'}"
                 lines.append(
-                    f"levels 1-{pyramid.levels - 1}: {self.levels_checked} sampled blocks "
-                    "matched an independent recomputation from the level below"
+                    f"levels 1-{pyramid.levels - 1}: {blocks} matched an independent "
+                    "recomputation from the level below"
                     if pyramid.levels > 2
-                    else f"level 1: {self.levels_checked} sampled blocks matched an "
-                    "independent recomputation from level 0"
+                    else f"level 1: {blocks} matched an independent recomputation from level 0"
                 )
         lines.extend(f"not copied: {reason}" for reason in plan.skipped)
         lines.extend(plan.not_advised())
@@ -764,11 +776,14 @@ def plan_conversion(
     threads: int,
     executor: str = "threads",
     advise: Adviser,
+    check_levels: bool = True,
 ) -> ConversionPlan:
     """Decide and plan every array of ``source``; raises before anything is written.
 
     ``advise`` decides the layouts a ``--workload`` asks for (``chunkwise.advise``, which
-    the façade passes in: this layer does not reach back up to it).
+    the façade passes in: this layer does not reach back up to it). ``check_levels``: a
+    pyramid's levels will be checked after writing (``--verify`` other than ``none``), so
+    the check's memory is part of the plan.
 
     Raises
     ------
@@ -866,11 +881,34 @@ def plan_conversion(
             plan = _plan_array(array, layout, max_mem=max_mem, threads=threads)
         jobs.append(ArrayJob(array.path, array, layout, plan, decision))
     skipped.extend(source.skipped)
+    check = 0
+    if pyramid is not None and check_levels:
+        check = _check_memory(pyramid, jobs, max_mem)
     return ConversionPlan(
         source.url, target_url, source.description, source.is_group, zarr_format,
         source.groups if source.is_group else (), tuple(jobs), tuple(skipped), max_mem, executor,
-        workload=request.workload, pyramid=pyramid,
+        workload=request.workload, pyramid=pyramid, check_memory=check,
     )  # fmt: skip
+
+
+def _check_memory(pyramid: Pyramid, jobs: Sequence[ArrayJob], max_mem: int) -> int:
+    """Projected peak of checking the levels, within ``max_mem``.
+
+    Raises
+    ------
+    ConstraintError
+        When the check of a level cannot fit the budget.
+    """
+    itemsize = jobs[0].source.dtype.itemsize
+    tasks = check_bytes(pyramid, [job.layout.chunks for job in jobs], itemsize)
+    peak = RUN_OVERHEAD + math.ceil(tasks * (1 + ALLOCATOR_SLACK))
+    if peak > max_mem:
+        raise ConstraintError(
+            f"max_mem {format_bytes(max_mem)} is too small to check this pyramid's levels: "
+            f"reading a sampled block and its windows needs {format_bytes(peak)}; give at "
+            f"least --max-mem {format_bytes(peak)}, or smaller --chunks."
+        )
+    return peak
 
 
 def _pyramid_levels(
@@ -1217,6 +1255,10 @@ def run_conversion(
     start = time.perf_counter()
     tame_allocator()
     warm_up()
+    if plan.pyramid is not None:
+        from chunkwise.io.ome import load_models
+
+        load_models()  # before the memory watch: imports are not the run's memory
     rss_at_start = start_memory_watch()
     root = getattr(store, "root", None)
     existed = root is None or Path(root).exists()
@@ -1277,7 +1319,10 @@ def _claim_and_write(
     else:
         results = _write_arrays(plan, store, verify, runner, events)
         if plan.pyramid is not None:
-            checked = finish_pyramid(store, plan.pyramid, check=verify != "none", seed=fingerprint)
+            checked = finish_pyramid(
+                store, plan.pyramid, check=verify != "none", every=verify == "full",
+                seed=fingerprint,
+            )  # fmt: skip
         _mark_complete(store, plan, _weakest(results))
         _consolidate(store, plan)
         write_record(store, fingerprint, plan.source_url, "finishing")

@@ -36,7 +36,12 @@ from chunkwise.plan.pyramid import (
     source_geometry,
 )
 from chunkwise.plan.rechunk import READ_CONCURRENCY, batch_shape
-from chunkwise.rechunking.downsample import downsample, recompute, same_values
+from chunkwise.rechunking.downsample import (
+    downsample,
+    recompute,
+    same_values,
+    window_magnitude,
+)
 from chunkwise.rechunking.executor import VerificationError, format_box, parts
 
 __all__ = [
@@ -48,10 +53,13 @@ __all__ = [
 #: Input bytes one piece of a level read covers (at least one chunk of the level below):
 #: a level's reads hold one piece at a time, so this bounds their working memory.
 PIECE_BYTES = 2 * 2**20
+#: Chunks of the level below one piece covers, at most: zarr keeps about 2.5 KB of
+#: bookkeeping per chunk of a call (as the executor's batches, 1,024 chunks).
+PIECE_CHUNKS = 1024
 #: Blocks of every further level checked against an independent recomputation, besides
 #: its first and last blocks (the last holds the short windows of odd sizes).
-SAMPLED_BLOCKS = 6
-#: Largest block checked, elements (the mode's recomputation goes window by window).
+SAMPLED_BLOCKS = 14
+#: Largest block checked, elements.
 SAMPLE_ELEMENTS = 32**3
 
 
@@ -106,9 +114,16 @@ class LevelReader:
     def piece(self, box: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one piece of a read of ``box``, in this level's elements: whole chunks
         of the level below, up to :attr:`piece_bytes` of them."""
-        unit = tuple(-(-c // f) for c, f in zip(self.below_chunks, self.factors, strict=True))
+        return batch_shape(box, self._unit(), self._count())
+
+    def _unit(self) -> tuple[int, ...]:
+        """One chunk of the level below, in this level's elements."""
+        return tuple(-(-c // f) for c, f in zip(self.below_chunks, self.factors, strict=True))
+
+    def _count(self) -> int:
+        """Chunks of the level below in a piece."""
         one = math.prod(self.below_chunks) * self.dtype.itemsize
-        return batch_shape(box, unit, max(1, self.piece_bytes // max(1, one)))
+        return max(1, min(PIECE_CHUNKS, self.piece_bytes // max(1, one)))
 
     def __getitem__(self, index: Any) -> np.ndarray[Any, Any]:
         box = tuple(
@@ -139,12 +154,12 @@ def working_bytes(reader: LevelReader, width: int) -> int:
     (float64 sums and counts for ``mean``; every window's values, masks and counts for
     ``mode``). A piece need not start on a chunk of the level below, so it may touch up
     to twice as many chunks along every axis."""
-    unit = tuple(-(-c // f) for c, f in zip(reader.below_chunks, reader.factors, strict=True))
     one = math.prod(reader.below_chunks) * reader.dtype.itemsize
-    count = max(1, reader.piece_bytes // max(1, one))
-    out = math.prod(batch_shape(reader.shape, unit, count))
-    spans = zip(unit, reader.factors, reader.below_chunks, strict=True)
-    chunks = count * math.prod(1 + -(-(u * f) // c) for u, f, c in spans)
+    piece = batch_shape(reader.shape, reader._unit(), reader._count())
+    out = math.prod(piece)
+    below = tuple(n * f for n, f in zip(reader.shape, reader.factors, strict=True))
+    spans = zip(piece, reader.factors, reader.below_chunks, below, strict=True)
+    chunks = math.prod(min(-(-n // c), 1 + -(-(p * f) // c)) for p, f, c, n in spans)
     piece_in = out * math.prod(reader.factors) * reader.dtype.itemsize
     in_flight = min(READ_CONCURRENCY, chunks) * 2 * one
     reading = piece_in + in_flight + 2560 * chunks
@@ -207,10 +222,10 @@ def pyramid_source(
         d == f"dim_{i}" for i, d in enumerate(array.dims)
     )  # NumPy and Dask arrays come as dim_0, dim_1, ...: not names
     dims = array.dims if named and array.dims is not None else default_axes(len(array.shape))
-    units, voxel = source_geometry(attributes, dims)
+    units, voxel, origin = source_geometry(attributes, dims)
     pyramid = plan_pyramid(
-        array.shape, dims, request, dtype_kind=array.dtype.kind, chunks=chunks,
-        found_units=units, found_voxel=voxel,
+        array.shape, dims, request, dtype=array.dtype, chunks=chunks,
+        found_units=units, found_voxel=voxel, found_origin=origin,
     )  # fmt: skip
     level0 = replace(array, path="0", dims=dims, attributes=_level_attributes(array))
     levels = [level0]
@@ -249,14 +264,14 @@ def bind_levels(data: Any, store: Any) -> Any:
 
 
 def _sample_boxes(
-    shape: tuple[int, ...], block: tuple[int, ...], seed: str
+    shape: tuple[int, ...], block: tuple[int, ...], seed: str, every: bool = False
 ) -> list[tuple[slice, ...]]:
     """The first and last blocks of a grid of ``block`` over ``shape`` and
-    :data:`SAMPLED_BLOCKS` others drawn with ``seed``."""
+    :data:`SAMPLED_BLOCKS` others drawn with ``seed``; or, with ``every``, all of them."""
     grid = [-(-n // b) for n, b in zip(shape, block, strict=True)]
     total = math.prod(grid)
     rng = np.random.default_rng(int(hashlib.sha256(seed.encode()).hexdigest()[:12], 16))
-    picks = {0, total - 1}
+    picks = set(range(total)) if every else {0, total - 1}
     picks.update(int(i) for i in rng.integers(0, total, size=min(SAMPLED_BLOCKS, total)))
     boxes = []
     for flat in sorted(picks):
@@ -280,9 +295,9 @@ def _sample_block(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int,
     return tuple(block)
 
 
-def check_levels(store: Any, pyramid: Pyramid, seed: str) -> int:
-    """Compare sampled blocks of every level after the first with an independent
-    recomputation from the stored level below; returns the blocks checked.
+def check_levels(store: Any, pyramid: Pyramid, seed: str, *, every: bool = False) -> int:
+    """Compare sampled blocks (``every``: all blocks) of every level after the first with
+    an independent recomputation from the stored level below; returns the blocks checked.
 
     Raises
     ------
@@ -297,7 +312,7 @@ def check_levels(store: Any, pyramid: Pyramid, seed: str) -> int:
         below = zarr.open_array(store, path=str(k - 1), mode="r")
         factors = pyramid.factors[k - 1]
         block = _sample_block(level.shape, tuple(level.chunks))
-        for box in _sample_boxes(level.shape, block, f"{seed}/{k}"):
+        for box in _sample_boxes(level.shape, block, f"{seed}/{k}", every):
             source = tuple(
                 slice(s.start * f, min(s.stop * f, n))
                 for s, f, n in zip(box, factors, below.shape, strict=True)
@@ -305,8 +320,7 @@ def check_levels(store: Any, pyramid: Pyramid, seed: str) -> int:
             values = np.asarray(below[source])
             want = recompute(values, factors, pyramid.method)
             got = np.asarray(level[box])
-            finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
-            magnitude = float(np.abs(finite).max()) if finite.size else 0.0
+            magnitude = window_magnitude(values, factors) if values.dtype.kind == "f" else 0.0
             agree = same_values(want, got, pyramid.method, magnitude)
             if not agree.all():
                 where = tuple(int(i[0]) for i in np.nonzero(~agree))
@@ -320,12 +334,14 @@ def check_levels(store: Any, pyramid: Pyramid, seed: str) -> int:
     return checked
 
 
-def finish_pyramid(store: Any, pyramid: Pyramid, *, check: bool, seed: str) -> int:
-    """Check the levels (when ``check``), then write and validate the OME metadata on the
-    target's root group; returns the blocks checked."""
+def finish_pyramid(
+    store: Any, pyramid: Pyramid, *, check: bool, every: bool = False, seed: str
+) -> int:
+    """Check the levels (when ``check``; ``every`` block, or a sample), then write and
+    validate the OME metadata on the target's root group; returns the blocks checked."""
     import zarr
 
-    checked = check_levels(store, pyramid, seed) if check else 0
+    checked = check_levels(store, pyramid, seed, every=every) if check else 0
     group = zarr.open_group(store, mode="r+")
     write_image_metadata(group, pyramid, {})
     return checked
@@ -356,3 +372,31 @@ def relink_levels(arrays: Sequence[SourceArray], layouts: Sequence[Any]) -> list
 
 def _shape_of(arrays: Sequence[SourceArray], path: str) -> tuple[int, ...]:
     return next(a.shape for a in arrays if a.path == path)
+
+
+def check_bytes(pyramid: Pyramid, chunks: Sequence[tuple[int, ...]], itemsize: int) -> int:
+    """Bytes :func:`check_levels` holds at most, for levels of these (inner) ``chunks``:
+    reading one sampled block of a level and its windows in the level below (the chunks
+    in flight, two copies each, and the values), and recomputing it (float64 copies of
+    the windows, the window sums or sorted windows, the comparison)."""
+    worst = 0
+    for k in range(1, pyramid.levels):
+        shape, below_shape = pyramid.shapes[k], pyramid.shapes[k - 1]
+        factors, own, below = pyramid.factors[k - 1], chunks[k], chunks[k - 1]
+        block = _sample_block(shape, own)
+        n_out = math.prod(block)
+        n_in = n_out * math.prod(factors)
+        touched_below = math.prod(
+            min(-(-n // c), 1 + -(-(b * f) // c))
+            for n, c, b, f in zip(below_shape, below, block, factors, strict=True)
+        )
+        touched_own = math.prod(
+            min(-(-n // c), 1 + -(-b // c)) for n, c, b in zip(shape, own, block, strict=True)
+        )
+        reading = (
+            (n_in + n_out) * itemsize
+            + min(READ_CONCURRENCY, touched_below) * 2 * math.prod(below) * itemsize
+            + min(READ_CONCURRENCY, touched_own) * 2 * math.prod(own) * itemsize
+        )
+        worst = max(worst, reading + 4 * 8 * n_in + 64 * n_out)
+    return worst
