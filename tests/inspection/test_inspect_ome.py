@@ -508,3 +508,41 @@ def test_only_a_viewer_known_to_read_v2_only_flags_format_3() -> None:
                   (level("0", (512, 512), (512, 512), 1.0),))  # fmt: skip
     assert set(rules(v3, "vizarr")) == {"CW206"}
     assert rules(v3, "napari") == rules(v3, "unknown") == rules(v3) == {}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_label_image_is_rebuilt_with_the_mode_of_its_windows(
+    tmp_path: Path, version: str
+) -> None:
+    labels = np.zeros((2048, 2048), dtype="uint8")
+    labels[::2] = 10
+    labels[:, ::2] = 200
+    path = write_ome(
+        tmp_path / "labels.zarr", labels, version=version, axes="yx", chunks=(256, 256),
+        scale_factors=[],
+    )  # fmt: skip
+    v3 = version == "0.5"
+    key = path / ("zarr.json" if v3 else ".zattrs")
+    doc = json.loads(key.read_text())
+    (doc["attributes"]["ome"] if v3 else doc)["image-label"] = (
+        {"colors": []} if v3 else {"version": "0.4", "colors": []}
+    )
+    key.write_text(json.dumps(doc))
+    (flat,) = ome(chunkwise.inspect(path), "CW203")
+    assert flat.fix.endswith("--ome-zarr --zarr-format " + ("3" if v3 else "2") + " --method mode")
+    run = CliRunner().invoke(cli, [*shlex.split(flat.fix.partition(": ")[2])[1:], "--quiet"])
+    assert run.exit_code == 0, run.output
+    rebuilt = zarr.open_group(tmp_path / "labels-pyramid.zarr", mode="r")
+    assert set(np.unique(rebuilt["1"][...])) <= {0, 10, 200}
+
+
+def test_a_pyramid_that_rounds_down_and_scales_by_extent_is_even(tmp_path: Path) -> None:
+    """ome-zarr-py floors odd sizes (75 -> 37) and scales the level by the extent ratio
+    (600 / 37 = 16.2162): that is an even pyramid."""
+    path = write_ome(
+        tmp_path / "floor.zarr", np.zeros((600, 600), "uint8"), version="0.4", axes="yx",
+        chunks=(256, 256), scale_factors=[2, 4, 8, 16],
+    )  # fmt: skip
+    report = chunkwise.inspect(path)
+    assert report.images[0].levels[-1].shape == (37, 37)
+    assert "CW202" not in ome_rules(report)

@@ -263,3 +263,39 @@ def test_mode_never_blends_labels_where_mean_would() -> None:
     assert downsample(labels, (2, 2), "mean").tolist() == [[102]]  # a label nobody drew
     tie = np.array([[7, 3], [3, 7]], dtype="uint8")
     assert downsample(tie, (2, 2), "mode").tolist() == [[3]]  # ties to the smallest
+
+
+def test_a_section_one_voxel_thick_halves_its_other_two_axes() -> None:
+    section = plan_pyramid((2000, 1, 2000), ("z", "y", "x"), PyramidRequest(), dtype="uint8")
+    assert set(section.factors) == {(2, 1, 2)}
+    assert section.shapes[-1] == (250, 1, 250)
+
+
+def test_malformed_ome_metadata_reads_as_missing_not_as_a_crash() -> None:
+    from chunkwise.model.ome import read_ome
+
+    axes = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    for broken in (
+        {"version": "0.4", "axes": 5, "datasets": [{"path": "0"}]},
+        {"version": "0.4", "axes": axes, "datasets": 7},
+        {"version": "0.4", "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [10**400, 1]}]}]},
+        {"version": "0.4", "axes": axes, "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": ["1", 1]}]}]},
+    ):  # fmt: skip
+        image = read_ome({"multiscales": [broken]})
+        assert image is not None
+        assert all(d.scale is None for d in image.datasets)
+
+
+def test_ome_metadata_moves_between_ngff_04_and_05() -> None:
+    from chunkwise.model.ome import ome_for_format
+
+    v04 = {"multiscales": [{"version": "0.4", "axes": [], "datasets": []}],
+           "omero": {"channels": []}, "other": 1}  # fmt: skip
+    v05 = ome_for_format(v04, 3)
+    assert v05 == {"other": 1, "ome": {"version": "0.5", "omero": {"channels": []},
+                                       "multiscales": [{"axes": [], "datasets": []}]}}  # fmt: skip
+    assert ome_for_format(v05, 2) == v04
+    assert ome_for_format(v04, 2) == v04 and ome_for_format(v05, 3) == v05
+    assert ome_for_format({"a": 1}, 3) == {"a": 1}

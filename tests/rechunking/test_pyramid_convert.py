@@ -462,3 +462,45 @@ def test_a_kernel_wrong_only_on_bright_voxels_fails_the_full_check(
     with pytest.raises(chunkwise.ChunkwiseError, match="differs from an independent"):
         chunkwise.convert(values, tmp_path / "w.zarr", ome_zarr=True, levels=2,
                           chunks=(4, 32, 32), verify="full")  # fmt: skip
+
+
+@pytest.mark.parametrize(("source_format", "target_format"), [(2, 3), (3, 2)])
+def test_rechunking_an_image_into_the_other_zarr_format_moves_its_ngff_version(
+    tmp_path: Path, source_format: int, target_format: int
+) -> None:
+    values = np.random.default_rng(3).integers(0, 255, size=(8, 300, 300), dtype="uint16")
+    source = tmp_path / "src.zarr"
+    chunkwise.convert(values, source, ome_zarr=True, zarr_format=source_format, units="nanometer")
+    out = tmp_path / "out.zarr"
+    result = chunkwise.rechunk(source, out, chunks=(1, 64, 64), zarr_format=target_format)
+    assert isinstance(result, ConversionResult)
+    multiscale = first_multiscale(out)  # valid NGFF 0.5 on v3, 0.4 on v2
+    assert {a.unit for a in multiscale.axes} == {"nanometer"}
+    attributes = zarr.open_group(out, mode="r").attrs.asdict()
+    assert ("ome" in attributes) == (target_format == 3)
+    levels = ome_zarr_py_levels(out)
+    assert levels[0].tobytes() == values.tobytes()
+    if target_format == 3:
+        assert zarr.open_array(out / "1").metadata.dimension_names == ("z", "y", "x")
+
+
+def test_skipping_a_level_of_an_image_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "src.zarr"
+    chunkwise.convert(np.zeros((8, 600, 600), "uint16"), source, ome_zarr=True)
+    with pytest.raises(SpecError, match=r"--skip '1' would drop a level of an OME-Zarr image"):
+        chunkwise.rechunk(source, tmp_path / "out.zarr", chunks=(1, 64, 64), skip=["1"])
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def test_an_mrc_origin_moves_into_the_units_asked_for(tmp_path: Path) -> None:
+    with mrcfile.new(tmp_path / "t.mrc") as mrc:
+        mrc.set_data(np.zeros((8, 64, 64), "float32"))
+        mrc.voxel_size = 10.0
+        mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = 100.0, 200.0, 300.0
+    chunkwise.convert(tmp_path / "t.mrc", tmp_path / "a.zarr", ome_zarr=True, levels=2)
+    chunkwise.convert(tmp_path / "t.mrc", tmp_path / "n.zarr", ome_zarr=True, levels=2,
+                      units="nanometer", voxel_size=(1, 1, 1))  # fmt: skip
+    in_angstrom = first_multiscale(tmp_path / "a.zarr").datasets[0].coordinateTransformations
+    in_nanometer = first_multiscale(tmp_path / "n.zarr").datasets[0].coordinateTransformations
+    assert in_angstrom[1].translation == [300.0, 200.0, 100.0]  # z, y, x
+    assert in_nanometer[1].translation == [30.0, 20.0, 10.0]

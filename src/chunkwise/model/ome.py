@@ -7,11 +7,12 @@ Pure: dicts in, frozen values out (writing and validating go through ome-zarr-mo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OmeDataset", "OmeImage", "read_ome"]
+__all__ = ["OmeDataset", "OmeImage", "ome_for_format", "read_ome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +78,16 @@ class OmeImage:
 
 
 def _floats(value: Any) -> tuple[float, ...] | None:
-    if isinstance(value, Sequence) and all(isinstance(v, int | float) for v in value):
-        return tuple(float(v) for v in value)
-    return None
+    """Finite numbers, or ``None`` (strings, huge integers, NaN are malformed)."""
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    ):
+        return None
+    try:
+        out = tuple(float(v) for v in value)
+    except OverflowError:
+        return None
+    return out if all(math.isfinite(v) for v in out) else None
 
 
 def _transform(transforms: Any, kind: str) -> tuple[float, ...] | None:
@@ -87,6 +95,10 @@ def _transform(transforms: Any, kind: str) -> tuple[float, ...] | None:
         if isinstance(item, Mapping) and item.get("type") == kind:
             return _floats(item.get(kind))
     return None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def read_ome(attributes: Mapping[str, Any]) -> OmeImage | None:
@@ -102,7 +114,7 @@ def read_ome(attributes: Mapping[str, Any]) -> OmeImage | None:
         return None
     version = str((block.get("version") if block is ome else None) or first.get("version") or "")
     axes: list[tuple[str, str, str]] = []
-    for i, axis in enumerate(first.get("axes") or []):
+    for i, axis in enumerate(_list(first.get("axes"))):
         if isinstance(axis, Mapping):
             axes.append(
                 (str(axis.get("name", f"dim_{i}")), str(axis.get("type") or ""),
@@ -116,8 +128,8 @@ def read_ome(attributes: Mapping[str, Any]) -> OmeImage | None:
             _transform(d.get("coordinateTransformations"), "scale"),
             _transform(d.get("coordinateTransformations"), "translation"),
         )
-        for d in first.get("datasets") or []
-        if isinstance(d, Mapping) and d.get("path") is not None
+        for d in _list(first.get("datasets"))
+        if isinstance(d, Mapping) and isinstance(d.get("path"), str | int)
     )
     transforms = first.get("coordinateTransformations")
     return OmeImage(
@@ -125,3 +137,57 @@ def read_ome(attributes: Mapping[str, Any]) -> OmeImage | None:
         labels=isinstance(block.get("image-label"), Mapping),
         scale=_transform(transforms, "scale"), translation=_transform(transforms, "translation"),
     )  # fmt: skip
+
+
+#: OME keys beside ``multiscales`` that NGFF 0.5 keeps under ``ome`` (0.4: at the top).
+_OME_KEYS = (
+    "multiscales",
+    "omero",
+    "image-label",
+    "labels",
+    "plate",
+    "well",
+    "bioformats2raw.layout",
+)
+
+
+def ome_for_format(attributes: Mapping[str, Any], zarr_format: int) -> dict[str, Any]:
+    """A group's attributes with its OME metadata in the NGFF version of ``zarr_format``:
+    0.4 (at the top, each ``multiscales`` entry with its ``version``) on Zarr v2, 0.5
+    (under ``ome``, with one ``version``) on v3. Attributes without OME metadata are
+    returned as they are."""
+    out = dict(attributes)
+    ome = out.get("ome")
+    if zarr_format == 3 and not isinstance(ome, Mapping):
+        moved = {key: out.pop(key) for key in _OME_KEYS if key in out}
+        if not moved:
+            return out
+        for key in ("multiscales", "plate", "well"):
+            if isinstance(moved.get(key), list):
+                moved[key] = [_without_version(entry) for entry in moved[key]]
+            elif isinstance(moved.get(key), Mapping):
+                moved[key] = _without_version(moved[key])
+        if isinstance(moved.get("image-label"), Mapping):
+            moved["image-label"] = _without_version(moved["image-label"])
+        out["ome"] = {"version": "0.5", **moved}
+        return out
+    if zarr_format == 2 and isinstance(ome, Mapping):
+        del out["ome"]
+        for key, value in ome.items():
+            if key == "version":
+                continue
+            if key == "multiscales" and isinstance(value, list):
+                value = [
+                    {**entry, "version": "0.4"} if isinstance(entry, Mapping) else entry
+                    for entry in value
+                ]
+            elif key in ("image-label", "plate", "well") and isinstance(value, Mapping):
+                value = {**value, "version": "0.4"}
+            out[key] = value
+    return out
+
+
+def _without_version(entry: Any) -> Any:
+    if isinstance(entry, Mapping):
+        return {k: v for k, v in entry.items() if k != "version"}
+    return entry

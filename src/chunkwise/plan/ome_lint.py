@@ -191,6 +191,7 @@ def _convert_command(source: str, store: StoreFacts, facts: OmeFacts, zarr_forma
     parts = [
         "chunkwise", "convert", source, target_url(store.url, facts.group, "pyramid"),
         "--ome-zarr", "--zarr-format", str(zarr_format),
+        *(["--method", "mode"] if facts.image.labels else []),  # labels are never blended
     ]  # fmt: skip
     return " ".join(shlex.quote(p) for p in parts)
 
@@ -267,7 +268,8 @@ def _step(facts: OmeFacts, above: OmeLevel, level: OmeLevel) -> tuple[str, Evide
         if sa <= 0 or sb <= 0:
             continue
         ratio = sb / sa
-        if not any(math.isclose(ratio, f, rel_tol=1e-3) for f in factors):
+        # the factor, or the extent ratio (ome-zarr-py scales a floored level by it)
+        if not any(math.isclose(ratio, f, rel_tol=1e-3) for f in (*factors, na / max(nb, 1))):
             return (
                 f"level {level.path!r} is scaled {ratio:.3g}x level {above.path!r} along "
                 f"{axis} in the metadata, but {na} -> {nb} elements make it "

@@ -428,7 +428,8 @@ def _default_step(
     step = [1] * len(axes)
     for i in plane:
         step[i] = 2
-    finest = min(scale[i] for i in plane)
+    halving = [i for i in plane if shape[i] > 1] or plane  # a 1-thick section keeps its size
+    finest = min(scale[i] for i in halving)
     for i in rest:
         if scale[i] <= NEAR_ISOTROPIC * finest:
             step[i] = 2
@@ -503,10 +504,12 @@ def plan_pyramid(
         )
     units = _units(names, kinds, request.units or {}, found_units or {})
     voxel = _voxel(names, request.voxel_size or {}, found_voxel or {})
-    origins = found_origin or {}
+    origins = {
+        n: _in_unit(float((found_origin or {}).get(n, 0.0)), (found_units or {}).get(n), u)
+        for n, u in zip(names, units, strict=True)
+    }
     axes = tuple(
-        Axis(n, k, u, s, float(origins.get(n, 0.0)))
-        for n, k, u, s in zip(names, kinds, units, voxel, strict=True)
+        Axis(n, k, u, s, origins[n]) for n, k, u, s in zip(names, kinds, units, voxel, strict=True)
     )
     fixed: tuple[int, ...] | None = None
     if request.downsample is not None:
@@ -624,6 +627,31 @@ def source_geometry(
         {k: v for k, v in voxel.items() if k not in units or known[k]},
         origin,
     )
+
+
+#: Metres per space unit, to move an origin into the unit the user asked for.
+_METRES = {
+    "angstrom": 1e-10, "attometer": 1e-18, "centimeter": 1e-2, "decimeter": 1e-1,
+    "exameter": 1e18, "femtometer": 1e-15, "foot": 0.3048, "gigameter": 1e9,
+    "hectometer": 1e2, "inch": 0.0254, "kilometer": 1e3, "megameter": 1e6, "meter": 1.0,
+    "micrometer": 1e-6, "mile": 1609.344, "millimeter": 1e-3, "nanometer": 1e-9,
+    "parsec": 3.0856775814913673e16, "petameter": 1e15, "picometer": 1e-12,
+    "terameter": 1e12, "yard": 0.9144, "yoctometer": 1e-24, "yottameter": 1e24,
+    "zeptometer": 1e-21, "zettameter": 1e21,
+}  # fmt: skip
+
+
+def _in_unit(value: float, found: str | None, unit: str | None) -> float:
+    """An origin of ``value`` in the source's unit ``found``, in ``unit``: converted
+    between length units, kept in the same unit, else 0 (nothing to convert it with)."""
+    if not value:
+        return 0.0
+    source = _known_unit(found) if found else ""
+    if source == (unit or ""):
+        return value
+    if source in _METRES and unit in _METRES:  # to 12 digits: no 30.000000000000004
+        return float(f"{value * _METRES[source] / _METRES[unit]:.12g}")
+    return 0.0
 
 
 def _known_unit(unit: str) -> str:

@@ -32,12 +32,13 @@ from typing import Any, Literal
 import numpy as np
 
 from chunkwise.errors import ConstraintError, SpecError, StoreError
-from chunkwise.io.sources.objects import source_dataset
+from chunkwise.io.sources.objects import image_levels, level_axes, source_dataset
 from chunkwise.io.sources.readers import Source, SourceArray, SourceGroup, json_value, open_source
 from chunkwise.model.array import ArraySpec
 from chunkwise.model.codec import CodecSpec, parse_codec
 from chunkwise.model.dataset import VARIABLE_ITEM_BYTES, DatasetSpec, model_dtype
 from chunkwise.model.layout import Layout
+from chunkwise.model.ome import ome_for_format
 from chunkwise.plan.advice import Adviser
 from chunkwise.plan.dataset import DatasetAdvice, VariableAdvice, advise_dataset
 from chunkwise.plan.pyramid import Pyramid, PyramidRequest
@@ -484,7 +485,7 @@ class ConversionResult:
             pyramid = plan.pyramid
             lines.append(
                 f"OME-Zarr image: NGFF {'0.4' if plan.zarr_format == 2 else '0.5'}, "
-                f"{pyramid.levels} levels ("
+                f"{pyramid.levels} level{'s' * (pyramid.levels != 1)} ("
                 + ", ".join("x".join(map(str, s)) for s in pyramid.shapes)
                 + f"), {pyramid.method} of each window; metadata validated by ome-zarr-models"
             )
@@ -615,6 +616,12 @@ def _without_skipped(
         raise SpecError(
             f"--skip {', '.join(map(repr, unknown))}: the source has no such array; it has "
             f"{', '.join(repr(p) for p in sorted(paths)[:8])}{', ...' if len(paths) > 8 else ''}."
+        )
+    levels = sorted(image_levels(source) & set(skip))
+    if levels:
+        raise SpecError(
+            f"--skip {', '.join(map(repr, levels))} would drop a level of an OME-Zarr image, "
+            "whose metadata lists it (viewers then fail to open the image); keep every level."
         )
     kept = tuple(a for a in source.arrays if a.path not in skip)
     if not kept:
@@ -831,6 +838,8 @@ def plan_conversion(
             "--checksum needs zarr format 3 (format 2 has no crc32c codec); drop "
             "--zarr-format 2 or --checksum."
         )
+    if source.is_group and pyramid is None:
+        source = _ome_in_format(source, zarr_format)
     lone = not source.is_group
     if request.chunks is not None:
         ndims = {len(a.shape) for a in source.arrays}
@@ -909,6 +918,23 @@ def _check_memory(pyramid: Pyramid, jobs: Sequence[ArrayJob], max_mem: int) -> i
             f"least --max-mem {format_bytes(peak)}, or smaller --chunks."
         )
     return peak
+
+
+def _ome_in_format(source: Source, zarr_format: int) -> Source:
+    """The source with its OME-Zarr metadata in the NGFF version of the target's format
+    (0.4 on v2, 0.5 on v3), and, on v3, its image levels named by their axes (NGFF 0.5
+    levels carry dimension names)."""
+    groups = tuple(
+        replace(g, attributes=ome_for_format(g.attributes, zarr_format)) for g in source.groups
+    )
+    arrays = source.arrays
+    if zarr_format == 3:
+        axes = level_axes(source)
+        arrays = tuple(
+            replace(a, dims=axes[a.path]) if a.dims is None and a.path in axes else a
+            for a in arrays
+        )
+    return replace(source, groups=groups, arrays=arrays)
 
 
 def _pyramid_levels(

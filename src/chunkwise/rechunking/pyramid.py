@@ -244,7 +244,10 @@ def pyramid_source(
             read_working_bytes=working_bytes(reader, math.prod(factors)),
         )  # fmt: skip
         levels.append(level)
-    described = f"{source.description}, as an OME-Zarr pyramid of {pyramid.levels} levels"
+    described = (
+        f"{source.description}, as an OME-Zarr pyramid of {pyramid.levels} "
+        f"level{'s' * (pyramid.levels != 1)}"
+    )
     as_levels = replace(
         source, arrays=tuple(levels), groups=(SourceGroup("", {}),), is_group=True,
         description=described, levels=tuple(a.path for a in levels),

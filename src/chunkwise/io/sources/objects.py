@@ -346,7 +346,7 @@ def source_dataset(source: Source) -> DatasetSpec:
         scope, _, name = array.path.rpartition("/")
         groups.setdefault(scope, {})[name] = array
     declared = {g.path: g.attributes.get("coordinates") for g in source.groups}
-    axes = _level_axes(source)
+    axes = level_axes(source)
     roles: dict[str, str] = {}
     for scope, members in groups.items():
         listed = declared.get(scope)
@@ -366,11 +366,11 @@ def source_dataset(source: Source) -> DatasetSpec:
             )
             for array in source.arrays
         ),
-        unshared={a.path for a in source.arrays if a.dims is None} | _levels(source),
+        unshared={a.path for a in source.arrays if a.dims is None} | image_levels(source),
     )  # fmt: skip
 
 
-def _level_axes(source: Source) -> dict[str, tuple[str, ...]]:
+def level_axes(source: Source) -> dict[str, tuple[str, ...]]:
     """Dim names of OME-Zarr levels from their image's axes (NGFF 0.4 arrays on Zarr v2
     have none of their own), by array path."""
     out: dict[str, tuple[str, ...]] = {}
@@ -387,7 +387,7 @@ def _level_axes(source: Source) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _levels(source: Source) -> set[str]:
+def image_levels(source: Source) -> set[str]:
     """Paths of arrays that are levels of one image (an OME-Zarr pyramid being written, or
     the levels an OME-Zarr group lists): their dims have other sizes in each."""
     found = set(source.levels)
