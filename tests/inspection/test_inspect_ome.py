@@ -546,3 +546,16 @@ def test_a_pyramid_that_rounds_down_and_scales_by_extent_is_even(tmp_path: Path)
     report = chunkwise.inspect(path)
     assert report.images[0].levels[-1].shape == (37, 37)
     assert "CW202" not in ome_rules(report)
+
+
+def test_a_fix_from_a_later_level_carries_its_voxel_size_and_units(tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / "img.zarr"
+    chunkwise.convert(np.zeros((8, 600, 600), "uint16"), path, ome_zarr=True,
+                      units="nanometer", voxel_size=(4, 4, 4))  # fmt: skip
+    shutil.rmtree(path / "0")
+    (missing,) = ome(chunkwise.inspect(path), "CW201")
+    assert missing.fix.endswith(
+        "--voxel-size z=8,y=8,x=8 --units z=nanometer,y=nanometer,x=nanometer"
+    )

@@ -299,3 +299,19 @@ def test_ome_metadata_moves_between_ngff_04_and_05() -> None:
     assert ome_for_format(v05, 2) == v04
     assert ome_for_format(v04, 2) == v04 and ome_for_format(v05, 3) == v05
     assert ome_for_format({"a": 1}, 3) == {"a": 1}
+
+
+def test_units_asked_for_convert_the_sources_lengths_or_name_unitless_ones() -> None:
+    mrc = plan_pyramid(
+        (8, 64, 64), ("z", "y", "x"), PyramidRequest(levels=2, units={"": "nanometer"}),
+        dtype="float32", found_units=dict.fromkeys("zyx", "angstrom"),
+        found_voxel=dict.fromkeys("zyx", 10.0), found_origin={"z": 300.0},
+    )  # fmt: skip
+    assert [a.scale for a in mrc.axes] == [1.0, 1.0, 1.0]  # 10 angstrom = 1 nanometer
+    assert mrc.translation(0) == (30.0, 0.0, 0.0)
+    unitless = plan_pyramid(
+        (8, 64, 64), ("z", "y", "x"), PyramidRequest(levels=2, units={"": "micrometer"}),
+        dtype="float32", found_voxel=dict.fromkeys("zyx", 0.5), found_origin={"z": 100.0},
+    )  # fmt: skip
+    assert [a.scale for a in unitless.axes] == [0.5, 0.5, 0.5]  # the unit only names them
+    assert unitless.translation(0) == (100.0, 0.0, 0.0)

@@ -504,3 +504,24 @@ def test_an_mrc_origin_moves_into_the_units_asked_for(tmp_path: Path) -> None:
     in_nanometer = first_multiscale(tmp_path / "n.zarr").datasets[0].coordinateTransformations
     assert in_angstrom[1].translation == [300.0, 200.0, 100.0]  # z, y, x
     assert in_nanometer[1].translation == [30.0, 20.0, 10.0]
+
+
+def test_a_pyramid_of_a_label_pyramid_keeps_its_method(tmp_path: Path) -> None:
+    labels = np.zeros((4, 600, 600), "uint8")
+    labels[:, ::2] = 10
+    labels[:, :, ::2] = 200
+    chunkwise.convert(labels, tmp_path / "l.zarr", ome_zarr=True, method="mode", levels=2)
+    again = chunkwise.convert(tmp_path / "l.zarr", tmp_path / "again.zarr", ome_zarr=True)
+    assert isinstance(again, ConversionResult)
+    assert again.plan.pyramid is not None and again.plan.pyramid.method == "mode"
+    assert set(np.unique(zarr.open_array(tmp_path / "again.zarr" / "1")[...])) <= {0, 10, 200}
+
+
+def test_an_axis_given_twice_is_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", np.zeros((4, 8, 8), "float32"))
+    for option in (["--units", "z=nanometer,z=micrometer"], ["--voxel-size", "z=1,z=2"]):
+        run = CliRunner().invoke(
+            cli,
+            ["convert", str(tmp_path / "v.npy"), str(tmp_path / "o.zarr"), "--ome-zarr", *option],
+        )
+        assert run.exit_code == 2 and "gives axis 'z' twice; give it once." in run.output

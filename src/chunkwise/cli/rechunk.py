@@ -189,6 +189,8 @@ def _pairs(text: str | None, what: str) -> dict[str, str] | None:
             raise UserError(
                 f"{what} {text!r} must be name=value pairs, e.g. {what} {_EXAMPLES[what]}."
             )
+        if name.strip() in out:
+            raise UserError(f"{what} {text!r} gives axis {name.strip()!r} twice; give it once.")
         out[name.strip()] = value.strip()
     return out
 

@@ -43,6 +43,8 @@ class OmeImage:
     scale, translation
         The multiscale's own ``coordinateTransformations`` (applied after each level's),
         or ``None``.
+    method
+        The multiscale's ``type`` (how its levels were downsampled), or ``""``.
     """
 
     version: str
@@ -52,6 +54,13 @@ class OmeImage:
     labels: bool = False
     scale: tuple[float, ...] | None = None
     translation: tuple[float, ...] | None = None
+    method: str = ""
+
+    @property
+    def blends_nothing(self) -> bool:
+        """A label image, or levels made without blending values (``mode``, ``nearest``):
+        a pyramid of it must not average."""
+        return self.labels or self.method in ("mode", "nearest")
 
     def level0(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
         """Voxel size and origin of the first level in physical units (its own transforms,
@@ -136,6 +145,7 @@ def read_ome(attributes: Mapping[str, Any]) -> OmeImage | None:
         version, tuple(axes), datasets, str(first.get("name") or ""),
         labels=isinstance(block.get("image-label"), Mapping),
         scale=_transform(transforms, "scale"), translation=_transform(transforms, "translation"),
+        method=str(first.get("type") or "") if isinstance(first.get("type"), str) else "",
     )  # fmt: skip
 
 

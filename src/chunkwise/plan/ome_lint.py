@@ -191,9 +191,28 @@ def _convert_command(source: str, store: StoreFacts, facts: OmeFacts, zarr_forma
     parts = [
         "chunkwise", "convert", source, target_url(store.url, facts.group, "pyramid"),
         "--ome-zarr", "--zarr-format", str(zarr_format),
-        *(["--method", "mode"] if facts.image.labels else []),  # labels are never blended
+        *(["--method", "mode"] if facts.image.blends_nothing else []),  # never blend labels
+        *_calibration(source, facts),
     ]  # fmt: skip
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _calibration(source: str, facts: OmeFacts) -> list[str]:
+    """``--voxel-size`` and ``--units`` of the level a fix starts from when it is not the
+    image's first level (a bare level array has no metadata of its own to give them)."""
+    path = source.rpartition("#")[2] if "#" in source else None
+    level = next(
+        (lv for lv in facts.levels if path is not None and facts.level_path(lv) == path), None
+    )
+    if level is None or level.scale is None or len(level.scale) != len(facts.image.axes):
+        return []
+    scale = level.scale
+    if facts.image.scale is not None and len(facts.image.scale) == len(scale):
+        scale = tuple(a * b for a, b in zip(scale, facts.image.scale, strict=True))
+    names = facts.image.axis_names
+    out = ["--voxel-size", ",".join(f"{n}={s:g}" for n, s in zip(names, scale, strict=True))]
+    units = [f"{n}={u}" for n, _, u in facts.image.axes if u]
+    return [*out, "--units", ",".join(units)] if units else out
 
 
 def _rebuild(store: StoreFacts, facts: OmeFacts) -> str:

@@ -503,7 +503,12 @@ def plan_pyramid(
             f"a pyramid downsamples numbers, and these values are {_kind_word(dtype_kind)}."
         )
     units = _units(names, kinds, request.units or {}, found_units or {})
-    voxel = _voxel(names, request.voxel_size or {}, found_voxel or {})
+    found_in_units = {  # the source's sizes, in the units asked for (given sizes are as given)
+        n: _in_unit(float(v), (found_units or {}).get(n), u)
+        for n, u in zip(names, units, strict=True)
+        if (v := (found_voxel or {}).get(n)) is not None
+    }
+    voxel = _voxel(names, request.voxel_size or {}, found_in_units)
     origins = {
         n: _in_unit(float((found_origin or {}).get(n, 0.0)), (found_units or {}).get(n), u)
         for n, u in zip(names, units, strict=True)
@@ -642,16 +647,12 @@ _METRES = {
 
 
 def _in_unit(value: float, found: str | None, unit: str | None) -> float:
-    """An origin of ``value`` in the source's unit ``found``, in ``unit``: converted
-    between length units, kept in the same unit, else 0 (nothing to convert it with)."""
-    if not value:
-        return 0.0
+    """A length of ``value`` in the source's unit ``found``, in ``unit``: converted between
+    length units; kept as it is when either unit is unknown (the unit only names it)."""
     source = _known_unit(found) if found else ""
-    if source == (unit or ""):
-        return value
-    if source in _METRES and unit in _METRES:  # to 12 digits: no 30.000000000000004
-        return float(f"{value * _METRES[source] / _METRES[unit]:.12g}")
-    return 0.0
+    if value and source != unit and source in _METRES and unit in _METRES:
+        return float(f"{value * _METRES[source] / _METRES[unit]:.12g}")  # no 30.000000000000004
+    return value
 
 
 def _known_unit(unit: str) -> str:

@@ -13,7 +13,7 @@ peak, whatever its number of threads.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +74,7 @@ class DaskExecutor:
         }
 
     def runner(
-        self, fn: Callable[..., int], items: list[tuple[Any, ...]], parallel: int
+        self, fn: Callable[..., int], items: Iterable[tuple[Any, ...]], parallel: int
     ) -> Iterator[int]:
         """Run ``fn(*args)`` for every item: each task pinned to one worker, at most
         ``parallel`` in flight per worker; results as they complete."""

@@ -223,6 +223,11 @@ def pyramid_source(
     )  # NumPy and Dask arrays come as dim_0, dim_1, ...: not names
     dims = array.dims if named and array.dims is not None else default_axes(len(array.shape))
     units, voxel, origin = source_geometry(attributes, dims)
+    image = read_ome(attributes)
+    if request.method is None and image is not None and image.blends_nothing:
+        # a label image, or levels made by mode or nearest: keep its way, never average
+        kept = image.method if image.method in ("mode", "nearest") else "mode"
+        request = replace(request, method=kept)  # type: ignore[arg-type]
     pyramid = plan_pyramid(
         array.shape, dims, request, dtype=array.dtype, chunks=chunks,
         found_units=units, found_voxel=voxel, found_origin=origin,
