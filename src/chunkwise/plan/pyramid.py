@@ -147,11 +147,13 @@ def default_axes(ndim: int) -> tuple[str, ...]:
         return ("y", "x")
     if ndim == 3:
         return ("z", "y", "x")
+    if ndim not in (4, 5):
+        raise SpecError(
+            f"an image of {ndim} dims cannot be an OME-Zarr image, which has 2 to 5 axes."
+        )
+    example = "--dims t,z,y,x or --dims c,z,y,x" if ndim == 4 else "--dims t,c,z,y,x"
     raise SpecError(
-        f"an image of {ndim} dims needs its axes named for OME-Zarr: give --dims, e.g. "
-        + ("--dims t,z,y,x or --dims c,z,y,x." if ndim == 4 else "--dims t,c,z,y,x.")
-        if ndim in (4, 5)
-        else f"an image of {ndim} dims cannot be an OME-Zarr image, which has 2 to 5 axes."
+        f"an image of {ndim} dims needs its axes named for OME-Zarr: give --dims, e.g. {example}."
     )
 
 

@@ -878,7 +878,7 @@ def plan_conversion(
         )
     decided = [_decide(array, request, zarr_format, lone, advised) for array in arrays]
     if pyramid is not None:  # a level reads the level below with the chunks it will have
-        arrays = tuple(relink_levels(arrays, [layout for layout, _ in decided]))
+        arrays = tuple(relink_levels(arrays, [layout.chunks for layout, _ in decided]))
     for array, (layout, decision) in zip(arrays, decided, strict=True):
         if _copied_whole(array):
             itemsize = VARIABLE_ITEM_BYTES if _variable(array.dtype) else array.dtype.itemsize

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,7 @@ class LevelReader:
     below_chunks: tuple[int, ...]
     piece_bytes: int
     store: Any = None
+    _opened: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def ndim(self) -> int:
@@ -109,7 +110,9 @@ class LevelReader:
 
         if self.store is None:
             raise RuntimeError("a level reader reads the target: bind it with with_target()")
-        return zarr.open_array(self.store, path=self.below, mode="r")
+        if "below" not in self._opened:  # once per reader (and worker): one metadata read
+            self._opened["below"] = zarr.open_array(self.store, path=self.below, mode="r")
+        return self._opened["below"]
 
     def piece(self, box: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one piece of a read of ``box``, in this level's elements: whole chunks
@@ -147,7 +150,7 @@ def _as_box(index: Any, ndim: int) -> tuple[slice, ...]:
     return box
 
 
-def working_bytes(reader: LevelReader, width: int) -> int:
+def working_bytes(reader: LevelReader) -> int:
     """Bytes one read of ``reader`` holds besides its result, at most: the largest piece of
     the level below as read (its values; the chunks in flight, up to zarr's concurrency,
     two copies each; zarr's bookkeeping per chunk), and the downsampling's scratch for it
@@ -163,6 +166,7 @@ def working_bytes(reader: LevelReader, width: int) -> int:
     piece_in = out * math.prod(reader.factors) * reader.dtype.itemsize
     in_flight = min(READ_CONCURRENCY, chunks) * 2 * one
     reading = piece_in + in_flight + 2560 * chunks
+    width = math.prod(reader.factors)  # values per window
     scratch = (
         width * out * (reader.dtype.itemsize + 1) + 48 * out
         if reader.method == "mode"
@@ -234,21 +238,18 @@ def pyramid_source(
     )  # fmt: skip
     level0 = replace(array, path="0", dims=dims, attributes=_level_attributes(array))
     levels = [level0]
-    below_chunks = tuple(min(c, n) for c, n in zip(array.chunks, array.shape, strict=True))
     piece = max(2**16, min(PIECE_BYTES, max_mem // 32))
     for k in range(1, pyramid.levels):
-        shape = pyramid.shapes[k]
-        factors = pyramid.factors[k - 1]
-        chunks_k = chunks if chunks is not None else below_chunks
-        below = tuple(min(c, n) for c, n in zip(chunks_k, pyramid.shapes[k - 1], strict=True))
-        reader = LevelReader(shape, array.dtype, str(k - 1), factors, pyramid.method, below, piece)
+        shape, factors = pyramid.shapes[k], pyramid.factors[k - 1]
+        reader = LevelReader(
+            shape, array.dtype, str(k - 1), factors, pyramid.method, array.chunks, piece
+        )
         level = SourceArray(
-            str(k), reader, shape, array.dtype,
-            tuple(-(-c // f) for c, f in zip(below, factors, strict=True)), dims, {},
-            array.fill_value, flexible=True,
-            read_working_bytes=working_bytes(reader, math.prod(factors)),
-        )  # fmt: skip
+            str(k), reader, shape, array.dtype, shape, dims, {}, array.fill_value, flexible=True
+        )
         levels.append(level)
+    # until the layouts are decided, every level is read in the chunks given or the source's
+    levels = relink_levels(levels, [chunks or array.chunks] * len(levels))
     described = (
         f"{source.description}, as an OME-Zarr pyramid of {pyramid.levels} "
         f"level{'s' * (pyramid.levels != 1)}"
@@ -355,10 +356,13 @@ def finish_pyramid(
     return checked
 
 
-def relink_levels(arrays: Sequence[SourceArray], layouts: Sequence[Any]) -> list[SourceArray]:
+def relink_levels(
+    arrays: Sequence[SourceArray], chunk_shapes: Sequence[Sequence[int]]
+) -> list[SourceArray]:
     """The levels with each reader reading the level below in the chunks that level will
-    have (``layouts``, in the order of ``arrays``), and charged the memory that takes."""
-    chunks = {a.path: layout.chunks for a, layout in zip(arrays, layouts, strict=True)}
+    have (``chunk_shapes``, in the order of ``arrays``; clipped to each level), and
+    charged the memory that takes."""
+    chunks = {a.path: tuple(c) for a, c in zip(arrays, chunk_shapes, strict=True)}
     out = []
     for array in arrays:
         reader = array.data
@@ -368,11 +372,10 @@ def relink_levels(arrays: Sequence[SourceArray], layouts: Sequence[Any]) -> list
                 for c, n in zip(chunks[reader.below], _shape_of(arrays, reader.below), strict=True)
             )
             reader = replace(reader, below_chunks=below)
-            width = math.prod(reader.factors)
             array = replace(
                 array, data=reader,
                 chunks=tuple(-(-c // f) for c, f in zip(below, reader.factors, strict=True)),
-                read_working_bytes=working_bytes(reader, width),
+                read_working_bytes=working_bytes(reader),
             )  # fmt: skip
         out.append(array)
     return out
