@@ -388,6 +388,7 @@ def rechunk(
     dask: str | None = None,
     overwrite: bool = False,
     verify: Literal["readback", "full", "none"] = "readback",
+    engine: str = "auto",
     dry_run: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     events: Events | None = None,
@@ -401,6 +402,7 @@ def rechunk(
     method: Literal["mean", "nearest", "mode"] | None = None,
     units: str | Mapping[str, str] | None = None,
     voxel_size: Sequence[float] | Mapping[str, float] | None = None,
+    workers: int | None = None,
 ) -> ConversionPlan | ConversionResult:
     """Copy an array (or every array of a group) into a new Zarr layout, within a memory
     budget, resumably, and verify the result.
@@ -439,6 +441,11 @@ def rechunk(
         and compared bit for bit with the data read for it), ``"full"`` (also compares
         every element of source and target once more at the end; slow when the grids are
         misaligned) or ``"none"``.
+    engine
+        Who encodes, decodes and stores the chunks: ``"zarrs"`` (the zarrs codec pipeline,
+        Rust, for local directories; ``pip install 'chunkwise[zarrs]'``), ``"zarr"``
+        (zarr-python's own) or ``"auto"`` (the default: zarrs when installed). Every
+        engine writes the same standard Zarr.
     dry_run
         Return the plan without writing anything.
     storage_options
@@ -479,6 +486,11 @@ def rechunk(
     voxel_size
         Size of a level-0 voxel per axis, in its unit (one per dim, or per axis name);
         default: from the source, else 1.
+    workers
+        With ``dry_run``: plan (and estimate requests, dollars and time) for this many
+        Dask workers, each running ``threads`` tasks at once (default 1), without starting
+        or connecting to a cluster. ``dask="local:N"`` in a dry run plans for N workers
+        the same way; ``dask="tcp://..."`` without ``workers`` connects to count them.
 
     Returns
     -------
@@ -491,6 +503,8 @@ def rechunk(
     chunkwise.errors.ChunkwiseError
         For bad input, before anything is written: one sentence naming the problem.
     """
+    from chunkwise.errors import ConstraintError
+    from chunkwise.io.engines import Engine, choose_engine, using_engine
     from chunkwise.io.locations import check_target_name
     from chunkwise.rechunking.convert import (
         LayoutRequest,
@@ -519,65 +533,176 @@ def rechunk(
     check_target_name(str(target))
     if threads is not None and threads < 1:
         raise SpecError(f"--threads {threads} must be at least 1; omit it to use the cores.")
-    executor = None
-    opening = _opened_source(
-        source, str(target), storage_options, dims, skip, overwrite=overwrite,
-        zarr_format=2 if zarr_format == 2 else 3,
-    )  # fmt: skip
-    with opening as src:
-        if dask is not None and str(target).startswith("memory://"):
-            raise SpecError(
-                "--dask workers cannot write to memory://, which lives in this process only; "
-                "give a directory or s3:// target."
-            )
-        store = None
-        try:
-            if dask is not None:
-                from chunkwise.rechunking.dask_executor import connect
+    planned = _planned_workers(workers, dask, threads, dry_run=dry_run)
 
-                executor = connect(dask)
-                executor.prepare()
-                workers = executor.threads_per_worker
-                plan = plan_conversion(
-                    src, str(target), request, max_mem=budget, threads=workers,
-                    executor=executor.describe(), advise=advise, check_levels=verify != "none",
-                )  # fmt: skip
-            else:
-                plan = plan_conversion(
-                    src, str(target), request, max_mem=budget,
-                    threads=threads or default_threads(), advise=advise,
-                    check_levels=verify != "none",
-                )  # fmt: skip
-            store = open_target_store(str(target), storage_options)
-            if dry_run:
-                from chunkwise.rechunking.target import inspect_target
-
-                claim, _ = inspect_target(
-                    store, str(target), plan.fingerprint(), overwrite=overwrite
+    def attempt(chosen: Engine) -> ConversionPlan | ConversionResult:
+        """The run with ``chosen`` (its codec pipeline opens every array)."""
+        executor = None
+        opening = _opened_source(
+            source, str(target), storage_options, dims, skip, overwrite=overwrite,
+            zarr_format=2 if zarr_format == 2 else 3,
+        )  # fmt: skip
+        with using_engine(chosen), opening as src:
+            if dask is not None and str(target).startswith("memory://"):
+                raise SpecError(
+                    "--dask workers cannot write to memory://, which lives in this process only; "
+                    "give a directory or s3:// target."
                 )
-                return replace(plan, target_state=claim.value)
-            result = run_conversion(
-                plan, store, overwrite=overwrite, verify=verify,
-                runner=executor.runner if executor is not None else thread_runner,
-                events=events,
-            )  # fmt: skip
-            if executor is not None:
-                peak, added = executor.memory_peak()
-                result = replace(result, peak_rss=peak, peak_added=added)
-            if result.over_budget:
-                import warnings
+            store = None
+            try:
+                sizing: dict[str, Any]
+                if planned is not None:  # a dry run for workers it neither starts nor asks
+                    count, per_worker, label = planned
+                    sizing = {"threads": per_worker, "executor": label, "workers": count}
+                elif dask is not None:
+                    from chunkwise.rechunking.dask_executor import connect
 
-                from chunkwise.rechunking.convert import MemoryBudgetWarning
+                    executor = connect(dask)
+                    executor.prepare()
+                    executor.check_engine(chosen)
+                    sizing = {
+                        "threads": executor.threads_per_worker,
+                        "executor": executor.describe(),
+                        "workers": len(executor.workers),
+                    }
+                else:
+                    sizing = {"threads": threads or default_threads()}
 
-                warnings.warn(MemoryBudgetWarning(result.budget_warning()), stacklevel=2)
-            return result
-        finally:
-            if executor is not None:
-                executor.close()
-            if store is not None:
-                from chunkwise.io.stores import close_sessions
+                def planned_with(engine: Engine) -> ConversionPlan:
+                    return plan_conversion(
+                        src, str(target), request, max_mem=budget, advise=advise,
+                        check_levels=verify != "none", engine=engine.describe(), **sizing,
+                    )  # fmt: skip
 
-                close_sessions([store])
+                plan = planned_with(chosen)
+                if auto and chosen.name == "zarrs" and _slower_plan(plan, planned_with(plain)):
+                    raise _PreferZarr  # zarrs' own memory would cost passes or parallel tasks
+                if executor is not None:
+                    executor.limit_memory(plan.peak_memory)
+                store = open_target_store(str(target), storage_options)
+                if dry_run:
+                    from chunkwise.rechunking.target import inspect_target
+
+                    claim, _ = inspect_target(
+                        store, str(target), plan.fingerprint(), overwrite=overwrite
+                    )
+                    return replace(plan, target_state=claim.value)
+                result = run_conversion(
+                    plan, store, overwrite=overwrite, verify=verify,
+                    runner=executor.runner if executor is not None else thread_runner,
+                    events=events,
+                )  # fmt: skip
+                if executor is not None:
+                    peak, added = executor.memory_peak()
+                    result = replace(result, peak_rss=peak, peak_added=added)
+                if result.over_budget:
+                    import warnings
+
+                    from chunkwise.rechunking.convert import MemoryBudgetWarning
+
+                    warnings.warn(MemoryBudgetWarning(result.budget_warning()), stacklevel=2)
+                return result
+            finally:
+                if executor is not None:
+                    executor.close()
+                if store is not None:
+                    from chunkwise.io.stores import close_sessions
+
+                    close_sessions([store])
+
+    chosen = choose_engine(engine, str(target), dask)
+    plain = choose_engine("zarr", str(target), dask)
+    auto = engine.strip().lower() == "auto"
+    try:
+        return attempt(chosen)
+    except (ConstraintError, _PreferZarr):
+        if not auto or chosen.name == "zarr":
+            raise
+        # zarrs' pool holds memory of its own (engine_overhead): under a budget too small
+        # for it, or one where it would cost a pass or parallel tasks, auto runs with
+        # zarr-python's pipeline instead. Nothing was written yet.
+        return attempt(plain)
+
+
+class _PreferZarr(Exception):
+    """``--engine auto``: zarr-python's pipeline makes the better plan under this budget."""
+
+
+def _slower_plan(plan: ConversionPlan, other: ConversionPlan) -> bool:
+    """Whether ``plan`` takes more passes, or runs fewer tasks at once, than ``other``
+    (the same arrays planned for another engine) for some array."""
+    for mine, theirs in zip(plan.jobs, other.jobs, strict=True):
+        if len(mine.plan.stages) > len(theirs.plan.stages):
+            return True
+        if len(mine.plan.stages) == len(theirs.plan.stages) and any(
+            a.parallel < b.parallel
+            for a, b in zip(mine.plan.stages, theirs.plan.stages, strict=True)
+        ):
+            return True
+    return False
+
+
+# -- planning for Dask workers without them (rechunk --workers) ---------------------------
+
+
+def _local_workers(address: str) -> int | None:
+    """N of ``local:N``, or ``None`` for a scheduler's address."""
+    text = address.strip()
+    if not text.startswith("local:"):
+        return None
+    count = text.removeprefix("local:")
+    if not count.isdigit() or int(count) < 1:
+        raise SpecError(f"--dask {address!r} must name a positive number of workers, like local:2.")
+    return int(count)
+
+
+def _planned_workers(
+    workers: int | None, dask: str | None, threads: int | None, *, dry_run: bool
+) -> tuple[int, int, str] | None:
+    """The workers a dry run plans for without starting or asking a cluster, as (workers,
+    tasks at once per worker, the executor's description); ``None`` when the plan is
+    made for the local threads or for a scheduler's own workers.
+
+    Raises
+    ------
+    SpecError
+        For ``workers`` below 1, given to a run that is not a dry run (unless it is the N
+        of ``dask="local:N"``), or contradicting ``local:N``.
+    """
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise SpecError(
+            f"--workers {workers!r} must be a whole number of Dask workers, at least 1."
+        )
+    local = _local_workers(dask) if dask is not None else None
+    if workers is not None and local is not None and workers != local:
+        raise SpecError(
+            f"--workers {workers} contradicts --dask {dask}, which means {local} workers; "
+            "drop one of them."
+        )
+    if workers is not None and not dry_run:
+        if dask is None:
+            raise SpecError(
+                f"--workers {workers} plans for Dask workers and needs --dry-run (to see the "
+                f"plan) or --dask (e.g. --dask local:{workers}, to run on them)."
+            )
+        if local is None:
+            raise SpecError(
+                f"--workers {workers} only plans a --dry-run; a run on --dask {dask} uses the "
+                "workers its scheduler has, so drop --workers."
+            )
+    if not dry_run or (workers is None and local is None):
+        return None
+    count = workers if workers is not None else local
+    assert count is not None
+    per_worker = threads or 1
+    noun = f"{count} worker{'s' * (count != 1)} x {per_worker} thread{'s' * (per_worker != 1)}"
+    if local is not None:
+        return count, per_worker, f"a local Dask cluster ({noun}; planned, not started)"
+    if dask is not None:
+        return count, per_worker, f"Dask at {dask.strip()} ({noun}; planned, not connected)"
+    return count, per_worker, f"Dask ({noun}; planned, none started)"
 
 
 def _pyramid_request(

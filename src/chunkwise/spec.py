@@ -277,6 +277,7 @@ def parse_storage(value: object, reader: object = None) -> StorageProfile:
                 get_usd_per_1000=0.0,
                 put_usd_per_1000=0.0,
                 storage_usd_per_gb_month=0.0,
+                request_limit=None,  # a store of the user's own: no provider's limit known
             )
             custom_base = True
         changes: dict[str, Any] = {

@@ -29,6 +29,7 @@ from chunkwise.cli.common import (
     storage_options,
     user_errors,
 )
+from chunkwise.io.engines import ENGINE_CHOICES
 from chunkwise.model.storage import STORAGE_PRESETS
 from chunkwise.model.workload import WORKLOAD_PRESETS
 from chunkwise.rechunking.convert import ConversionPlan, ConversionResult, MemoryBudgetWarning
@@ -116,12 +117,26 @@ def _layout_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--threads", type=int, help="Tasks at once (default: cores, at most 4)."),
         click.option("--dask", help="Run on Dask: tcp://host:8786, or local:N worker processes."),
         click.option(
+            "--workers",
+            type=int,
+            help="With --dry-run: plan and estimate for N Dask workers (--threads each, "
+            "default 1) without starting or connecting to any.",
+        ),
+        click.option(
             "--verify",
             type=click.Choice(VERIFY_MODES),
             default=VERIFY_MODES[0],
             show_default=True,
             help="readback: read every written region back and compare it bit for bit; "
             "full: also compare all of source and target again at the end; none: skip.",
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(ENGINE_CHOICES, case_sensitive=False),
+            default=ENGINE_CHOICES[0],
+            show_default=True,
+            help="Who encodes, decodes and stores chunks: zarrs (Rust; local "
+            "directories), zarr (zarr-python's own), auto: zarrs when installed.",
         ),
         click.option("--overwrite", is_flag=True, help="Replace an existing target."),
         click.option("--dry-run", is_flag=True, help="Print the plan; write nothing."),
@@ -219,8 +234,15 @@ def _voxel_size(text: str | None) -> tuple[float, ...] | dict[str, float] | None
 
 def _run(require_layout: bool, **kw: Any) -> None:
     storage = storage_arg(kw["storage"]) if kw["storage"] else None
-    if storage is not None and kw["workload"] is None and not kw.get("ome_zarr"):
-        raise UserError("--storage only matters with --workload; add --workload or drop it.")
+    if (
+        storage is not None
+        and kw["workload"] is None
+        and not kw.get("ome_zarr")
+        and not kw["dry_run"]  # a dry run prices its requests and time on it
+    ):
+        raise UserError(
+            "--storage only matters with --workload or --dry-run; add one of them or drop it."
+        )
     options = storage_options(kw["endpoint_url"], kw["storage_option"])
     show = not kw["quiet"] and not kw["as_json"] and sys.stderr.isatty()
     with _progress_bar(show) as bar, warnings.catch_warnings():
@@ -239,6 +261,7 @@ def _run(require_layout: bool, **kw: Any) -> None:
             dask=kw["dask"],
             overwrite=kw["overwrite"],
             verify=kw["verify"],
+            engine=kw["engine"],
             dry_run=kw["dry_run"],
             storage_options=options,
             events=bar,
@@ -252,6 +275,7 @@ def _run(require_layout: bool, **kw: Any) -> None:
             method=kw.get("method"),
             units=_units(kw.get("units")),
             voxel_size=_voxel_size(kw.get("voxel_size")),
+            workers=kw["workers"],
         )
     console = Console(soft_wrap=True)
     if isinstance(result, ConversionPlan):
@@ -322,6 +346,7 @@ def plan_document(plan: ConversionPlan) -> dict[str, Any]:
                     }
                     for s in job.plan.stages
                 ],
+                "estimate": job.estimate.to_dict() if job.estimate is not None else None,
             }
             for job in plan.jobs
         ],

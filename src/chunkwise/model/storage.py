@@ -32,11 +32,14 @@ from typing import Literal
 from chunkwise.errors import SpecError
 
 __all__ = [
+    "GCS_REQUEST_LIMIT",
     "NO_OBJECT_LIMIT",
     "READER_ALIASES",
     "READER_PRESETS",
+    "S3_REQUEST_LIMIT",
     "STORAGE_PRESETS",
     "ReaderProfile",
+    "RequestRateLimit",
     "StorageProfile",
 ]
 
@@ -177,6 +180,61 @@ NO_OBJECT_LIMIT = 2**62
 
 
 @dataclass(frozen=True, slots=True)
+class RequestRateLimit:
+    """The request rate an object store serves on one key range before it throttles.
+
+    Parameters
+    ----------
+    get_per_s
+        GET/HEAD (read) requests per second the store serves on one ``scope``.
+    put_per_s
+        PUT/COPY/POST/DELETE (write) requests per second on one ``scope``.
+    scope
+        What the limit applies to, in words (``"partitioned prefix"``).
+    throttled
+        What the store does above the limit, as a clause for messages.
+    source
+        Where the provider documents the numbers (a URL).
+    """
+
+    get_per_s: float
+    put_per_s: float
+    scope: str
+    throttled: str
+    source: str
+
+    def __post_init__(self) -> None:
+        if not (self.get_per_s > 0 and self.put_per_s > 0):
+            raise SpecError("request rate limits must be positive requests per second.")
+
+
+#: Amazon S3: "at least 3,500 PUT/COPY/POST/DELETE or 5,500 GET/HEAD requests per second
+#: per partitioned Amazon S3 prefix"; above that, while S3 scales a prefix out, it answers
+#: HTTP 503 Slow Down (S3 User Guide, "Best practices design patterns: optimizing Amazon S3
+#: performance"). The keys of one Zarr array share a prefix until S3 partitions it.
+S3_REQUEST_LIMIT = RequestRateLimit(
+    get_per_s=5500.0,
+    put_per_s=3500.0,
+    scope="partitioned prefix",
+    throttled="S3 answers 503 Slow Down until it has repartitioned the prefix, which takes "
+    "minutes, and the run slows down or fails once retries run out",
+    source="https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html",
+)
+#: Google Cloud Storage: a bucket's "initial IO capacity" is about 1,000 object writes and
+#: 5,000 object reads per second; it scales up as the load grows, doubling at most every 20
+#: minutes, with higher latency and error rates meanwhile ("Request rate and access
+#: distribution guidelines").
+GCS_REQUEST_LIMIT = RequestRateLimit(
+    get_per_s=5000.0,
+    put_per_s=1000.0,
+    scope="bucket, at first",
+    throttled="Cloud Storage answers slower and with 429/503 errors until it has spread the "
+    "bucket's load over more servers (it doubles its capacity at most every 20 minutes)",
+    source="https://cloud.google.com/storage/docs/request-rate",
+)
+
+
+@dataclass(frozen=True, slots=True)
 class StorageProfile:
     """The cost of talking to a store.
 
@@ -208,6 +266,9 @@ class StorageProfile:
         The library issuing the requests. A profile built directly keeps zarr-python
         3.1's; specs, presets and stores chunkwise opens get the reader installed here
         (:func:`chunkwise.spec.parse_storage`).
+    request_limit
+        The request rate the store serves on one key prefix before it throttles
+        (:data:`S3_REQUEST_LIMIT`), or ``None`` when it states none.
     """
 
     name: str
@@ -223,6 +284,7 @@ class StorageProfile:
     put_usd_per_1000: float = 0.0
     storage_usd_per_gb_month: float = 0.0
     reader: ReaderProfile = READER_PRESETS["zarr-python-3.1"]
+    request_limit: RequestRateLimit | None = None
 
     def __post_init__(self) -> None:
         if self.latency_s < 0:
@@ -248,7 +310,12 @@ class StorageProfile:
 
 
 def _object_store(
-    name: str, latency_s: float, get: float, put: float, gb_month: float
+    name: str,
+    latency_s: float,
+    get: float,
+    put: float,
+    gb_month: float,
+    limit: RequestRateLimit | None = None,
 ) -> StorageProfile:
     return StorageProfile(
         name=name,
@@ -264,6 +331,7 @@ def _object_store(
         get_usd_per_1000=get,
         put_usd_per_1000=put,
         storage_usd_per_gb_month=gb_month,
+        request_limit=limit,
     )
 
 
@@ -281,8 +349,8 @@ STORAGE_PRESETS: dict[str, StorageProfile] = {
         "hpc", "filesystem", 2e-3, 3000 * _MB, 800 * _MB, 32, 64 * KiB, 0, NO_OBJECT_LIMIT
     ),
     # Cloud object stores, list prices of the standard/hot tier in one region.
-    "s3": _object_store("s3", 20e-3, 0.0004, 0.005, 0.023),
-    "gcs": _object_store("gcs", 30e-3, 0.0004, 0.005, 0.020),
+    "s3": _object_store("s3", 20e-3, 0.0004, 0.005, 0.023, S3_REQUEST_LIMIT),
+    "gcs": _object_store("gcs", 30e-3, 0.0004, 0.005, 0.020, GCS_REQUEST_LIMIT),
     "azure": _object_store("azure", 25e-3, 0.0004, 0.0065, 0.018),
     # A static HTTP server seen from a browser or laptop: six connections per host.
     "http": StorageProfile("http", "object", 50e-3, 100 * _MB, 40 * _MB, 6, 0, 0, NO_OBJECT_LIMIT),

@@ -32,15 +32,19 @@ from typing import Any, Literal
 import numpy as np
 
 from chunkwise.errors import ConstraintError, SpecError, StoreError
+from chunkwise.io.engines import os_error_of
+from chunkwise.io.locations import resolve_location
 from chunkwise.io.sources.objects import image_levels, level_axes, source_dataset
 from chunkwise.io.sources.readers import Source, SourceArray, SourceGroup, json_value, open_source
 from chunkwise.model.array import ArraySpec
-from chunkwise.model.codec import CodecSpec, parse_codec
+from chunkwise.model.codec import CodecSpec, default_codec_profile, parse_codec
 from chunkwise.model.dataset import VARIABLE_ITEM_BYTES, DatasetSpec, model_dtype
 from chunkwise.model.layout import Layout
 from chunkwise.model.ome import ome_for_format
+from chunkwise.model.storage import StorageProfile
 from chunkwise.plan.advice import Adviser
 from chunkwise.plan.dataset import DatasetAdvice, VariableAdvice, advise_dataset
+from chunkwise.plan.estimate import RechunkEstimate, estimate_rechunk, format_hours, format_usd
 from chunkwise.plan.pyramid import Pyramid, PyramidRequest
 from chunkwise.plan.rechunk import (
     READ_CONCURRENCY,
@@ -52,6 +56,7 @@ from chunkwise.plan.rechunk import (
 from chunkwise.rechunking.executor import (
     MARKER_PREFIX,
     MMAP_THRESHOLD,
+    TRIM_FRACTION,
     Events,
     RechunkEvent,
     RechunkResult,
@@ -61,6 +66,7 @@ from chunkwise.rechunking.executor import (
     start_memory_watch,
     tame_allocator,
     thread_runner,
+    trim_above,
     warm_up,
 )
 from chunkwise.rechunking.pyramid import (
@@ -107,6 +113,20 @@ SMALL_ARRAY_BYTES = 16 * 2**20
 #: bytes: runs of a few tasks of under 1 MiB rose 3.2-8.5 MiB in all
 #: (benchmarks/bench_rechunk_projection.py).
 RUN_OVERHEAD = 6 * 2**20
+#: What the zarrs engine holds besides the tasks, per thread of its pool (one per core),
+#: bytes: writing 64 chunks of 256 KiB read from HDF5 and NetCDF-4 at a 48 MiB budget rose
+#: up to 13 MiB above zarr-python's projection on 2 cores (4.9-13.0 over 6 runs;
+#: tests/rechunking/test_rechunk_memory.py), 7.3 MiB in all with one thread. Measured on
+#: 2 cores only; counted per core so that larger machines are not under-counted.
+ZARRS_THREAD_BYTES = 8 * 2**20
+
+
+def engine_overhead(engine: str) -> int:
+    """Bytes the engine named ``engine`` (``"zarrs 0.2.3"``, ``"zarr 3.1.6"``) holds
+    besides the tasks (:data:`ZARRS_THREAD_BYTES` per core for zarrs)."""
+    return ZARRS_THREAD_BYTES * (os.cpu_count() or 1) if engine.startswith("zarrs") else 0
+
+
 #: Freed buffers below the mmap threshold that glibc keeps for reuse, as a fraction of what
 #: the tasks hold (arenas capped at 2, buffers from 4 MiB up mapped on their own): with it,
 #: every case of benchmarks/bench_rechunk_projection.py measures at or below its projection.
@@ -228,6 +248,9 @@ class ArrayJob:
     decision
         Recorded in the target's ``chunkwise`` attribute: how the layout was decided, the
         workload, storage, predicted costs and rationale when ``advise`` chose it.
+    estimate
+        Requests, bytes, dollars and time of the plan on its storage and workers
+        (:func:`~chunkwise.plan.estimate.estimate_rechunk`), or ``None``.
     """
 
     path: str
@@ -235,6 +258,7 @@ class ArrayJob:
     layout: Layout
     plan: RechunkPlan
     decision: dict[str, Any]
+    estimate: RechunkEstimate | None = None
 
     @property
     def nbytes(self) -> int:
@@ -252,7 +276,8 @@ class ArrayJob:
             + (f" in shards of {format_shape(layout.shards)}" if layout.shards else "")
             + f", {layout.codec}, zarr v{layout.zarr_format} [{self.decision['decided_by']}]"
         )
-        return [head, *(f"  {line}" for line in self.plan.describe())]
+        lines = [*self.plan.describe(), *(self.estimate.describe() if self.estimate else [])]
+        return [head, *(f"  {line}" for line in lines)]
 
 
 @dataclass(frozen=True)
@@ -289,6 +314,9 @@ class ConversionPlan:
         The OME-Zarr pyramid the arrays are levels of (``--ome-zarr``), else ``None``.
     check_memory
         Projected peak bytes of checking the pyramid's levels after they are written.
+    engine
+        The library that encodes, decodes and stores the chunks, with its version
+        (:mod:`chunkwise.io.engines`); ``""`` when not said.
     """
 
     def not_advised(self) -> list[str]:
@@ -322,6 +350,7 @@ class ConversionPlan:
     workload: str | None = None
     pyramid: Pyramid | None = None
     check_memory: int = 0
+    engine: str = ""
 
     @property
     def peak_memory(self) -> int:
@@ -365,7 +394,8 @@ class ConversionPlan:
             f"memory: projected peak {format_bytes(self.peak_memory)} of a "
             f"{format_bytes(self.max_mem)} budget"
             + (" per worker" if self.executor != "threads" else "")
-            + f"; executor: {self.executor}",
+            + f"; executor: {self.executor}"
+            + (f"; engine: {self.engine}" if self.engine else ""),
             f"writes {format_bytes(self.bytes_written)} (uncompressed, all passes) in "
             f"{format_count(sum(s.tasks for j in self.jobs for s in j.plan.stages))} tasks",
         ]
@@ -373,9 +403,23 @@ class ConversionPlan:
             lines.extend(self.pyramid.describe())
         for job in self.jobs:
             lines.extend(job.describe())
+        lines.extend(self._estimate_total())
         lines.extend(f"skipped: {reason}" for reason in self.skipped)
         lines.extend(self.not_advised())
         return lines
+
+    def _estimate_total(self) -> list[str]:
+        """With several arrays, one line summing their estimates (arrays run one after
+        another)."""
+        estimates = [job.estimate for job in self.jobs if job.estimate is not None]
+        if len(estimates) < 2:
+            return []
+        return [
+            f"all {len(estimates)} arrays: {format_count(sum(e.get_requests for e in estimates))} "
+            f"GET and {format_count(sum(e.put_requests for e in estimates))} PUT requests "
+            f"(${format_usd(sum(e.usd for e in estimates))}), about "
+            f"{format_hours(sum(e.seconds for e in estimates))}"
+        ]
 
     def __repr__(self) -> str:
         return "\n".join(["ConversionPlan", *(f"  {line}" for line in self.describe())])
@@ -457,7 +501,8 @@ class ConversionResult:
                 f"{format_bytes(source_bytes)} in {format_duration(self.seconds)} "
                 f"({format_bytes(rate)}/s)",
                 f"tasks: {format_count(run)} run"
-                + (f", {format_count(skipped)} already done (resumed)" if skipped else ""),
+                + (f", {format_count(skipped)} already done (resumed)" if skipped else "")
+                + (f"; engine: {plan.engine}" if plan.engine else ""),
             ]
         lines = [
             *head,
@@ -784,13 +829,23 @@ def plan_conversion(
     executor: str = "threads",
     advise: Adviser,
     check_levels: bool = True,
+    engine: str = "",
+    workers: int = 1,
+    readback: bool | None = None,
 ) -> ConversionPlan:
     """Decide and plan every array of ``source``; raises before anything is written.
 
     ``advise`` decides the layouts a ``--workload`` asks for (``chunkwise.advise``, which
     the façade passes in: this layer does not reach back up to it). ``check_levels``: a
     pyramid's levels will be checked after writing (``--verify`` other than ``none``), so
-    the check's memory is part of the plan.
+    the check's memory is part of the plan. ``engine`` (``"zarrs 0.2.3"``): the library
+    that will run the tasks, whose own memory is part of the plan (:func:`engine_overhead`).
+
+    Every array's plan is estimated (:func:`~chunkwise.plan.estimate.estimate_rechunk`) for
+    ``workers`` processes running ``threads`` tasks each, on the target's storage (the
+    request's ``storage`` when given, else the preset of the target's kind: ``s3://`` ->
+    ``s3``, local paths -> ``local-ssd``) and the source's; ``readback`` (default:
+    ``check_levels``) says whether every object written is read back.
 
     Raises
     ------
@@ -861,6 +916,7 @@ def plan_conversion(
                 f"--chunks ({len(request.chunks)})."
             )
     arrays, skipped = _without_skipped(source, request.skip)
+    run_overhead = RUN_OVERHEAD + engine_overhead(engine)
     for array in arrays:
         _check_path(array.path)
     jobs: list[ArrayJob] = []
@@ -883,24 +939,84 @@ def plan_conversion(
         if _copied_whole(array):
             itemsize = VARIABLE_ITEM_BYTES if _variable(array.dtype) else array.dtype.itemsize
             plan = plan_whole_copy(
-                array.shape, itemsize, max_mem=max_mem, overhead=RUN_OVERHEAD,
+                array.shape, itemsize, max_mem=max_mem, overhead=run_overhead,
                 slack=ALLOCATOR_SLACK,
             )  # fmt: skip
         else:
-            plan = _plan_array(array, layout, max_mem=max_mem, threads=threads)
+            plan = _plan_array(
+                array, layout, max_mem=max_mem, threads=threads, overhead=run_overhead
+            )
         jobs.append(ArrayJob(array.path, array, layout, plan, decision))
+    jobs = _estimated(
+        jobs, source.url, target_url, request.storage, workers=workers, threads=threads,
+        readback=check_levels if readback is None else readback,
+    )  # fmt: skip
     skipped.extend(source.skipped)
     check = 0
     if pyramid is not None and check_levels:
-        check = _check_memory(pyramid, jobs, max_mem)
+        check = _check_memory(pyramid, jobs, max_mem, run_overhead)
     return ConversionPlan(
         source.url, target_url, source.description, source.is_group, zarr_format,
         source.groups if source.is_group else (), tuple(jobs), tuple(skipped), max_mem, executor,
-        workload=request.workload, pyramid=pyramid, check_memory=check,
+        workload=request.workload, pyramid=pyramid, check_memory=check, engine=engine,
     )  # fmt: skip
 
 
-def _check_memory(pyramid: Pyramid, jobs: Sequence[ArrayJob], max_mem: int) -> int:
+#: Storage presets a place is priced as, by its URL's scheme (anything else: local-ssd).
+_SCHEME_STORAGE = {
+    "s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure",
+    "abfss": "azure", "http": "http", "https": "http",
+}  # fmt: skip
+#: The intermediate array's codec (as :mod:`chunkwise.rechunking.executor` writes it).
+INTERMEDIATE_CODEC = CodecSpec("blosc", "lz4", 1, "shuffle")
+
+
+def storage_at(url: str) -> StorageProfile:
+    """The storage preset a source or target is priced as, by its kind: ``s3://`` is
+    ``s3``, ``gs://`` ``gcs``, ``https://`` ``http``, everything else (local paths,
+    ``memory://``, data objects) ``local-ssd``; with the reader installed here."""
+    from chunkwise.spec import parse_storage
+
+    try:
+        scheme = resolve_location(url).scheme
+    except (SpecError, OSError, ValueError):
+        scheme = "file"
+    return parse_storage(_SCHEME_STORAGE.get(scheme, "local-ssd"))
+
+
+def _estimated(
+    jobs: Sequence[ArrayJob],
+    source_url: str,
+    target_url: str,
+    storage: str | Mapping[str, Any] | None,
+    *,
+    workers: int,
+    threads: int,
+    readback: bool,
+) -> list[ArrayJob]:
+    """``jobs`` with their plans' estimates on the source's and the target's storage."""
+    from chunkwise.spec import parse_storage
+
+    source = storage_at(source_url)
+    target = parse_storage(storage) if storage is not None else storage_at(target_url)
+    intermediate = default_codec_profile(INTERMEDIATE_CODEC)
+    out = []
+    for job in jobs:
+        codec = _source_codec(job.source)[0] if job.source.zarr_array is not None else None
+        estimate = estimate_rechunk(
+            job.plan, source=source, target=target,
+            source_codec=default_codec_profile(codec or CodecSpec("none")),
+            target_codec=default_codec_profile(job.layout.codec),
+            intermediate_codec=intermediate, workers=workers, threads=threads,
+            readback=readback,
+        )  # fmt: skip
+        out.append(replace(job, estimate=estimate))
+    return out
+
+
+def _check_memory(
+    pyramid: Pyramid, jobs: Sequence[ArrayJob], max_mem: int, overhead: int = RUN_OVERHEAD
+) -> int:
     """Projected peak of checking the levels, within ``max_mem``.
 
     Raises
@@ -910,7 +1026,7 @@ def _check_memory(pyramid: Pyramid, jobs: Sequence[ArrayJob], max_mem: int) -> i
     """
     itemsize = jobs[0].source.dtype.itemsize
     tasks = check_bytes(pyramid, [job.layout.chunks for job in jobs], itemsize)
-    peak = RUN_OVERHEAD + math.ceil(tasks * (1 + ALLOCATOR_SLACK))
+    peak = overhead + math.ceil(tasks * (1 + ALLOCATOR_SLACK))
     if peak > max_mem:
         raise ConstraintError(
             f"max_mem {format_bytes(max_mem)} is too small to check this pyramid's levels: "
@@ -967,7 +1083,9 @@ def _read_grids(array: SourceArray, unit: tuple[int, ...]) -> list[tuple[int, ..
     return [(lead, *array.shape[1:]), (1,) * len(array.shape)]
 
 
-def _plan_array(array: SourceArray, layout: Layout, *, max_mem: int, threads: int) -> RechunkPlan:
+def _plan_array(
+    array: SourceArray, layout: Layout, *, max_mem: int, threads: int, overhead: int = RUN_OVERHEAD
+) -> RechunkPlan:
     """The rechunk plan of one array: one pass on the first read grid that allows it,
     else two passes on the first that fits (see :func:`_read_grids`)."""
     memory = TASK_MEMORY
@@ -977,7 +1095,7 @@ def _plan_array(array: SourceArray, layout: Layout, *, max_mem: int, threads: in
             read_working_bytes=array.read_working_bytes,
         )  # fmt: skip
     # The run's own: pools, the reading library's buffers, the codec's working memory.
-    overhead = RUN_OVERHEAD + array.library_bytes + ENCODE_THREADS * encode_scratch(layout.codec)
+    overhead += array.library_bytes + ENCODE_THREADS * encode_scratch(layout.codec)
     fallback: RechunkPlan | None = None
     refusal: ConstraintError | None = None
     for grid in _read_grids(array, layout.shards or layout.chunks):
@@ -1286,6 +1404,7 @@ def run_conversion(
 
         load_models()  # before the memory watch: imports are not the run's memory
     rss_at_start = start_memory_watch()
+    trim_above(rss_at_start + int(TRIM_FRACTION * plan.peak_memory))
     root = getattr(store, "root", None)
     existed = root is None or Path(root).exists()
     try:
@@ -1300,8 +1419,13 @@ def run_conversion(
             if not existed and root is not None:
                 with contextlib.suppress(OSError):
                     Path(root).rmdir()  # only when empty: a run that wrote nothing
-    except OSError as exc:
-        raise target_io_error(plan.target_url, exc) from None
+    except (OSError, RuntimeError) as exc:  # zarrs raises the system's errors as RuntimeError
+        found = os_error_of(exc)
+        if found is None:
+            raise
+        raise target_io_error(plan.target_url, found) from None
+    finally:
+        trim_above(None)
     peak = peak_rss()
     return ConversionResult(
         plan, results, time.perf_counter() - start, resumed, peak, max(0, peak - rss_at_start),

@@ -73,9 +73,33 @@ class DaskExecutor:
             worker: int(rss) for worker, rss in self.client.run(start_memory_watch).items()
         }
 
+    def limit_memory(self, projected: int) -> None:
+        """Have each worker trim its heap after a task once it holds more than
+        ``TRIM_FRACTION`` of ``projected`` bytes above its memory at :meth:`prepare`
+        (:func:`chunkwise.rechunking.executor.trim_above`)."""
+        from chunkwise.rechunking.executor import TRIM_FRACTION, trim_above
+
+        for worker, start in self.rss_at_start.items():
+            limit = start + int(TRIM_FRACTION * projected)
+            self.client.run(trim_above, limit, workers=[worker])
+
+    def check_engine(self, engine: Any) -> None:
+        """Raise :class:`~chunkwise.errors.MissingDependencyError` when a worker lacks
+        the library of ``engine`` (a :class:`chunkwise.io.engines.Engine`)."""
+        if engine.name != "zarrs":
+            return
+        found = self.client.run(_installed, "zarrs")
+        missing = sorted(worker for worker, ok in found.items() if not ok)
+        if missing:
+            raise MissingDependencyError(
+                f"--engine zarrs: the Dask worker{'s' * (len(missing) > 1)} "
+                f"{', '.join(missing[:3])} cannot import zarrs; install 'chunkwise[zarrs]' "
+                "there, or use --engine zarr."
+            )
+
     def runner(
-        self, fn: Callable[..., int], items: Iterable[tuple[Any, ...]], parallel: int
-    ) -> Iterator[int]:
+        self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]], parallel: int
+    ) -> Iterator[Any]:
         """Run ``fn(*args)`` for every item: each task pinned to one worker, at most
         ``parallel`` in flight per worker; results as they complete."""
         from distributed import as_completed
@@ -98,11 +122,11 @@ class DaskExecutor:
             for _ in range(max(1, parallel)):
                 submit(worker)
         for future in running:
-            nbytes = int(future.result())  # a failed task raises here, on the client
+            done = future.result()  # a failed task raises here, on the client
             worker = owner.pop(future.key)
             future.release()
             submit(worker)
-            yield nbytes
+            yield done
 
     def memory_peak(self) -> tuple[int, int]:
         """The largest peak resident memory of any worker process since :meth:`prepare`,
@@ -121,6 +145,12 @@ class DaskExecutor:
         if self.cluster is not None:
             with contextlib.suppress(Exception):
                 self.cluster.close()
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
 
 
 def connect(address: str, *, threads_per_worker: int = 1) -> DaskExecutor:

@@ -54,23 +54,29 @@ __all__ = [
     "MARKER_PREFIX",
     "MMAP_THRESHOLD",
     "PARTIAL_WRITE",
+    "PHASES",
     "VERIFY_MODES",
+    "Checksums",
     "RechunkEvent",
     "RechunkResult",
     "TaskRunner",
+    "TaskTimes",
     "VerificationError",
+    "chunk_sums",
     "copy_task",
     "finished",
     "format_box",
     "parts",
     "peak_rss",
     "readback_boxes",
+    "release_memory",
     "run_plan",
     "start_memory_watch",
     "tame_allocator",
     "task_boxes",
     "thread_runner",
     "tidy_state",
+    "trim_above",
     "unreadable",
     "warm_up",
 ]
@@ -109,6 +115,39 @@ class RechunkResult:
     verified: str
 
 
+#: The timed phases of a task, in order (:class:`TaskTimes`).
+PHASES: tuple[str, ...] = ("read", "write", "check", "mark")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTimes:
+    """What one task did, and the wall time of each of its phases, seconds.
+
+    Attributes
+    ----------
+    nbytes
+        Uncompressed bytes written.
+    read
+        Reading its region from the source: requests, decoding, assembling.
+    write
+        Writing it: cutting into chunks, encoding, storing.
+    check
+        Reading back what it wrote and comparing (0 without read-back).
+    mark
+        Storing its marker.
+    """
+
+    nbytes: int
+    read: float = 0.0
+    write: float = 0.0
+    check: float = 0.0
+    mark: float = 0.0
+
+    def phases(self) -> tuple[float, ...]:
+        """The phases' seconds in :data:`PHASES` order."""
+        return (self.read, self.write, self.check, self.mark)
+
+
 EventKind = Literal["run-start", "stage-start", "task-done", "stage-done", "verify-done"]
 
 
@@ -135,6 +174,11 @@ class RechunkEvent:
         Wall time since the stage started.
     stage_bytes
         Uncompressed bytes the whole stage writes.
+    busy
+        Seconds the tasks run so far spent in each of :data:`PHASES`, summed over tasks
+        (so over parallel tasks they exceed ``seconds``); for profiles.
+    parallel
+        Tasks the stage runs at once (per worker on Dask).
     """
 
     kind: EventKind
@@ -145,6 +189,8 @@ class RechunkEvent:
     nbytes: int
     seconds: float
     stage_bytes: int = 0
+    busy: tuple[float, ...] = ()
+    parallel: int = 0
 
 
 #: A subscriber to run events.
@@ -153,12 +199,12 @@ Events = Callable[[RechunkEvent], None]
 #: A task runner: ``runner(fn, argument_tuples, parallel)`` calls ``fn(*args)`` for every
 #: tuple, at most ``parallel`` at a time (per worker on Dask), and yields results as they
 #: complete (any order).
-TaskRunner = Callable[[Callable[..., int], Iterable[tuple[Any, ...]], int], Iterable[int]]
+TaskRunner = Callable[[Callable[..., Any], Iterable[tuple[Any, ...]], int], Iterable[Any]]
 
 
 def thread_runner(
-    fn: Callable[..., int], items: Iterable[tuple[Any, ...]], parallel: int
-) -> Iterator[int]:
+    fn: Callable[..., Any], items: Iterable[tuple[Any, ...]], parallel: int
+) -> Iterator[Any]:
     """Run tasks on a local thread pool, ``parallel`` at a time (codecs release the GIL).
 
     Tasks are taken from ``items`` as others finish, at most twice ``parallel`` submitted
@@ -251,11 +297,83 @@ def _done_marker(state: str, verify: str) -> str:
     return f"{state}/done-{verify}"
 
 
-def _mark(store: Any, key: str) -> None:
+def _mark(store: Any, key: str, content: bytes = b"") -> None:
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
 
-    sync(store.set(key, default_buffer_prototype().buffer.from_bytes(b"")))
+    sync(store.set(key, default_buffer_prototype().buffer.from_bytes(content)))
+
+
+#: Kinds of NumPy dtype whose values the intermediate is checked for by checksum (fixed
+#: size, no padding): booleans, integers, floats, complex numbers, dates and durations.
+_SUMMABLE_KINDS = "biufcmM"
+
+
+@dataclass(frozen=True, slots=True)
+class Checksums:
+    """Where a second-pass task finds the CRC-32 of every intermediate chunk it reads, as
+    the first pass recorded them in its markers from the values it read from the source.
+
+    Attributes
+    ----------
+    store
+        The store holding the first pass's markers (the intermediate's).
+    prefix
+        Their key prefix, ``<state>/<first stage>/``.
+    shape, task, chunks
+        The array's shape, the first pass's task shape and the intermediate's chunks.
+    """
+
+    store: Any
+    prefix: str
+    shape: tuple[int, ...]
+    task: tuple[int, ...]
+    chunks: tuple[int, ...]
+
+    def tasks_over(self, box: tuple[slice, ...]) -> list[int]:
+        """The first-pass tasks whose regions overlap ``box`` (their numbers, C order)."""
+        grid = [-(-n // t) for n, t in zip(self.shape, self.task, strict=True)]
+        ranges = [range(b.start // t, -(-b.stop // t)) for b, t in zip(box, self.task, strict=True)]
+        return [int(np.ravel_multi_index(corner, grid)) for corner in itertools.product(*ranges)]
+
+
+def chunk_sums(
+    values: np.ndarray[Any, Any], box: tuple[slice, ...], chunks: tuple[int, ...], dtype: Any
+) -> dict[str, int]:
+    """CRC-32 of the bytes of each chunk of ``values`` (the region ``box``, which starts
+    on the grid of ``chunks``), as ``dtype`` in C order, keyed ``"i.j.k"`` by the chunk's
+    place in the array's grid. ``zlib.crc32`` reads 4 GB/s here, without the GIL."""
+    import zlib
+
+    sums = {}
+    for sub, inner in parts(box, chunks):
+        block = np.ascontiguousarray(values[inner], dtype=dtype)
+        key = ".".join(str(s.start // c) for s, c in zip(sub, chunks, strict=True))
+        sums[key] = zlib.crc32(block.data.cast("B"))
+    return sums
+
+
+def _check_sums(expect: Checksums, box: tuple[slice, ...], values: np.ndarray[Any, Any]) -> None:
+    """Compare the CRC-32 of every intermediate chunk of ``values`` (read from the
+    intermediate for ``box``) with what the first pass recorded from the source."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    recorded: dict[str, int] = {}
+    for task in expect.tasks_over(box):
+        found = sync(
+            expect.store.get(f"{expect.prefix}{task}", prototype=default_buffer_prototype())
+        )
+        if found is not None and found.to_bytes():
+            recorded.update(json.loads(found.to_bytes())["crc32"])
+    for key, crc in chunk_sums(values, box, expect.chunks, values.dtype).items():
+        if recorded.get(key) != crc:
+            where = tuple(int(i) * c for i, c in zip(key.split("."), expect.chunks, strict=True))
+            raise VerificationError(
+                f"this run's intermediate copy differs from the source in its chunk at index "
+                f"{where} ({'no checksum recorded' if key not in recorded else 'CRC-32 differs'}); "
+                "it is not trustworthy: rerun with --overwrite."
+            )
 
 
 def copy_task(
@@ -266,10 +384,19 @@ def copy_task(
     check: bool = False,
     read_batch: tuple[int, ...] = (),
     write_batch: tuple[int, ...] = (),
-) -> int:
+    record: bool = False,
+    expect: Checksums | None = None,
+) -> TaskTimes:
     """One task: read ``box`` of ``source``, write it whole into ``dest``, read it back and
-    compare when ``check``, then store the empty ``marker`` key in ``dest``'s store.
-    Returns the bytes written (uncompressed).
+    compare when ``check``, then store the ``marker`` key in ``dest``'s store.
+    Returns the bytes written (uncompressed) and the time of each phase.
+
+    A first pass into the intermediate checks by checksum instead of reading back
+    (``record``): its marker holds the CRC-32 of every chunk it wrote, computed from the
+    values read from the source, and the second pass (``expect``) compares them with the
+    CRC-32 of the values it reads from the intermediate, before writing the target. That
+    checks each chunk where it is used, end to end (codec, storage, position), without
+    decoding the intermediate twice.
 
     Reads go in calls of ``read_batch`` (whole source chunks), writes and read-backs in
     calls of ``write_batch`` (whole write units), so zarr's bookkeeping per chunk of a
@@ -283,19 +410,29 @@ def copy_task(
         When ``check`` and what ``dest`` returns differs from what was written; the task
         is then not marked done.
     """
+    clock = time.perf_counter
+    began = clock()
     values = _read(source, box, read_batch)
-    _release_memory()  # the read's buffers, before the write allocates its own
+    read = clock()
+    if expect is not None:
+        _check_sums(expect, box, values)
     writer = _writer(dest, values)
     for sub, inner in parts(box, write_batch):
         writer[sub] = values[inner]
+    written = clock()
+    content = b""
+    if record:
+        sums = chunk_sums(values, box, tuple(dest.chunks), dest.dtype)
+        content = json.dumps({"crc32": sums}, separators=(",", ":")).encode()
     if check:
-        _release_memory()  # the write's buffers, before reading back
         _check_written(dest, box, values, write_batch)
-    _mark(dest.store, marker)
-    nbytes = int(values.nbytes)
-    del values
-    _release_memory()
-    return nbytes
+    checked = clock()
+    _mark(dest.store, marker, content)
+    if _trim_above is not None and _resident() > _trim_above:
+        release_memory()
+    return TaskTimes(
+        int(values.nbytes), read - began, written - read, checked - written, clock() - checked
+    )
 
 
 def parts(
@@ -563,23 +700,27 @@ def warm_up() -> None:
     np.asarray(tiny[...])
 
 
-#: Buffers from this size up, bytes, are mapped and unmapped by glibc on their own rather
-#: than taken from and returned to its heap. Left dynamic (glibc's default), the threshold
-#: climbs to the size of the largest buffer freed (up to 32 MiB), so decoded chunks of a
-#: few MiB stay on the heap and peaks swing with the allocator's history: a two-pass job
-#: over 16 MiB chunks rose 152-175 MiB dynamic, 79 MiB with 4 MiB fixed, at ~10-30% more
-#: wall time on small jobs (benchmarks/bench_rechunk_projection.py; the 1 GiB job:
-#: benchmarks/bench_rechunk_internals.py). 256 KiB cost 40% there.
-MMAP_THRESHOLD = 4 * 2**20
+#: Buffers from this size up, bytes, are mapped and unmapped by glibc on their own; smaller
+#: ones are taken from and returned to its heap, and reused. 32 MiB is the most glibc's
+#: dynamic threshold climbs to; fixed, it does not depend on the allocator's history nor
+#: on the environment (Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``,
+#: which pins the threshold at 128 KiB: every decoded chunk is then mapped, zeroed by the
+#: kernel and unmapped). A 4 MiB threshold and a trim of the heap after every task
+#: (chunkwise before 0.16) cost the 1 GiB map -> time-series job 2.7 million page faults
+#: and 11 s of system CPU in a 13.7 s run (benchmarks/bench_rechunk_profile.py). The
+#: memory model counts what the heap keeps (``MemoryModel.unmapped_bytes`` = this).
+MMAP_THRESHOLD = 32 * 2**20
+#: Free memory at the top of the heap glibc keeps rather than hands back at once, bytes
+#: (twice the mmap threshold, as its dynamic setting would have it).
+TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
 
 
 def tame_allocator() -> None:
     """Cap glibc at two malloc arenas, so memory freed by one thread's codec buffers is
-    reused by the next instead of idling in a per-thread arena, and map buffers of
-    :data:`MMAP_THRESHOLD` and up on their own (``0``: glibc's dynamic threshold): with
-    :func:`copy_task` trimming the heap after each task, resident memory then follows
-    what the tasks hold. Process-wide; chunkwise calls it when a rechunk run starts. A
-    no-op off glibc."""
+    reused by the next instead of idling in a per-thread arena, and fix its mmap and trim
+    thresholds (:data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD`). The heap is trimmed when a
+    stage ends (:data:`release_memory`). Process-wide; chunkwise calls it when a rechunk
+    run starts, here and on every Dask worker. A no-op off glibc."""
     import ctypes
     import ctypes.util
 
@@ -588,16 +729,17 @@ def tame_allocator() -> None:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return
-    m_arena_max, m_mmap_threshold = -8, -3
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
     mallopt(m_arena_max, 2)
-    if MMAP_THRESHOLD:
-        mallopt(m_mmap_threshold, MMAP_THRESHOLD)
+    mallopt(m_mmap_threshold, MMAP_THRESHOLD)
+    mallopt(m_trim_threshold, TRIM_THRESHOLD)
 
 
 def _load_trim() -> Callable[[], None]:
-    """glibc's ``malloc_trim``: hands freed heap pages back to the OS. Without it, the
-    allocator keeps each thread arena's high-water mark of decoded and encoded chunks, and
-    resident memory drifts above what the tasks hold. A no-op elsewhere."""
+    """glibc's ``malloc_trim``: hands freed heap pages back to the OS, so that what one
+    stage's buffers left on the heap is not held through the next. Not after every task:
+    pages handed back are faulted in and zeroed again by the next task. A no-op
+    elsewhere."""
     import ctypes
     import ctypes.util
 
@@ -614,7 +756,35 @@ def _load_trim() -> Callable[[], None]:
     return release
 
 
-_release_memory = _load_trim()
+#: Trim the heap (:func:`_load_trim`).
+release_memory = _load_trim()
+
+#: Share of a run's projected rise above which a task that ends trims the heap.
+TRIM_FRACTION = 0.75
+#: Resident bytes above which a task that ends trims the heap (:func:`trim_above`).
+_trim_above: int | None = None
+
+
+def trim_above(limit: int | None) -> None:
+    """Make every task that ends with this process holding more than ``limit`` resident
+    bytes hand the heap's free pages back (``None``: only when a stage ends). Freed
+    buffers are otherwise kept for reuse, which saves the kernel faulting and zeroing them
+    again, but a source whose reads allocate in their own patterns (a Dask array computed
+    per task) can fragment the heap past the projection: a lazy 384 MiB dataset at a
+    128 MiB budget rose 131 MiB against 117 projected without this
+    (tests/rechunking/test_dataset_convert.py)."""
+    global _trim_above
+    _trim_above = limit
+
+
+def _resident() -> int:
+    """This process's resident memory, bytes (0 where ``/proc`` is missing)."""
+    import os
+
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _beside(store: Any, prefix: str) -> Any:
@@ -629,13 +799,28 @@ def _beside(store: Any, prefix: str) -> Any:
     return MemoryStore()  # in-process targets cannot outlive the process anyway
 
 
+#: The intermediate's compressor: Blosc lz4 at level 1 (``"none"``: stored raw). Raw was no
+#: faster on local disk: 15.0-17.9 CPU-s against 15.2-16.8 for the 1 GiB map ->
+#: time-series job with zarrs (more bytes through the page cache balance the codec), and
+#: an object store bills the bytes (benchmarks/bench_rechunk_profile.py).
+INTERMEDIATE_COMPRESSOR: Literal["lz4", "none"] = "lz4"
+
+
+def _intermediate_codec(itemsize: int) -> Any:
+    from chunkwise.io.zarr_compat import CheckedBloscCodec
+
+    if INTERMEDIATE_COMPRESSOR == "none":
+        return None
+    return CheckedBloscCodec(cname=INTERMEDIATE_COMPRESSOR, clevel=1, typesize=itemsize)
+
+
 def _intermediate(plan: RechunkPlan, target: Any, state: str) -> Any:
     """The two-pass intermediate array: opened when an interrupted run left it, else
     created. It writes every chunk, fill-valued ones too, so that the chunks a first-pass
     marker stands for can be checked to exist (:func:`_with_inputs`)."""
     import zarr
 
-    from chunkwise.io.zarr_compat import CheckedBloscCodec, checked_reads
+    from chunkwise.io.zarr_compat import checked_reads
 
     assert plan.intermediate_chunks is not None
     store = _beside(target.store, f"{state}/intermediate")
@@ -650,7 +835,7 @@ def _intermediate(plan: RechunkPlan, target: Any, state: str) -> Any:
         shape=plan.shape,
         dtype=target.dtype,
         chunks=plan.intermediate_chunks,
-        compressors=CheckedBloscCodec(cname="lz4", clevel=1, typesize=plan.itemsize),
+        compressors=_intermediate_codec(plan.itemsize),
         zarr_format=3,
         fill_value=target.fill_value,
         config=config,
@@ -667,7 +852,13 @@ def _run_stage(
     emit: Callable[..., None],
     check: bool,
     to_intermediate: bool,
+    sums: bool = False,
+    expect: Checksums | None = None,
 ) -> tuple[int, int, int]:
+    """Run the stage's tasks not yet done; ``check``: each is verified (``sums``: by
+    recording checksums, the first pass into an intermediate; else by reading back), and
+    ``expect``: the checksums the first pass recorded are compared as the intermediate is
+    read."""
     size = stage.bytes_written
     boxes = list(task_boxes(shape, stage.task_shape))
     done = _done(dest.store, state, stage, check)
@@ -676,21 +867,30 @@ def _run_stage(
     indices = [i for i in range(len(boxes)) if i not in done]
     todo = (  # made as the runner takes them: a tuple per task only while it is pending
         (
-            source, dest, _marker(state, stage, i, check), boxes[i], check, stage.read_batch,
-            stage.write_batch,
+            source, dest, _marker(state, stage, i, check), boxes[i], check and not sums,
+            stage.read_batch, stage.write_batch, check and sums, expect,
         )
         for i in indices
     )  # fmt: skip
     moved = 0
+    busy = [0.0] * len(PHASES)
     finished = len(boxes) - len(indices)
     start = time.perf_counter()
-    emit("stage-start", stage.name, finished, len(boxes), 0, 0.0, size)
-    for nbytes in runner(copy_task, todo, stage.parallel):
-        moved += nbytes
+    emit("stage-start", stage.name, finished, len(boxes), 0, 0.0, size, (), stage.parallel)
+    for times in runner(copy_task, todo, stage.parallel):
+        moved += times.nbytes
+        busy = [b + t for b, t in zip(busy, times.phases(), strict=True)]
         finished += 1
         seconds = time.perf_counter() - start
-        emit("task-done", stage.name, finished, len(boxes), moved, seconds, size)
-    emit("stage-done", stage.name, finished, len(boxes), moved, time.perf_counter() - start, size)
+        emit(
+            "task-done", stage.name, finished, len(boxes), moved, seconds, size, tuple(busy),
+            stage.parallel,
+        )  # fmt: skip
+    release_memory()  # what this stage's buffers left on the heap, before the next
+    emit(
+        "stage-done", stage.name, finished, len(boxes), moved, time.perf_counter() - start, size,
+        tuple(busy), stage.parallel,
+    )  # fmt: skip
     return len(indices), len(boxes) - len(indices), moved
 
 
@@ -821,10 +1021,18 @@ def run_plan(
     start = time.perf_counter()
 
     def emit(
-        kind: EventKind, stage: str, done: int, total: int, nbytes: int, s: float, size: int = 0
+        kind: EventKind,
+        stage: str,
+        done: int,
+        total: int,
+        nbytes: int,
+        s: float,
+        size: int = 0,
+        busy: tuple[float, ...] = (),
+        parallel: int = 0,
     ) -> None:
         if events is not None:
-            events(RechunkEvent(kind, name, stage, done, total, nbytes, s, size))
+            events(RechunkEvent(kind, name, stage, done, total, nbytes, s, size, busy, parallel))
 
     run = skipped = moved = 0
     earlier = finished(target.store, state)
@@ -842,10 +1050,20 @@ def run_plan(
             inter = _intermediate(plan, target, state)
             first, second = plan.stages
             passes = [(first, source, inter, True), (second, inter, target, False)]
+        check = verify != "none"
+        sums = check and len(passes) == 2 and np.dtype(target.dtype).kind in _SUMMABLE_KINDS
         for stage, src, dst, to_inter in passes:
+            expect = None
+            if sums and not to_inter:  # the second pass checks what the first recorded
+                first = plan.stages[0]
+                expect = Checksums(
+                    src.store, f"{state}/{first.name}/", plan.shape, first.task_shape,
+                    tuple(src.chunks),
+                )  # fmt: skip
             r, s, m = _run_stage(
-                stage, src, dst, state, plan.shape, runner, emit, verify != "none", to_inter
-            )
+                stage, src, dst, state, plan.shape, runner, emit, check, to_inter,
+                sums=sums and to_inter, expect=expect,
+            )  # fmt: skip
             run, skipped, moved = run + r, skipped + s, moved + m
     checked = time.perf_counter()
     if verify == "full" and earlier != "full":

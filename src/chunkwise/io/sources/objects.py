@@ -162,9 +162,10 @@ class _VariableReader:
 
     def __getitem__(self, box: tuple[slice, ...]) -> np.ndarray[Any, Any]:
         data = self.variable[box].data if self.ndim else self.variable.data
-        if hasattr(data, "dask"):
+        computed = hasattr(data, "dask")
+        if computed:
             data = data.compute(scheduler="synchronous")
-        if self.dtype.kind == "T":
+        if self.dtype.kind == "T" or computed:  # computed here: ours, no copy needed
             return np.asarray(data, dtype=self.dtype)
         return np.array(data, dtype=self.dtype, copy=True)
 
