@@ -23,8 +23,9 @@ round, and reports medians over ``--repeats``:
   interpreter, the C library (memory copies and fills) and NumPy.
 
 Variants: the engine (zarr-python's own codec pipeline, or zarrs), the verification
-(``none``, ``readback``), and, for the record, the allocator settings chunkwise used before
-this benchmark (mmap threshold 4 MiB, heap trimmed after every task).
+(``none``, ``readback``), the intermediate stored raw instead of Blosc lz4, and, for the
+record, the allocator settings chunkwise used before this benchmark (mmap threshold 4 MiB,
+heap trimmed after every task).
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "zarr, --verify readback": {"engine": "zarr", "verify": "readback"},
     "zarrs, --verify none": {"engine": "zarrs", "verify": "none"},
     "zarrs, --verify readback": {"engine": "zarrs", "verify": "readback"},
+    "zarrs, --verify none, intermediate stored raw (no lz4)": {
+        "engine": "zarrs",
+        "verify": "none",
+        "raw_intermediate": True,
+    },
     "zarr, --verify none, allocator as before (4 MiB mmap threshold, trim per task)": {
         "engine": "zarr",
         "verify": "none",
@@ -106,6 +112,10 @@ def worker(spec: dict[str, Any]) -> None:
 
     if spec.get("before"):
         _as_before()
+    if spec.get("raw_intermediate"):
+        import chunkwise.rechunking.executor as executor
+
+        executor.INTERMEDIATE_COMPRESSOR = "none"
     stages: list[dict[str, Any]] = []
 
     def events(event: RechunkEvent) -> None:

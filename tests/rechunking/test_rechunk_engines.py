@@ -20,7 +20,7 @@ from chunkwise.errors import ConstraintError, MissingDependencyError, SpecError
 from chunkwise.io import engines
 from chunkwise.io.engines import choose_engine, engine_of, using_engine
 from chunkwise.rechunking.convert import ConversionResult
-from chunkwise.rechunking.executor import RechunkEvent
+from chunkwise.rechunking.executor import RechunkEvent, VerificationError
 
 SHAPE = (48, 40, 36)
 
@@ -76,7 +76,10 @@ def test_both_engines_store_the_same_values_under_the_same_keys(tmp_path: Path) 
     assert len(keys["zarr"]) == 1 + 4 * 4, keys
     a = zarr.open_array(tmp_path / "zarr.zarr", mode="r")
     b = zarr.open_array(tmp_path / "zarrs.zarr", mode="r")
-    assert a.metadata.to_dict() == b.metadata.to_dict(), (a.metadata, b.metadata)
+    mine, theirs = a.metadata.to_dict(), b.metadata.to_dict()
+    for meta in (mine, theirs):  # the record of the run says when it ran
+        meta["attributes"]["chunkwise"].pop("created")
+    assert mine == theirs
     assert np.array_equal(np.asarray(a[...]).view("u4"), np.asarray(b[...]).view("u4"))
 
 
@@ -214,3 +217,110 @@ def test_auto_leaves_zarrs_when_its_memory_would_cost_a_pass(tmp_path: Path) -> 
             tmp_path / "src.zarr", tmp_path / "dst.zarr", chunks=(256, 8, 8), max_mem="24MiB",
             dry_run=True, engine="zarrs",
         )  # fmt: skip
+
+
+# -- the intermediate checked by checksums ------------------------------------------------
+
+#: A job that takes two passes at this budget, with several tasks in each.
+TWO_PASS = {"chunks": (200, 7, 5), "max_mem": "24MiB", "engine": "zarr"}
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_before_the_second_pass(event: RechunkEvent) -> None:
+    if event.kind == "stage-start" and event.stage == "from-intermediate":
+        raise _Stop
+
+
+def _first_pass_only(tmp_path: Path, dtype: str = "float32", zarr_format: int = 3) -> np.ndarray:
+    values = (np.random.default_rng(0).standard_normal((200, 201, 103)) * 100).astype(dtype)
+    zarr.create_array(
+        tmp_path / "src.zarr",
+        data=values,
+        chunks=(1, 201, 103),
+        zarr_format=zarr_format,  # type: ignore[arg-type]
+    )
+    options = {**TWO_PASS, "zarr_format": zarr_format}
+    with pytest.raises(_Stop):
+        api.rechunk(
+            tmp_path / "src.zarr",
+            tmp_path / "dst.zarr",
+            events=_stop_before_the_second_pass,
+            **options,  # type: ignore[arg-type]
+        )
+    return values
+
+
+def _intermediate(tmp_path: Path) -> Path:
+    return next(p for p in (tmp_path / "dst.zarr").rglob("intermediate") if p.is_dir())
+
+
+def test_a_damaged_intermediate_chunk_is_caught_where_the_second_pass_reads_it(
+    tmp_path: Path,
+) -> None:
+    """One value of the last (edge-clipped) intermediate chunk changed between the
+    passes: the second pass's checksums disagree with the first pass's, and the run stops
+    before writing from it."""
+    _first_pass_only(tmp_path)
+    inter = zarr.open_array(_intermediate(tmp_path), mode="r+")
+    inter[199, 200, 102] = inter[199, 200, 102] + 1
+    with pytest.raises(VerificationError, match=(
+        r"^this run's intermediate copy differs from the source in its chunk at index "
+        r"\(\d+, \d+, \d+\) \(CRC-32 differs\); it is not trustworthy: rerun with --overwrite\.$"
+    )):  # fmt: skip
+        api.rechunk(tmp_path / "src.zarr", tmp_path / "dst.zarr", **TWO_PASS)  # type: ignore[arg-type]
+
+
+def test_a_big_endian_v2_run_resumed_between_the_passes_is_right(tmp_path: Path) -> None:
+    """The intermediate reads back in native order once reopened: checksums are taken in
+    one byte order, and the read-back compares values in either."""
+    values = _first_pass_only(tmp_path, dtype=">f4", zarr_format=2)
+    api.rechunk(tmp_path / "src.zarr", tmp_path / "dst.zarr", zarr_format=2, **TWO_PASS)  # type: ignore[arg-type]
+    got = np.asarray(zarr.open_array(tmp_path / "dst.zarr", mode="r")[...])
+    assert np.array_equal(got, values)
+
+
+def test_first_pass_markers_without_checksums_are_redone_not_trusted(tmp_path: Path) -> None:
+    """A first pass recorded by an older release (a marker per task, without checksums)
+    is done again rather than failing the second pass's check."""
+    values = _first_pass_only(tmp_path)
+    markers = [p for p in (tmp_path / "dst.zarr").rglob("*-crc") if p.is_file()]
+    assert markers
+    for marker in markers:  # as the release before checksums left them
+        marker.with_name(marker.name.removesuffix("-crc")).write_bytes(b"")
+        marker.unlink()
+    result = api.rechunk(tmp_path / "src.zarr", tmp_path / "dst.zarr", **TWO_PASS)  # type: ignore[arg-type]
+    assert isinstance(result, ConversionResult)
+    first = result.plan.jobs[0].plan.stages[0]
+    assert result.results[""].tasks_run >= first.tasks  # the first pass ran again
+    got = np.asarray(zarr.open_array(tmp_path / "dst.zarr", mode="r")[...])
+    assert np.array_equal(got.view("u4"), values.view("u4"))
+
+
+def test_runs_in_two_threads_take_turns_and_leave_zarr_as_they_found_it(tmp_path: Path) -> None:
+    import threading
+
+    _source(tmp_path / "src.zarr")
+    before = zarr.config.get("codec_pipeline.path")
+    engines_seen: dict[str, str] = {}
+
+    def run(name: str, engine: str) -> None:
+        result = api.rechunk(
+            tmp_path / "src.zarr", tmp_path / f"{name}.zarr", chunks=(48, 10, 9),
+            max_mem="32MiB", engine=engine,
+        )  # fmt: skip
+        engines_seen[name] = result.plan.engine.split()[0]  # type: ignore[union-attr]
+
+    threads = [
+        threading.Thread(target=run, args=(f"run{i}", engine))
+        for i, engine in enumerate(["zarrs", "zarr", "zarrs", "zarr"])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert engines_seen == {"run0": "zarrs", "run1": "zarr", "run2": "zarrs", "run3": "zarr"}
+    assert zarr.config.get("codec_pipeline.path") == before
+    assert engine_of(zarr.open_array(tmp_path / "src.zarr", mode="r")) == "zarr"

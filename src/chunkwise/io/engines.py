@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -164,24 +165,32 @@ def _register() -> None:
     register_pipeline(ZarrsWherePossible)  # type: ignore[arg-type]
 
 
+#: One run at a time per process: zarr-python's configuration, which picks the codec
+#: pipeline of every array opened, is process-wide, and so are the allocator's trim limit
+#: and the warnings filter. Runs in other threads of the process wait for the lock.
+_RUN_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def using_engine(engine: Engine) -> Iterator[None]:
-    """Arrays opened inside this block use ``engine``'s codec pipeline (zarr-python's
-    configuration is process-wide: one run at a time per process)."""
+    """Arrays opened inside this block use ``engine``'s codec pipeline. Holds the
+    process's run lock throughout: a second run in another thread waits, rather than
+    opening its arrays with this run's pipeline (or leaving it set when both end)."""
     import zarr
 
-    if engine.pipeline is None:
-        yield
-        return
-    _register()
-    with (
-        zarr.config.set({"codec_pipeline.path": engine.pipeline}),
-        warnings.catch_warnings(),
-    ):
-        # zarrs hands arrays it cannot serve to zarr-python's pipeline, with a warning
-        # per array; the output is the same, so say nothing.
-        warnings.filterwarnings("ignore", message="Array is unsupported by ZarrsCodecPipeline")
-        yield
+    with _RUN_LOCK:
+        if engine.pipeline is None:
+            yield
+            return
+        _register()
+        with (
+            zarr.config.set({"codec_pipeline.path": engine.pipeline}),
+            warnings.catch_warnings(),
+        ):
+            # zarrs hands arrays it cannot serve to zarr-python's pipeline, with a warning
+            # per array; the output is the same, so say nothing.
+            warnings.filterwarnings("ignore", message="Array is unsupported by ZarrsCodecPipeline")
+            yield
 
 
 def engine_of(array: Any) -> EngineName:

@@ -6,8 +6,11 @@ ratios and speeds and the workers that run the tasks, :func:`estimate_rechunk` c
 stage, exactly as the executor issues them:
 
 * **GET requests**: one per chunk read (every read chunk lies in exactly one task); with
-  read-back verification one more per object written (a whole shard is one GET); and,
-  for a reader that reads a shard before writing it (zarr-python 3.1), one per shard.
+  read-back verification one more per object written (a whole shard is one GET), except
+  in the first pass of two, which records checksums in its markers instead, and the
+  second pass then reads, per task, the markers of the first-pass tasks its region
+  overlaps; and, for a reader that reads a shard before writing it (zarr-python 3.1), one
+  per shard.
 * **PUT requests**: one per object written (a chunk, or a whole shard), plus the empty
   marker each task stores when it is done (what makes a run resumable).
 * **bytes** read and written as stored (uncompressed bytes over the codec's ratio).
@@ -19,8 +22,10 @@ time. A stage takes the longest of three times, each spread over the task slots 
 (``workers`` times the tasks each runs at once, at most the stage's tasks):
 
 * **compute**: decoding what is read, encoding what is written, decoding it again to
-  check it, at the codecs' per-core speeds over the slots; plus the reader's CPU per chunk,
-  which holds the interpreter's lock, over the workers (processes);
+  check it, at the codecs' per-core speeds, plus the handling of every byte written
+  besides the codecs (:data:`HANDLING_CPU_S_PER_GIB`: copies, the file system, the
+  engine), over the slots; plus the reader's CPU per chunk, which holds the
+  interpreter's lock, over the workers (processes);
 * **transfer**: stored bytes over the bandwidth. Each worker streams at most
   ``stream_bandwidth x requests in flight``, at most the store's ``bandwidth``; workers
   share a filesystem's bandwidth, while each worker is its own client of an object store
@@ -54,7 +59,16 @@ __all__ = [
     "estimate_rechunk",
     "format_hours",
     "format_usd",
+    "marker_reads",
 ]
+
+#: CPU seconds per GiB a stage writes besides the codecs' own work (assembling regions,
+#: copies in and out of the page cache, creating files, the engine's bookkeeping): the
+#: 1 GiB map -> time-series job with zarrs on local disk used 13.9 CPU-s, of which its
+#: codecs (at the speeds benchmarks/bench_rechunk_scale.py measures on its data) 8.5, over
+#: 2 GiB written in two passes (benchmarks/bench_rechunk_profile.py).
+HANDLING_CPU_S_PER_GIB = 2.7
+_GiB = 2**30
 
 #: What each key prefix holds, for messages.
 PREFIX_WORDS = {
@@ -476,7 +490,12 @@ def _stage_estimate(
     workers: int,
     threads: int,
     readback: bool,
+    records_sums: bool = False,
+    marker_reads: int = 0,
 ) -> StageEstimate:
+    """One stage's estimate; ``records_sums``: a first pass that checks by checksums in
+    its markers rather than reading back; ``marker_reads``: the markers a second pass
+    reads to compare them."""
     tasks = stage.tasks
     per_worker = max(1, min(stage.parallel, threads))
     slots = max(1, min(workers * per_worker, tasks))
@@ -487,18 +506,20 @@ def _stage_estimate(
     inner = _blocks(shape, stage.write_chunks) if tasks else 0
     sharded = tuple(stage.write_unit) != tuple(stage.write_chunks)
     pre_reads = objects if sharded and reader.shard_write_reads_existing else 0
-    checks = objects if readback else 0
+    reads_back = readback and not records_sums
+    checks = objects if reads_back else 0
     raw = stage.bytes_written
     read_bytes = math.ceil(stage.bytes_read / read.codec.ratio)
     written = math.ceil(raw / write.codec.ratio)
-    checked = written if readback else 0
+    checked = written if reads_back else 0
 
     codec_s = (
         stage.bytes_read / read.codec.decode_Bps
         + raw / write.codec.encode_Bps
-        + (raw / write.codec.decode_Bps if readback else 0.0)
+        + (raw / write.codec.decode_Bps if reads_back else 0.0)
+        + raw / _GiB * HANDLING_CPU_S_PER_GIB
     )
-    chunk_s = reader.per_chunk_cpu_s * (chunks_read + inner * (2 if readback else 1))
+    chunk_s = reader.per_chunk_cpu_s * (chunks_read + inner * (2 if reads_back else 1))
     compute_s = codec_s / slots + chunk_s / active
     transfer_s = read_bytes / _bandwidth(read.storage, reader, active, per_worker) + (
         written + checked
@@ -509,7 +530,11 @@ def _stage_estimate(
         in_flight = active * _per_worker_in_flight(storage, reader, per_worker)
         return requests * storage.latency_s / in_flight
 
-    latency_s = waves(chunks_read, read.storage) + waves(target_requests, write.storage)
+    latency_s = (
+        waves(chunks_read, read.storage)
+        + waves(target_requests, write.storage)
+        + waves(marker_reads, write.storage)
+    )
     seconds = max(compute_s, transfer_s, latency_s)
 
     def load(side: _Side, gets: int, puts: int) -> PrefixLoad:
@@ -524,13 +549,23 @@ def _stage_estimate(
     loads = (
         load(read, chunks_read, 0),
         load(write, pre_reads + checks, objects),
-        load(_Side("markers", write.storage, write.codec), 0, tasks),
+        load(_Side("markers", write.storage, write.codec), marker_reads, tasks),
     )
     return StageEstimate(
         stage.name, tasks, slots if tasks else 0, active if tasks else 0,
-        chunks_read + pre_reads + checks,
+        chunks_read + pre_reads + checks + marker_reads,
         objects + tasks, read_bytes + checked, written, compute_s, transfer_s, latency_s, loads,
     )  # fmt: skip
+
+
+def marker_reads(shape: Sequence[int], first: Sequence[int], second: Sequence[int]) -> int:
+    """Markers of first-pass tasks (``first``) the second pass's tasks (``second``) read,
+    summed over the second pass's tasks: each reads those its region overlaps. Overlaps
+    multiply across dims, so the sum is the product of each dim's sum."""
+    total = 1
+    for n, a, b in zip(shape, first, second, strict=True):
+        total *= sum(-(-min(start + b, n) // a) - start // a for start in range(0, n, b))
+    return total
 
 
 def estimate_rechunk(
@@ -582,8 +617,17 @@ def estimate_rechunk(
     inter = _Side("intermediate", target, intermediate_codec)
     dst = _Side("target", target, target_codec)
     sides = [(src, dst)] if len(plan.stages) == 1 else [(src, inter), (inter, dst)]
-    stages = tuple(
-        _stage_estimate(stage, plan.shape, read, write, target.reader, workers, threads, readback)
-        for stage, (read, write) in zip(plan.stages, sides, strict=True)
-    )
+    args = (target.reader, workers, threads, readback)
+    if len(plan.stages) == 1 or not readback:
+        stages = tuple(
+            _stage_estimate(stage, plan.shape, read, write, *args)
+            for stage, (read, write) in zip(plan.stages, sides, strict=True)
+        )
+    else:  # the first pass records checksums; the second reads them from its markers
+        first, second = plan.stages
+        reads = marker_reads(plan.shape, first.task_shape, second.task_shape)
+        stages = (
+            _stage_estimate(first, plan.shape, src, inter, *args, records_sums=True),
+            _stage_estimate(second, plan.shape, inter, dst, *args, marker_reads=reads),
+        )
     return RechunkEstimate(stages, workers, threads, source.name, target.name, readback)

@@ -230,14 +230,17 @@ def task_boxes(shape: tuple[int, ...], task: tuple[int, ...]) -> Iterator[tuple[
         yield tuple(slice(c, min(c + t, n)) for c, t, n in zip(corner, task, shape, strict=True))
 
 
-#: A task's marker: its number, with ``-unchecked`` when it ran without read-back.
-_MARKER = re.compile(r"(\d+)(-unchecked)?")
+#: A task's marker: its number, with ``-unchecked`` when it ran without verification and
+#: ``-crc`` when it holds the checksums of what it wrote (a first pass into an
+#: intermediate, checked when the second pass reads it).
+_MARKER = re.compile(r"(\d+)(-unchecked|-crc)?")
 #: How much each verification mode checks, to decide whether an earlier run's suffices.
 _STRENGTH: dict[str, int] = {"none": 0, "readback": 1, "full": 2}
 
 
-def _marker(state: str, stage: Stage, task: int, check: bool) -> str:
-    return f"{state}/{stage.name}/{task}{'' if check else '-unchecked'}"
+def _marker(state: str, stage: Stage, task: int, check: bool, sums: bool = False) -> str:
+    suffix = "-crc" if check and sums else "" if check else "-unchecked"
+    return f"{state}/{stage.name}/{task}{suffix}"
 
 
 def _names(store: Any, prefix: str) -> list[str]:
@@ -250,12 +253,17 @@ def _names(store: Any, prefix: str) -> list[str]:
     return list(sync(listed()))
 
 
-def _done(store: Any, state: str, stage: Stage, check: bool) -> set[int]:
-    """Tasks an earlier run completed; when ``check``, only those it also read back."""
+def _done(store: Any, state: str, stage: Stage, check: bool, sums: bool = False) -> set[int]:
+    """Tasks an earlier run completed; when ``check``, only those it also verified, and
+    when ``sums``, only those whose markers hold checksums (a first pass the second pass
+    checks: a marker of an older release, read back but without checksums, is redone)."""
     names = _names(store, f"{state}/{stage.name}/")
     # Only whole markers count: a write killed midway may leave a temporary file.
     found = [m for m in map(_MARKER.fullmatch, names) if m is not None]
-    return {int(m[1]) for m in found if not (check and m[2])}
+    if not check:
+        return {int(m[1]) for m in found}
+    wanted = ("-crc",) if sums else (None, "-crc")
+    return {int(m[1]) for m in found if m[2] in wanted}
 
 
 def _with_inputs(done: set[int], boxes: list[tuple[slice, ...]], written: Any) -> set[int]:
@@ -337,43 +345,75 @@ class Checksums:
         return [int(np.ravel_multi_index(corner, grid)) for corner in itertools.product(*ranges)]
 
 
+def _canonical(dtype: Any) -> np.dtype[Any]:
+    """``dtype`` in little-endian byte order: the bytes checksums are taken over, so that
+    the same values give the same checksum whichever byte order they were read in (a
+    big-endian Zarr v2 intermediate reads back native)."""
+    canonical: np.dtype[Any] = np.dtype(dtype).newbyteorder("<")
+    return canonical
+
+
 def chunk_sums(
     values: np.ndarray[Any, Any], box: tuple[slice, ...], chunks: tuple[int, ...], dtype: Any
-) -> dict[str, int]:
+) -> np.ndarray[Any, Any]:
     """CRC-32 of the bytes of each chunk of ``values`` (the region ``box``, which starts
-    on the grid of ``chunks``), as ``dtype`` in C order, keyed ``"i.j.k"`` by the chunk's
-    place in the array's grid. ``zlib.crc32`` reads 4 GB/s here, without the GIL."""
+    on the grid of ``chunks``), as ``dtype`` in little-endian C order, on the grid of the
+    region's chunks (uint32). ``zlib.crc32`` reads 4 GB/s here, without the GIL."""
     import zlib
 
-    sums = {}
+    grid = tuple(-(-(b.stop - b.start) // c) for b, c in zip(box, chunks, strict=True))
+    sums = np.zeros(grid, dtype=np.uint32)
+    canonical = _canonical(dtype)
     for sub, inner in parts(box, chunks):
-        block = np.ascontiguousarray(values[inner], dtype=dtype)
-        key = ".".join(str(s.start // c) for s, c in zip(sub, chunks, strict=True))
-        sums[key] = zlib.crc32(block.data.cast("B"))
+        block = np.ascontiguousarray(values[inner], dtype=canonical)
+        at = tuple((s.start - b.start) // c for s, b, c in zip(sub, box, chunks, strict=True))
+        sums[at] = zlib.crc32(block.data.cast("B"))
     return sums
+
+
+def _sums_document(box: tuple[slice, ...], chunks: tuple[int, ...], sums: Any) -> bytes:
+    """A first-pass marker's content: where its chunks start in the array's chunk grid,
+    and their CRC-32s in C order."""
+    origin = [b.start // c for b, c in zip(box, chunks, strict=True)]
+    document = {"origin": origin, "shape": list(sums.shape), "crc32": sums.ravel().tolist()}
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def _check_sums(expect: Checksums, box: tuple[slice, ...], values: np.ndarray[Any, Any]) -> None:
     """Compare the CRC-32 of every intermediate chunk of ``values`` (read from the
-    intermediate for ``box``) with what the first pass recorded from the source."""
+    intermediate for ``box``) with what the first pass recorded from the source; of each
+    marker only the chunks inside ``box`` are kept."""
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
 
-    recorded: dict[str, int] = {}
+    chunks = expect.chunks
+    low = [b.start // c for b, c in zip(box, chunks, strict=True)]
+    got = chunk_sums(values, box, chunks, values.dtype)
+    recorded = np.zeros(got.shape, dtype=np.int64) - 1  # -1: nothing recorded
     for task in expect.tasks_over(box):
         found = sync(
-            expect.store.get(f"{expect.prefix}{task}", prototype=default_buffer_prototype())
+            expect.store.get(f"{expect.prefix}{task}-crc", prototype=default_buffer_prototype())
         )
-        if found is not None and found.to_bytes():
-            recorded.update(json.loads(found.to_bytes())["crc32"])
-    for key, crc in chunk_sums(values, box, expect.chunks, values.dtype).items():
-        if recorded.get(key) != crc:
-            where = tuple(int(i) * c for i, c in zip(key.split("."), expect.chunks, strict=True))
-            raise VerificationError(
-                f"this run's intermediate copy differs from the source in its chunk at index "
-                f"{where} ({'no checksum recorded' if key not in recorded else 'CRC-32 differs'}); "
-                "it is not trustworthy: rerun with --overwrite."
-            )
+        if found is None:
+            continue
+        document = json.loads(found.to_bytes())
+        sums = np.asarray(document["crc32"], dtype=np.int64).reshape(document["shape"])
+        theirs, mine = [], []
+        for o, n, lo, size in zip(document["origin"], sums.shape, low, got.shape, strict=True):
+            start, stop = max(o, lo), min(o + n, lo + size)
+            theirs.append(slice(start - o, max(start, stop) - o))
+            mine.append(slice(start - lo, max(start, stop) - lo))
+        recorded[tuple(mine)] = sums[tuple(theirs)]
+    differ = np.argwhere(recorded != got)
+    if len(differ):
+        at = tuple(int(i) for i in differ[0])
+        where = tuple((lo + i) * c for lo, i, c in zip(low, at, chunks, strict=True))
+        missing = recorded[at] < 0
+        raise VerificationError(
+            f"this run's intermediate copy differs from the source in its chunk at index "
+            f"{where} ({'no checksum recorded for it' if missing else 'CRC-32 differs'}); "
+            "it is not trustworthy: rerun with --overwrite."
+        )
 
 
 def copy_task(
@@ -422,8 +462,8 @@ def copy_task(
     written = clock()
     content = b""
     if record:
-        sums = chunk_sums(values, box, tuple(dest.chunks), dest.dtype)
-        content = json.dumps({"crc32": sums}, separators=(",", ":")).encode()
+        chunks = tuple(dest.chunks)
+        content = _sums_document(box, chunks, chunk_sums(values, box, chunks, dest.dtype))
     if check:
         _check_written(dest, box, values, write_batch)
     checked = clock()
@@ -861,13 +901,13 @@ def _run_stage(
     read."""
     size = stage.bytes_written
     boxes = list(task_boxes(shape, stage.task_shape))
-    done = _done(dest.store, state, stage, check)
+    done = _done(dest.store, state, stage, check, sums)
     if to_intermediate:
         done = _with_inputs(done, boxes, dest)
     indices = [i for i in range(len(boxes)) if i not in done]
     todo = (  # made as the runner takes them: a tuple per task only while it is pending
         (
-            source, dest, _marker(state, stage, i, check), boxes[i], check and not sums,
+            source, dest, _marker(state, stage, i, check, sums), boxes[i], check and not sums,
             stage.read_batch, stage.write_batch, check and sums, expect,
         )
         for i in indices
@@ -929,8 +969,8 @@ def _mismatch(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[An
 def _compare(want: np.ndarray[Any, Any], got: np.ndarray[Any, Any], box: tuple[slice, ...]) -> None:
     """Raise :class:`VerificationError` naming the first index of ``box`` (global
     coordinates) where ``got`` differs from ``want`` (see :func:`_mismatch`)."""
-    if want.dtype != got.dtype and want.dtype.newbyteorder("=") == got.dtype:
-        want = want.astype(got.dtype)  # a v3 target stores native byte order: lossless
+    if want.dtype != got.dtype and want.dtype.newbyteorder("=") == got.dtype.newbyteorder("="):
+        want = want.astype(got.dtype)  # the same values in another byte order: lossless
     where: tuple[int, ...] | None = tuple(s.start for s in box)
     if want.shape == got.shape:
         where = None
