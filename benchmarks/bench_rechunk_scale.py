@@ -371,11 +371,12 @@ def markdown(outcomes: list[Outcome], speeds: CodecSpeeds, command: str, repeats
         "Notes:",
         "",
         "* The estimate is the time `--dry-run` prints: per stage the longest of compute "
-        "(codec work over the task slots plus the reader's CPU per chunk per worker), "
-        "transfer and request latency, the stages one after the other. It leaves out the "
-        "copies a task makes while assembling its region, scheduling, waiting for the slowest "
-        "task of a stage, and the clean-up; a ratio above 1 is what they and the model's "
-        "optimism cost.",
+        "(codec work and the handling of every byte written, over the task slots, plus the "
+        "reader's CPU per chunk per worker), transfer (on the `local-ssd` preset: 2 GB/s) and "
+        "request latency, the stages one after the other. It leaves out scheduling, waiting "
+        "for the slowest task of a stage, the clean-up, and the disk's own speed once the "
+        "page cache's dirty limit is reached (jobs that write more than the kernel lets "
+        "stay dirty run at the disk's pace); a ratio above 1 is what they cost.",
         "* Objects counted: the target's chunk files after the run; the intermediate's "
         "chunk files, the most seen while the run held them (sampled every 0.5 s).",
     ]
