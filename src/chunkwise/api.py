@@ -509,9 +509,11 @@ def rechunk(
     from chunkwise.rechunking.convert import (
         LayoutRequest,
         default_threads,
+        largest_task,
         open_target_store,
         plan_conversion,
         run_conversion,
+        smallest_region,
     )
     from chunkwise.rechunking.executor import thread_runner
     from chunkwise.units import parse_bytes
@@ -578,7 +580,9 @@ def rechunk(
                 if auto and chosen.name == "zarrs" and _slower_plan(plan, planned_with(plain)):
                     raise _PreferZarr  # zarrs' own memory would cost passes or parallel tasks
                 if executor is not None:
-                    executor.limit_memory(plan.peak_memory)
+                    executor.limit_memory(
+                        plan.peak_memory, largest_task(plan), smallest_region(plan)
+                    )
                 store = open_target_store(str(target), storage_options)
                 if dry_run:
                     from chunkwise.rechunking.target import inspect_target

@@ -56,17 +56,18 @@ from chunkwise.plan.rechunk import (
 from chunkwise.rechunking.executor import (
     MARKER_PREFIX,
     MMAP_THRESHOLD,
-    TRIM_FRACTION,
     Events,
     RechunkEvent,
     RechunkResult,
     Verify,
+    mmap_threshold_for,
     peak_rss,
     run_plan,
     start_memory_watch,
     tame_allocator,
     thread_runner,
     trim_above,
+    trim_room,
     warm_up,
 )
 from chunkwise.rechunking.pyramid import (
@@ -119,6 +120,24 @@ RUN_OVERHEAD = 6 * 2**20
 #: tests/rechunking/test_rechunk_memory.py), 7.3 MiB in all with one thread. Measured on
 #: 2 cores only; counted per core so that larger machines are not under-counted.
 ZARRS_THREAD_BYTES = 8 * 2**20
+
+
+def smallest_region(plan: ConversionPlan) -> int:
+    """The fewest bytes a task of ``plan`` reads into its region (over every array and
+    stage; arrays copied whole count their whole size)."""
+    return min(
+        (
+            math.prod(stage.task_shape) * job.plan.itemsize
+            for job in plan.jobs
+            for stage in job.plan.stages
+        ),
+        default=MMAP_THRESHOLD,
+    )
+
+
+def largest_task(plan: ConversionPlan) -> int:
+    """The most memory one task of ``plan`` holds, bytes (over every array and stage)."""
+    return max((stage.memory_per_task for job in plan.jobs for stage in job.plan.stages), default=0)
 
 
 def engine_overhead(engine: str) -> int:
@@ -1397,14 +1416,14 @@ def run_conversion(
     from chunkwise.rechunking.lease import acquire_lease
 
     start = time.perf_counter()
-    tame_allocator()
+    tame_allocator(mmap_threshold_for(smallest_region(plan)))
     warm_up()
     if plan.pyramid is not None:
         from chunkwise.io.ome import load_models
 
         load_models()  # before the memory watch: imports are not the run's memory
     rss_at_start = start_memory_watch()
-    trim_above(rss_at_start + int(TRIM_FRACTION * plan.peak_memory))
+    trim_above(rss_at_start + trim_room(plan.peak_memory, largest_task(plan)))
     root = getattr(store, "root", None)
     existed = root is None or Path(root).exists()
     try:

@@ -73,14 +73,23 @@ class DaskExecutor:
             worker: int(rss) for worker, rss in self.client.run(start_memory_watch).items()
         }
 
-    def limit_memory(self, projected: int) -> None:
-        """Have each worker trim its heap after a task once it holds more than
-        ``TRIM_FRACTION`` of ``projected`` bytes above its memory at :meth:`prepare`
+    def limit_memory(self, projected: int, task: int, region: int) -> None:
+        """Set each worker's mmap threshold for tasks whose smallest region is ``region``
+        bytes (:func:`chunkwise.rechunking.executor.mmap_threshold_for`), and have it trim
+        its heap after a task once it holds more than ``trim_room(projected, task)`` bytes
+        above its memory at :meth:`prepare`
         (:func:`chunkwise.rechunking.executor.trim_above`)."""
-        from chunkwise.rechunking.executor import TRIM_FRACTION, trim_above
+        from chunkwise.rechunking.executor import (
+            mmap_threshold_for,
+            tame_allocator,
+            trim_above,
+            trim_room,
+        )
+
+        self.client.run(tame_allocator, mmap_threshold_for(region))
 
         for worker, start in self.rss_at_start.items():
-            limit = start + int(TRIM_FRACTION * projected)
+            limit = start + trim_room(projected, task)
             self.client.run(trim_above, limit, workers=[worker])
 
     def check_engine(self, engine: Any) -> None:

@@ -77,6 +77,7 @@ __all__ = [
     "copy_task",
     "finished",
     "format_box",
+    "mmap_threshold_for",
     "parts",
     "peak_rss",
     "readback_boxes",
@@ -88,6 +89,7 @@ __all__ = [
     "thread_runner",
     "tidy_state",
     "trim_above",
+    "trim_room",
     "unreadable",
     "warm_up",
 ]
@@ -766,12 +768,13 @@ MMAP_THRESHOLD = 32 * 2**20
 TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
 
 
-def tame_allocator() -> None:
+def tame_allocator(mmap_threshold: int = MMAP_THRESHOLD) -> None:
     """Cap glibc at two malloc arenas, so memory freed by one thread's codec buffers is
-    reused by the next instead of idling in a per-thread arena, and fix its mmap and trim
-    thresholds (:data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD`). The heap is trimmed when a
-    stage ends (:data:`release_memory`). Process-wide; chunkwise calls it when a rechunk
-    run starts, here and on every Dask worker. A no-op off glibc."""
+    reused by the next instead of idling in a per-thread arena, and fix its mmap threshold
+    at ``mmap_threshold`` (at most :data:`MMAP_THRESHOLD`; see
+    :func:`mmap_threshold_for`) and its trim threshold at twice that. The heap is trimmed
+    when a stage ends (:data:`release_memory`). Process-wide; chunkwise calls it when a
+    rechunk run starts, here and on every Dask worker. A no-op off glibc."""
     import ctypes
     import ctypes.util
 
@@ -781,9 +784,25 @@ def tame_allocator() -> None:
     except (OSError, AttributeError):
         return
     m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
+    threshold = min(MMAP_THRESHOLD, max(1, mmap_threshold))
     mallopt(m_arena_max, 2)
-    mallopt(m_mmap_threshold, MMAP_THRESHOLD)
-    mallopt(m_trim_threshold, TRIM_THRESHOLD)
+    mallopt(m_mmap_threshold, threshold)
+    mallopt(m_trim_threshold, 2 * threshold)
+
+
+#: The mmap threshold never goes below this, bytes.
+MIN_MMAP_THRESHOLD = 2**20
+
+
+def mmap_threshold_for(region_bytes: int) -> int:
+    """The mmap threshold for a run whose smallest task region is ``region_bytes``:
+    buffers that large (a region, a chunk as large as one) are mapped on their own and
+    given back as soon as they are freed, so a task's peak is what it holds; smaller ones
+    (the many chunks and codec buffers) stay on the heap for reuse. Kept on the heap too,
+    a memory-mapped 8000x8000 ``.npy`` to 12 MiB row blocks rose 96-105 MiB against 99.5
+    projected (49 MiB with such buffers mapped;
+    benchmarks/bench_rechunk_projection.py)."""
+    return max(MIN_MMAP_THRESHOLD, min(MMAP_THRESHOLD, region_bytes))
 
 
 def _load_trim() -> Callable[[], None]:
@@ -810,20 +829,26 @@ def _load_trim() -> Callable[[], None]:
 #: Trim the heap (:func:`_load_trim`).
 release_memory = _load_trim()
 
-#: Share of a run's projected rise above which a task that ends trims the heap.
-TRIM_FRACTION = 0.75
 #: Resident bytes above which a task that ends trims the heap (:func:`trim_above`).
 _trim_above: int | None = None
+
+
+def trim_room(projected: int, task: int) -> int:
+    """How far above its start a run may hold memory before a task that ends trims the
+    heap: the projected rise less the largest task's memory, so that one more task,
+    however it allocates, still fits under the projection."""
+    return max(0, projected - task)
 
 
 def trim_above(limit: int | None) -> None:
     """Make every task that ends with this process holding more than ``limit`` resident
     bytes hand the heap's free pages back (``None``: only when a stage ends). Freed
     buffers are otherwise kept for reuse, which saves the kernel faulting and zeroing them
-    again, but a source whose reads allocate in their own patterns (a Dask array computed
-    per task) can fragment the heap past the projection: a lazy 384 MiB dataset at a
-    128 MiB budget rose 131 MiB against 117 projected without this
-    (tests/rechunking/test_dataset_convert.py)."""
+    again, but what the heap keeps of one task's buffers need not fit the next task's:
+    a memory-mapped 8000x8000 ``.npy`` to row blocks rose 104 MiB against 99.5 projected
+    with a trim only past 3/4 of the projection, and a lazy 384 MiB dataset at a 128 MiB
+    budget 131 MiB against 117 without any (benchmarks/bench_rechunk_projection.py,
+    tests/rechunking/test_dataset_convert.py). :func:`trim_room` sets the limit."""
     global _trim_above
     _trim_above = limit
 
