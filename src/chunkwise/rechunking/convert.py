@@ -62,6 +62,7 @@ from chunkwise.rechunking.executor import (
     Verify,
     mmap_threshold_for,
     peak_rss,
+    precise_allocation,
     run_plan,
     start_memory_watch,
     tame_allocator,
@@ -1416,14 +1417,16 @@ def run_conversion(
     from chunkwise.rechunking.lease import acquire_lease
 
     start = time.perf_counter()
-    tame_allocator(mmap_threshold_for(smallest_region(plan)))
+    precise = precise_allocation(smallest_region(plan))
+    tame_allocator(mmap_threshold_for(smallest_region(plan)), precise=precise)
     warm_up()
     if plan.pyramid is not None:
         from chunkwise.io.ome import load_models
 
         load_models()  # before the memory watch: imports are not the run's memory
     rss_at_start = start_memory_watch()
-    trim_above(rss_at_start + trim_room(plan.peak_memory, largest_task(plan)))
+    room = 0 if precise else trim_room(plan.peak_memory, largest_task(plan))
+    trim_above(rss_at_start + room)
     root = getattr(store, "root", None)
     existed = root is None or Path(root).exists()
     try:

@@ -81,15 +81,17 @@ class DaskExecutor:
         (:func:`chunkwise.rechunking.executor.trim_above`)."""
         from chunkwise.rechunking.executor import (
             mmap_threshold_for,
+            precise_allocation,
             tame_allocator,
             trim_above,
             trim_room,
         )
 
-        self.client.run(tame_allocator, mmap_threshold_for(region))
-
+        precise = precise_allocation(region)
+        self.client.run(tame_allocator, mmap_threshold_for(region), precise)
+        room = 0 if precise else trim_room(projected, task)
         for worker, start in self.rss_at_start.items():
-            limit = start + trim_room(projected, task)
+            limit = start + room
             self.client.run(trim_above, limit, workers=[worker])
 
     def check_engine(self, engine: Any) -> None:
