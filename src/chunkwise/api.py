@@ -13,8 +13,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -572,7 +573,7 @@ def rechunk(
 
                 def planned_with(engine: Engine) -> ConversionPlan:
                     return plan_conversion(
-                        src, str(target), request, max_mem=budget, advise=advise,
+                        src, str(target), request, max_mem=budget, advise=advising,
                         check_levels=verify != "none", engine=engine.describe(), **sizing,
                     )  # fmt: skip
 
@@ -614,6 +615,9 @@ def rechunk(
 
                     close_sessions([store])
 
+    # Planning for two engines (and re-planning after a switch) advises the same arrays
+    # for the same workload: once is enough.
+    advising = _remembered(advise)
     chosen = choose_engine(engine, str(target), dask)
     plain = choose_engine("zarr", str(target), dask)
     auto = engine.strip().lower() == "auto"
@@ -626,6 +630,23 @@ def rechunk(
         # for it, or one where it would cost a pass or parallel tasks, auto runs with
         # zarr-python's pipeline instead. Nothing was written yet.
         return attempt(plain)
+
+
+def _remembered(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` answering a call equal to an earlier one with the earlier answer (arguments
+    compared with ``==``: specs need not be hashable)."""
+    seen: list[tuple[tuple[Any, ...], dict[str, Any], Any]] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        for before, named, answer in seen:
+            with contextlib.suppress(Exception):  # an argument that cannot compare
+                if before == args and named == kwargs:
+                    return answer
+        answer = fn(*args, **kwargs)
+        seen.append((args, kwargs, answer))
+        return answer
+
+    return call
 
 
 class _PreferZarr(Exception):

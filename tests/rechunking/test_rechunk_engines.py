@@ -19,7 +19,7 @@ from chunkwise.cli.main import cli
 from chunkwise.errors import ConstraintError, MissingDependencyError, SpecError
 from chunkwise.io import engines
 from chunkwise.io.engines import choose_engine, engine_of, using_engine
-from chunkwise.rechunking.convert import ConversionResult
+from chunkwise.rechunking.convert import ConversionPlan, ConversionResult
 from chunkwise.rechunking.executor import RechunkEvent, VerificationError
 
 SHAPE = (48, 40, 36)
@@ -324,3 +324,29 @@ def test_runs_in_two_threads_take_turns_and_leave_zarr_as_they_found_it(tmp_path
     assert engines_seen == {"run0": "zarrs", "run1": "zarr", "run2": "zarrs", "run3": "zarr"}
     assert zarr.config.get("codec_pipeline.path") == before
     assert engine_of(zarr.open_array(tmp_path / "src.zarr", mode="r")) == "zarr"
+
+
+def test_planning_for_two_engines_advises_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auto plans for zarrs and for zarr-python to compare them: the layouts a workload
+    asks for are advised once, not once per engine."""
+    import chunkwise.api
+
+    _source(tmp_path / "src.zarr", shape=(256, 128, 128))
+    calls: list[object] = []
+    advise = chunkwise.api.advise
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return advise(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(chunkwise.api, "advise", counted)
+    for budget in ("64MiB", "32MiB"):  # zarrs kept; zarrs left for zarr-python
+        calls.clear()
+        plan = api.rechunk(
+            tmp_path / "src.zarr", tmp_path / "dst.zarr", workload="time-series",
+            max_mem=budget, dry_run=True,
+        )  # fmt: skip
+        assert isinstance(plan, ConversionPlan)
+        assert len(calls) == 1, (budget, plan.engine)

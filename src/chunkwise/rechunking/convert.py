@@ -54,6 +54,7 @@ from chunkwise.plan.rechunk import (
     plan_whole_copy,
 )
 from chunkwise.rechunking.executor import (
+    INTERMEDIATE_COMPRESSOR,
     MARKER_PREFIX,
     MMAP_THRESHOLD,
     Events,
@@ -988,7 +989,7 @@ _SCHEME_STORAGE = {
     "abfss": "azure", "http": "http", "https": "http",
 }  # fmt: skip
 #: The intermediate array's codec (as :mod:`chunkwise.rechunking.executor` writes it).
-INTERMEDIATE_CODEC = CodecSpec("blosc", "lz4", 1, "shuffle")
+INTERMEDIATE_CODEC = CodecSpec("blosc", INTERMEDIATE_COMPRESSOR, 1, "shuffle")
 
 
 def storage_at(url: str) -> StorageProfile:
@@ -1417,8 +1418,9 @@ def run_conversion(
     from chunkwise.rechunking.lease import acquire_lease
 
     start = time.perf_counter()
-    precise = precise_allocation(smallest_region(plan))
-    tame_allocator(mmap_threshold_for(smallest_region(plan)), precise=precise)
+    region = smallest_region(plan)
+    precise = precise_allocation(region)
+    tame_allocator(mmap_threshold_for(region), precise=precise)
     warm_up()
     if plan.pyramid is not None:
         from chunkwise.io.ome import load_models

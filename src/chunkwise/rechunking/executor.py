@@ -146,7 +146,8 @@ class TaskTimes:
     write
         Writing it: cutting into chunks, encoding, storing.
     check
-        Reading back what it wrote and comparing (0 without read-back).
+        Checking what it wrote: reading back and comparing, or taking the checksums of a
+        first pass into an intermediate (0 unverified).
     mark
         Storing its marker.
     """
@@ -730,12 +731,7 @@ def start_memory_watch() -> int:
     peak is the process's lifetime peak and the difference an upper bound."""
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        import os
-
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE")
-    return 0
+    return _resident()
 
 
 def warm_up() -> None:
@@ -765,9 +761,6 @@ def warm_up() -> None:
 #: and 11 s of system CPU in a 13.7 s run (benchmarks/bench_rechunk_profile.py). The
 #: memory model counts what the heap keeps (``MemoryModel.unmapped_bytes`` = this).
 MMAP_THRESHOLD = 32 * 2**20
-#: Free memory at the top of the heap glibc keeps rather than hands back at once, bytes
-#: (twice the mmap threshold, as its dynamic setting would have it).
-TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
 
 
 def tame_allocator(mmap_threshold: int = MMAP_THRESHOLD, precise: bool = False) -> None:
