@@ -1450,6 +1450,9 @@ def run_conversion(
         raise target_io_error(plan.target_url, found) from None
     finally:
         trim_above(None)
+        # Leave the process's allocator as chunkwise always left it (4 MiB mmap
+        # threshold, glibc's trim threshold), not tuned to this run's plan.
+        tame_allocator(precise=True)
     peak = peak_rss()
     return ConversionResult(
         plan, results, time.perf_counter() - start, resumed, peak, max(0, peak - rss_at_start),
