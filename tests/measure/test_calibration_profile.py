@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,24 +142,25 @@ def test_calibrate_measures_the_reader_named_through_that_library(
 ) -> None:
     pytest.importorskip(reader)  # both are in the dev extra that make test installs
     from chunkwise.measure import calibrate
-    from chunkwise.measure import readers as bench_readers
 
-    families: list[str] = []
-    real = bench_readers.local_reads
+    families: list[tuple[str, int]] = []
+    real = calibrate.in_fresh_process
 
-    def spy(family: str, folder: Path, zarr_format: int) -> object:
-        families.append(family)
-        return real(family, folder, zarr_format)
+    def spy(func: Any, *args: Any) -> Any:
+        *_, layouts, _repeats, family = args
+        families.append((family, len(set(layouts))))
+        return real(func, *args)
 
-    monkeypatch.setattr(calibrate, "local_reads", spy)
+    monkeypatch.setattr(calibrate, "in_fresh_process", spy)
     out = tmp_path / f"{reader}.yaml"
     result = CliRunner().invoke(
         cli,
         ["calibrate", "--reader", reader, "--codec", "zstd:3", "--sample", "2MiB", "--out", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    # Both layouts (small and large chunks) were read through the library named.
-    assert families == [reader, reader]
+    # Both layouts (small and large chunks) were timed in a fresh process, reading
+    # through the library named.
+    assert families == [(reader, 2)]
     doc = yaml.safe_load(out.read_text())
     assert doc["reader"]["preset"] == reader
     assert doc["calibration"]["library"].startswith(f"{reader} ")

@@ -10,7 +10,9 @@ of one element (one small chunk) then gives the fixed cost of a call.
 
 Reads go through the reader being calibrated: zarr-python (from memory), or tensorstore
 and zarrs (from a local directory in the page cache: both read files themselves). Writes
-always go through zarr-python, which writes everything chunkwise stores.
+always go through zarr-python, which writes everything chunkwise stores. Both layouts
+are timed in a fresh Python process (:mod:`chunkwise.measure.isolated`), so that what
+ran before in this one (a rechunk's allocator settings) does not change the times.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 from chunkwise.errors import SpecError
 from chunkwise.io.codecs import zarr_compressor
 from chunkwise.io.installed import calibration_cache
+from chunkwise.measure.isolated import in_fresh_process
 from chunkwise.measure.readers import local_reads, reader_family
 from chunkwise.measure.results import BenchReport, CodecMeasurement
 from chunkwise.model.array import ArraySpec
@@ -141,6 +144,17 @@ def _timings(
     return read, write, one
 
 
+def _layout_timings(
+    values: np.ndarray[Any, Any],
+    codec: CodecSpec,
+    layouts: Sequence[tuple[int, ...]],
+    repeats: int,
+    family: str,
+) -> list[tuple[float, float, float]]:
+    """:func:`_timings` of each chunk shape in ``layouts``."""
+    return [_timings(values, codec, chunks, repeats, family) for chunks in layouts]
+
+
 def _solve(
     t_small: float, n_small: int, t_large: float, n_large: int, nbytes: int
 ) -> tuple[float, float]:
@@ -182,8 +196,11 @@ def calibrate_codec(
     large, n_large = _grid(box, LARGE_CHUNK_BYTES)
     if n_small - n_large < MIN_CHUNK_DIFFERENCE:
         return None
-    r_small, w_small, one = _timings(box, codec, small, repeats, family)
-    r_large, w_large, _ = _timings(box, codec, large, repeats, family)
+    # Timed in a fresh process: what a rechunk left in this one (its allocator settings
+    # above all) changes the times (chunkwise.measure.isolated).
+    (r_small, w_small, one), (r_large, w_large, _) = in_fresh_process(
+        _layout_timings, box, codec, (small, large), repeats, family
+    )
     read_chunk, read_byte = _solve(r_small, n_small, r_large, n_large, box.nbytes)
     write_chunk, write_byte = _solve(w_small, n_small, w_large, n_large, box.nbytes)
     small_bytes = box.nbytes / n_small
