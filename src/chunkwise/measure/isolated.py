@@ -53,8 +53,9 @@ def in_fresh_process(func: Callable[..., T], *args: Any) -> T:
         return func(*args)
     if done.returncode != 0 or not done.stdout:
         tail = done.stderr.decode(errors="replace").strip()[-2000:]
+        name = getattr(func, "__name__", repr(func))
         raise RuntimeError(
-            f"the process timing {getattr(func, "__name__", func)} ended with exit code {done.returncode} "
+            f"the process timing {name} ended with exit code {done.returncode} "
             f"and no result: {tail or 'it wrote nothing to stderr'}"
         )
     ok, value = pickle.loads(done.stdout)
