@@ -3,8 +3,10 @@ that what a rechunk left in this one does not change the constants it fits."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +40,16 @@ def test_the_childs_exception_is_raised_here() -> None:
 def test_a_child_that_dies_is_an_error_not_a_result() -> None:
     with pytest.raises(RuntimeError, match="abort ended with exit code -6 and no result"):
         in_fresh_process(os.abort)
+
+
+def test_the_child_imports_what_this_process_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A script that put its own folder on sys.path, not an installed package.
+    (tmp_path / "user_timing_module.py").write_text("def twice(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("user_timing_module")
+    assert in_fresh_process(module.twice, 21) == 42
 
 
 def test_where_no_process_starts_the_call_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,20 +45,29 @@ def in_fresh_process(func: Callable[..., T], *args: Any) -> T:
         end of what it wrote to stderr.
     """
     payload = pickle.dumps((func, args), protocol=pickle.HIGHEST_PROTOCOL)
+    # The child imports what this process can: chunkwise and ``func``'s module, also
+    # where a script put them on sys.path itself.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _CHILD], input=payload, capture_output=True, check=False
-        )
+            [sys.executable, "-c", _CHILD], input=payload, capture_output=True, env=env,
+            check=False,
+        )  # fmt: skip
     except OSError:
         return func(*args)
+    name = getattr(func, "__name__", repr(func))
     if done.returncode != 0 or not done.stdout:
         tail = done.stderr.decode(errors="replace").strip()[-2000:]
-        name = getattr(func, "__name__", repr(func))
         raise RuntimeError(
             f"the process timing {name} ended with exit code {done.returncode} "
             f"and no result: {tail or 'it wrote nothing to stderr'}"
         )
-    ok, value = pickle.loads(done.stdout)
+    try:
+        ok, value = pickle.loads(done.stdout)
+    except Exception as error:  # what the child returned does not load here
+        raise RuntimeError(
+            f"the process timing {name} returned what this process cannot load: {error}"
+        ) from None
     if not ok:
         raise value
     return value  # type: ignore[no-any-return]
