@@ -39,7 +39,7 @@ from chunkwise.errors import ChunkwiseError, SpecError, StoreError
 from chunkwise.io.stores import _fsspec_store, close_sessions, list_sizes
 from chunkwise.model.layout import Layout
 from chunkwise.model.ome import OmeImage, read_ome
-from chunkwise.model.storage import STORAGE_PRESETS, StorageProfile
+from chunkwise.model.storage import SCHEME_STORAGE, STORAGE_PRESETS, StorageProfile
 from chunkwise.plan.advice import Adviser
 from chunkwise.plan.findings import (
     SEVERITIES,
@@ -74,16 +74,6 @@ __all__ = [
     "inspect_store",
 ]
 
-#: URL scheme -> the storage preset assumed when none is given.
-SCHEME_STORAGE = {
-    "s3": "s3",
-    "gs": "gcs",
-    "gcs": "gcs",
-    "az": "azure",
-    "abfs": "azure",
-    "http": "http",
-    "https": "http",
-}
 T = TypeVar("T")
 #: botocore settings for reading metadata unless the user gives their own: small GETs, so a
 #: dead endpoint is reported in seconds (one retry).

@@ -37,6 +37,7 @@ __all__ = [
     "READER_ALIASES",
     "READER_PRESETS",
     "S3_REQUEST_LIMIT",
+    "SCHEME_STORAGE",
     "STORAGE_PRESETS",
     "ReaderProfile",
     "RequestRateLimit",
@@ -177,6 +178,13 @@ READER_ALIASES: dict[str, str] = {
 
 #: ``object_bytes_max`` of a store without a size limit.
 NO_OBJECT_LIMIT = 2**62
+
+#: URL scheme -> the storage preset a place with that scheme is assumed to be (when no
+#: storage is given: inspect, a rechunk's estimate).
+SCHEME_STORAGE: dict[str, str] = {
+    "s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure",
+    "abfss": "azure", "http": "http", "https": "http",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ from chunkwise.model.codec import CodecSpec, default_codec_profile, parse_codec
 from chunkwise.model.dataset import VARIABLE_ITEM_BYTES, DatasetSpec, model_dtype
 from chunkwise.model.layout import Layout
 from chunkwise.model.ome import ome_for_format
-from chunkwise.model.storage import StorageProfile
+from chunkwise.model.storage import SCHEME_STORAGE, StorageProfile
 from chunkwise.plan.advice import Adviser
 from chunkwise.plan.dataset import DatasetAdvice, VariableAdvice, advise_dataset
 from chunkwise.plan.estimate import RechunkEstimate, estimate_rechunk, format_hours, format_usd
@@ -983,11 +983,6 @@ def plan_conversion(
     )  # fmt: skip
 
 
-#: Storage presets a place is priced as, by its URL's scheme (anything else: local-ssd).
-_SCHEME_STORAGE = {
-    "s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure",
-    "abfss": "azure", "http": "http", "https": "http",
-}  # fmt: skip
 #: The intermediate array's codec (as :mod:`chunkwise.rechunking.executor` writes it).
 INTERMEDIATE_CODEC = CodecSpec("blosc", INTERMEDIATE_COMPRESSOR, 1, "shuffle")
 
@@ -1002,7 +997,7 @@ def storage_at(url: str) -> StorageProfile:
         scheme = resolve_location(url).scheme
     except (SpecError, OSError, ValueError):
         scheme = "file"
-    return parse_storage(_SCHEME_STORAGE.get(scheme, "local-ssd"))
+    return parse_storage(SCHEME_STORAGE.get(scheme, "local-ssd"))
 
 
 def _estimated(
