@@ -445,8 +445,9 @@ def rechunk(
     engine
         Who encodes, decodes and stores the chunks: ``"zarrs"`` (the zarrs codec pipeline,
         Rust, for local directories; ``pip install 'chunkwise[zarrs]'``), ``"zarr"``
-        (zarr-python's own) or ``"auto"`` (the default: zarrs when installed). Every
-        engine writes the same standard Zarr.
+        (zarr-python's own) or ``"auto"`` (the default: zarrs when installed and the
+        target is a local directory, unless its own memory would cost the plan a pass or
+        parallel tasks). Every engine writes the same standard Zarr.
     dry_run
         Return the plan without writing anything.
     storage_options

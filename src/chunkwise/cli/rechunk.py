@@ -136,7 +136,8 @@ def _layout_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=ENGINE_CHOICES[0],
             show_default=True,
             help="Who encodes, decodes and stores chunks: zarrs (Rust; local "
-            "directories), zarr (zarr-python's own), auto: zarrs when installed.",
+            "directories), zarr (zarr-python's own), auto: zarrs when installed and the "
+            "target is a local directory.",
         ),
         click.option("--overwrite", is_flag=True, help="Replace an existing target."),
         click.option("--dry-run", is_flag=True, help="Print the plan; write nothing."),

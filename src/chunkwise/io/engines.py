@@ -11,9 +11,9 @@ decodes, encodes and does the file I/O of each chunk:
   does not know, zarr-python gives that array its own pipeline, so the output is the same
   standard Zarr either way.
 
-``auto`` (the default) takes zarrs when it is installed, else zarr. On the 1 GiB
-map -> time-series job of ``benchmarks/bench_rechunk.py`` zarrs is the faster
-(``benchmarks/RESULTS.md``).
+``auto`` (the default) takes zarrs when it is installed and the target is a local
+directory, else zarr (:func:`choose_engine`). On the 1 GiB map -> time-series job of
+``benchmarks/bench_rechunk.py`` zarrs is the faster (``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations

@@ -1445,8 +1445,9 @@ def run_conversion(
         raise target_io_error(plan.target_url, found) from None
     finally:
         trim_above(None)
-        # Leave the process's allocator as chunkwise always left it (4 MiB mmap
-        # threshold, glibc's trim threshold), not tuned to this run's plan.
+        # The precise settings after the run, whatever its plan: the heap's free top goes
+        # back to the system, rather than up to 64 MiB of it staying with a process that
+        # goes on to other work (a notebook, a server).
         tame_allocator(precise=True)
     peak = peak_rss()
     return ConversionResult(
