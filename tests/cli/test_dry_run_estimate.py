@@ -103,7 +103,7 @@ def test_ten_terabytes_on_s3_for_64_workers(
     era5: tuple[S3Server, str, list[str]], no_cluster: None
 ) -> None:
     server, url, _ = era5
-    before = _keys(url.rsplit("/", 1)[0], _options(server))
+    before = _keys(url.rsplit("/", 1)[0], server.storage_options())
     assert before == ["era5.zarr/zarr.json"]  # metadata only: no chunk exists
     code, out, _ = dry_run(era5, "--workers", "64")
     assert code == 0, out
@@ -124,7 +124,7 @@ def test_ten_terabytes_on_s3_for_64_workers(
     assert "within 5,500 GET/s and 3,500 PUT/s per partitioned prefix" in rates
     assert "warning" not in out
     # Nothing was written anywhere in the bucket: not the target, not a run record.
-    assert _keys(url.rsplit("/", 1)[0], _options(server)) == before
+    assert _keys(url.rsplit("/", 1)[0], server.storage_options()) == before
     # The JSON says the same, with every stage's requests, rates and limits.
     code, out, _ = dry_run(era5, "--workers", "64", "--json")
     assert code == 0, out
@@ -138,10 +138,6 @@ def test_ten_terabytes_on_s3_for_64_workers(
     assert first[0]["prefix"] == "source" and first[0]["get_requests"] == ERA5_SHAPE[0]
     assert first[0]["get_limit_per_s"] == 5500 and first[0]["put_limit_per_s"] == 3500
     assert doc["usd"] > 0 and doc["seconds"] > 0
-
-
-def _options(server: S3Server) -> dict[str, Any]:
-    return server.storage_options()
 
 
 @pytest.mark.slow
