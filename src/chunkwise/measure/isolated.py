@@ -5,7 +5,7 @@ glibc's mmap and trim thresholds for its plan (process-wide, and for good: glibc
 no call that gives back its dynamic threshold), and it may leave zarrs' thread pool,
 zarr-python's configuration and a warm heap behind. Timed in such a process,
 tensorstore's reads of 1 MiB chunks faulted their buffers in afresh on every read, and
-its per-chunk CPU fitted to 0 in three calibrations of five, against 5-6 us in a
+its per-chunk CPU fitted to 0 in three calibrations of five, against 4.7-6.5 us in a
 fresh process (``chunkwise calibrate --reader tensorstore --sample 2MiB``). So
 calibration times its reads in a process of its own, started for the purpose, with
 this interpreter and environment.

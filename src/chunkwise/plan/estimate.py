@@ -11,7 +11,7 @@ stage, exactly as the executor issues them:
   second pass then reads, per task, the markers of the first-pass tasks its region
   overlaps; and, for a reader that reads a shard before writing it (zarr-python 3.1), one
   per shard.
-* **PUT requests**: one per object written (a chunk, or a whole shard), plus the empty
+* **PUT requests**: one per object written (a chunk, or a whole shard), plus the
   marker each task stores when it is done (what makes a run resumable).
 * **bytes** read and written as stored (uncompressed bytes over the codec's ratio).
 
