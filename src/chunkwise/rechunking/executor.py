@@ -757,8 +757,9 @@ def warm_up() -> None:
 #: on the environment (Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``,
 #: which pins the threshold at 128 KiB: every decoded chunk is then mapped, zeroed by the
 #: kernel and unmapped). A 4 MiB threshold and a trim of the heap after every task
-#: (chunkwise before 0.16) cost the 1 GiB map -> time-series job 2.7 million page faults
-#: and 11 s of system CPU in a 13.7 s run (benchmarks/bench_rechunk_profile.py). The
+#: (chunkwise before 0.16) cost the 1 GiB map -> time-series job 1.5-2.4 million page
+#: faults and 9.9-11.2 s of system CPU in a 14 s run (benchmarks/bench_rechunk_profile.py,
+#: "allocator as before"). The
 #: memory model counts what the heap keeps (``MemoryModel.unmapped_bytes`` = this).
 MMAP_THRESHOLD = 32 * 2**20
 
@@ -802,7 +803,8 @@ PRECISE_REGION_BYTES = 4 * 2**20
 PRECISE_MMAP_THRESHOLD = 4 * 2**20
 #: glibc's default trim threshold, bytes: free memory at the top of the heap beyond this
 #: goes back to the system at once (the precise settings). On the 1 GiB map -> time-series
-#: job it costs 3.4 million page faults and 10 s of system CPU.
+#: job, with the 4 MiB threshold, it is what cost the "allocator as before" profile its page
+#: faults (:data:`MMAP_THRESHOLD`).
 PRECISE_TRIM_THRESHOLD = 128 * 2**10
 
 
