@@ -273,6 +273,27 @@ def test_a_damaged_intermediate_chunk_is_caught_where_the_second_pass_reads_it(
         api.rechunk(tmp_path / "src.zarr", tmp_path / "dst.zarr", **TWO_PASS)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("dtype", ["M8[ns]", "m8[s]", "bool", "complex64", "int16"])
+@pytest.mark.parametrize("engine", ["zarr", "zarrs"])
+def test_two_passes_check_every_kind_of_value_by_checksum(
+    tmp_path: Path, dtype: str, engine: str
+) -> None:
+    """Dates and durations too: their buffers do not cast to bytes, and the first pass's
+    checksums once failed on them with a traceback."""
+    shape = (64, 256, 256 * 8 // np.dtype(dtype).itemsize)  # 32 MiB: two passes
+    raw = np.random.default_rng(1).integers(0, 2**15, shape)
+    values = raw.astype(dtype) if dtype[0] not in "Mm" else raw.astype("i8").view(dtype)
+    zarr.create_array(tmp_path / "src.zarr", data=values, chunks=(1, *shape[1:]))
+    result = api.rechunk(
+        tmp_path / "src.zarr", tmp_path / "dst.zarr", chunks=(64, 16, 16), engine=engine,
+        max_mem="24MiB" if engine == "zarr" else "40MiB",
+    )  # fmt: skip
+    assert isinstance(result, ConversionResult)
+    assert len(result.plan.jobs[0].plan.stages) == 2
+    got = np.asarray(zarr.open_array(tmp_path / "dst.zarr", mode="r")[...])
+    assert got.dtype == values.dtype and np.array_equal(got, values)
+
+
 def test_a_big_endian_v2_run_resumed_between_the_passes_is_right(tmp_path: Path) -> None:
     """The intermediate reads back in native order once reopened: checksums are taken in
     one byte order, and the read-back compares values in either."""

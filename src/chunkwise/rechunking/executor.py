@@ -380,9 +380,10 @@ def chunk_sums(
     sums = np.zeros(grid, dtype=np.uint32)
     canonical = _canonical(dtype)
     for sub, inner in parts(box, chunks):
-        block = np.ascontiguousarray(values[inner], dtype=canonical)
+        # As bytes: a buffer of dates or durations will not cast to bytes itself.
+        block = np.ascontiguousarray(values[inner], dtype=canonical).reshape(-1).view(np.uint8)
         at = tuple((s.start - b.start) // c for s, b, c in zip(sub, box, chunks, strict=True))
-        sums[at] = zlib.crc32(block.data.cast("B"))
+        sums[at] = zlib.crc32(block)
     return sums
 
 

@@ -443,7 +443,7 @@ class _Unconvertible(Exception):
 def _jsonable(value: Any, *, unwrap_singletons: bool) -> Any:
     """``value`` as JSON-serializable Python; raises :class:`_Unconvertible`."""
     if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biufSUO" or value.dtype.fields is not None:
+        if value.dtype.kind not in "biufcSUO" or value.dtype.fields is not None:
             raise _Unconvertible(value.dtype)
         if unwrap_singletons and value.ndim == 1 and value.size == 1:
             return _jsonable(value[0], unwrap_singletons=False)
@@ -454,6 +454,8 @@ def _jsonable(value: Any, *, unwrap_singletons: bool) -> Any:
         return value.decode("utf-8", errors="replace")
     if isinstance(value, bool | int | float | str) or value is None:
         return value
+    if isinstance(value, complex):  # as Zarr v3 stores a complex fill value
+        return [value.real, value.imag]
     if isinstance(value, list | tuple):
         return [_jsonable(v, unwrap_singletons=False) for v in value]
     if isinstance(value, dict):
