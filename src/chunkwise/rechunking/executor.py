@@ -383,7 +383,7 @@ def chunk_sums(
         # As bytes: a buffer of dates or durations will not cast to bytes itself.
         block = np.ascontiguousarray(values[inner], dtype=canonical).reshape(-1).view(np.uint8)
         at = tuple((s.start - b.start) // c for s, b, c in zip(sub, box, chunks, strict=True))
-        sums[at] = zlib.crc32(memoryview(block))
+        sums[at] = zlib.crc32(block.data)
     return sums
 
 
