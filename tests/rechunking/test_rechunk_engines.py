@@ -294,6 +294,20 @@ def test_two_passes_check_every_kind_of_value_by_checksum(
     assert got.dtype == values.dtype and np.array_equal(got, values)
 
 
+@pytest.mark.parametrize("content", [b"", b'{"origin": [0, 0'], ids=["empty", "cut"])
+def test_a_damaged_first_pass_marker_is_one_sentence(tmp_path: Path, content: bytes) -> None:
+    """A marker cut short (a crash while it was stored) stops the run with one sentence,
+    not a traceback, and nothing is reported verified."""
+    _first_pass_only(tmp_path)
+    marker = next(p for p in (tmp_path / "dst.zarr").rglob("*-crc") if p.is_file())
+    marker.write_bytes(content)
+    with pytest.raises(VerificationError, match=(
+        r"^this run's record of its first pass is damaged \(marker '[^']+-crc' does not hold "
+        r"its checksums\); it is not trustworthy: rerun with --overwrite\.$"
+    )):  # fmt: skip
+        api.rechunk(tmp_path / "src.zarr", tmp_path / "dst.zarr", **TWO_PASS)  # type: ignore[arg-type]
+
+
 def test_a_big_endian_v2_run_resumed_between_the_passes_is_right(tmp_path: Path) -> None:
     """The intermediate reads back in native order once reopened: checksums are taken in
     one byte order, and the read-back compares values in either."""

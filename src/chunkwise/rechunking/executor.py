@@ -407,15 +407,21 @@ def _check_sums(expect: Checksums, box: tuple[slice, ...], values: np.ndarray[An
     got = chunk_sums(values, box, chunks, values.dtype)
     recorded = np.zeros(got.shape, dtype=np.int64) - 1  # -1: nothing recorded
     for task in expect.tasks_over(box):
-        found = sync(
-            expect.store.get(f"{expect.prefix}{task}-crc", prototype=default_buffer_prototype())
-        )
+        key = f"{expect.prefix}{task}-crc"
+        found = sync(expect.store.get(key, prototype=default_buffer_prototype()))
         if found is None:
             continue
-        document = json.loads(found.to_bytes())
-        sums = np.asarray(document["crc32"], dtype=np.int64).reshape(document["shape"])
+        try:
+            document = json.loads(found.to_bytes())
+            sums = np.asarray(document["crc32"], dtype=np.int64).reshape(document["shape"])
+            origin = [int(o) for o in document["origin"]]
+        except (ValueError, KeyError, TypeError):  # cut short or overwritten
+            raise VerificationError(
+                f"this run's record of its first pass is damaged (marker {key!r} does not "
+                "hold its checksums); it is not trustworthy: rerun with --overwrite."
+            ) from None
         theirs, mine = [], []
-        for o, n, lo, size in zip(document["origin"], sums.shape, low, got.shape, strict=True):
+        for o, n, lo, size in zip(origin, sums.shape, low, got.shape, strict=True):
             start, stop = max(o, lo), min(o + n, lo + size)
             theirs.append(slice(start - o, max(start, stop) - o))
             mine.append(slice(start - lo, max(start, stop) - lo))
