@@ -33,7 +33,7 @@ import numpy as np
 
 from chunkwise.errors import ConstraintError, SpecError, StoreError
 from chunkwise.io.engines import os_error_of
-from chunkwise.io.locations import resolve_location
+from chunkwise.io.locations import resolve_location, source_paths
 from chunkwise.io.sources.objects import image_levels, level_axes, source_dataset
 from chunkwise.io.sources.readers import Source, SourceArray, SourceGroup, json_value, open_source
 from chunkwise.model.array import ArraySpec
@@ -301,6 +301,25 @@ class ArrayJob:
         return [head, *(f"  {line}" for line in lines)]
 
 
+def source_place(url: str) -> str | list[str]:
+    """Where the source ``url`` is, as a run's fingerprint names it: each local file or
+    folder it occupies (a glob's every match) by its real path, absolute with symlinks
+    followed, and its ``#inner`` part as given; anything that is not a local path that
+    exists (URLs, ``memory://``, samples, data objects) as given."""
+    text, inner = url.strip(), ""
+    if "#" in text and not Path(text.removeprefix("file://")).expanduser().exists():
+        text, _, rest = text.rpartition("#")
+        inner = f"#{rest}"
+    places = []
+    for place in source_paths(text):
+        local = place.removeprefix("file://")
+        path = Path(local).expanduser()
+        if "://" in local or not path.exists():
+            return url
+        places.append(f"{path.resolve()}{inner}")
+    return places[0] if len(places) == 1 else places
+
+
 @dataclass(frozen=True)
 class ConversionPlan:
     """Everything a run will do, decided before it writes a byte (``--dry-run`` prints it).
@@ -385,9 +404,11 @@ class ConversionPlan:
         return sum(job.plan.bytes_written for job in self.jobs)
 
     def fingerprint(self) -> str:
-        """Identifies the run: the same command on the same source gives the same value."""
-        content = {
-            "source": self.source_url,
+        """Identifies the run: the same command on the same source gives the same value
+        (a local source by its real path: the same relative path typed in another folder
+        is another source)."""
+        content: dict[str, Any] = {
+            "source": source_place(self.source_url),
             "format": self.zarr_format,
             "arrays": [
                 [job.path, list(job.source.shape), str(job.source.dtype), list(job.layout.chunks),
