@@ -479,9 +479,16 @@ def copy_task(
     read = clock()
     if expect is not None:
         _check_sums(expect, box, values)
-    writer = _writer(dest, values)
-    for sub, inner in parts(box, write_batch):
-        writer[sub] = values[inner]
+    try:
+        _write(dest, box, values, write_batch)
+    except OSError:
+        raise
+    except Exception:
+        # An object cut short by a kill (zarrs and zarr-python write files in place)
+        # fails to decode where zarr-python 3.1 reads a shard before rewriting it. Every
+        # object of the region is this task's alone: remove them and write once more.
+        _remove_objects(dest, box)
+        _write(dest, box, values, write_batch)
     written = clock()
     content = b""
     if record:
@@ -639,6 +646,27 @@ def unreadable(source: Any, box: tuple[slice, ...], exc: BaseException) -> Chunk
 def format_box(box: tuple[slice, ...]) -> str:
     """``[0:10, 5:8]``."""
     return "[" + ", ".join(f"{b.start}:{b.stop}" for b in box) + "]"
+
+
+def _write(
+    dest: Any, box: tuple[slice, ...], values: np.ndarray[Any, Any], write_batch: tuple[int, ...]
+) -> None:
+    """Write ``values`` into ``box`` of ``dest`` in calls of ``write_batch``."""
+    writer = _writer(dest, values)
+    for sub, inner in parts(box, write_batch):
+        writer[sub] = values[inner]
+
+
+def _remove_objects(dest: Any, box: tuple[slice, ...]) -> None:
+    """Delete the stored objects (chunks, or shards) of ``dest`` inside ``box``, which
+    starts on their grid."""
+    from zarr.core.sync import sync
+
+    unit = tuple(getattr(dest, "shards", None) or dest.chunks)
+    ranges = [range(b.start // u, -(-b.stop // u)) for b, u in zip(box, unit, strict=True)]
+    where = dest.async_array.store_path
+    for coords in itertools.product(*ranges):
+        sync((where / dest.metadata.encode_chunk_key(coords)).delete())
 
 
 def _writer(dest: Any, values: np.ndarray[Any, Any]) -> Any:

@@ -1,5 +1,6 @@
-"""A run resumes only from the source it started from: the same relative path typed in
-another folder names another source, and its target is not "resumed" from the first."""
+"""What a rerun resumes: only the run begun from the same source (the same relative path
+typed in another folder names another source), and shards a kill cut short are written
+again rather than failing every rerun."""
 
 from __future__ import annotations
 
@@ -76,3 +77,34 @@ def test_source_place_resolves_local_paths_only(
     assert source_place("x.h5#/group/var") == f"{real}#/group/var"
     for given in ("s3://bucket/a.zarr", "memory://a", "sample:air-temperature", "missing.zarr"):
         assert source_place(given) == given
+
+
+def test_a_shard_cut_short_by_a_kill_is_rewritten_on_resume(tmp_path: Path) -> None:
+    """zarrs and zarr-python write files in place, so a kill can leave a shard cut short.
+    zarr-python 3.1 reads a shard before rewriting it and failed on such a one, on every
+    rerun; the task that owns it now removes its objects and writes them again."""
+    values = np.random.default_rng(5).standard_normal((64, 128, 128)).astype("float32")
+    zarr.create_array(tmp_path / "src.zarr", data=values, chunks=(1, 128, 128))
+    target = tmp_path / "dst.zarr"
+    options = {
+        "chunks": (64, 16, 16), "shards": (64, 32, 32), "max_mem": "24MiB", "threads": 1,
+        "engine": "zarr",
+    }  # fmt: skip
+
+    def stop_before_the_target(event: RechunkEvent) -> None:
+        if event.kind == "stage-start" and event.stage == "from-intermediate":
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        api.rechunk(tmp_path / "src.zarr", target, events=stop_before_the_target, **options)  # type: ignore[arg-type]
+    # What a kill in the middle of writing a shard leaves: the first half of one.
+    zarr.create_array(
+        tmp_path / "whole.zarr", data=values, chunks=(64, 16, 16), shards=(64, 32, 32)
+    )
+    whole = (tmp_path / "whole.zarr" / "c" / "0" / "3" / "3").read_bytes()
+    torn = target / "c" / "0" / "3" / "3"
+    torn.parent.mkdir(parents=True)
+    torn.write_bytes(whole[: len(whole) // 2])
+    result = api.rechunk(tmp_path / "src.zarr", target, **options)  # type: ignore[arg-type]
+    assert isinstance(result, ConversionResult) and result.resumed
+    assert np.array_equal(zarr.open_array(target, mode="r")[...], values)
