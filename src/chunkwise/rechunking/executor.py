@@ -58,6 +58,7 @@ from typing import Any, Literal
 import numpy as np
 
 from chunkwise.errors import ChunkwiseError
+from chunkwise.io.engines import os_error_of
 from chunkwise.io.markers import MARKER_PREFIX
 from chunkwise.plan.rechunk import READ_CONCURRENCY, RechunkPlan, Stage, batch_shape
 
@@ -481,9 +482,9 @@ def copy_task(
         _check_sums(expect, box, values)
     try:
         _write(dest, box, values, write_batch)
-    except OSError:
-        raise
-    except Exception:
+    except Exception as exc:
+        if os_error_of(exc) is not None:  # the system's (a full disk): not the objects'
+            raise
         # An object cut short by a kill (zarrs and zarr-python write files in place)
         # fails to decode where zarr-python 3.1 reads a shard before rewriting it. Every
         # object of the region is this task's alone: remove them and write once more.
