@@ -273,8 +273,11 @@ def test_a_damaged_intermediate_chunk_is_caught_where_the_second_pass_reads_it(
         api.rechunk(tmp_path / "src.zarr", tmp_path / "dst.zarr", **TWO_PASS)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("dtype", ["M8[ns]", "m8[s]", "bool", "complex64", "int16"])
-@pytest.mark.parametrize("engine", ["zarr", "zarrs"])
+@pytest.mark.parametrize(
+    ("dtype", "engine"),
+    [(d, "zarr") for d in ("M8[ns]", "m8[s]", "bool", "complex64", "int16")]
+    + [("M8[ns]", "zarrs")],
+)
 def test_two_passes_check_every_kind_of_value_by_checksum(
     tmp_path: Path, dtype: str, engine: str
 ) -> None:
